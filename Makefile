@@ -1,0 +1,94 @@
+# Aerostat 2. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+export GOFLAGS ?= -mod=mod
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN_VERSION ?= v0.19.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+IMG ?= ghcr.io/aerostat-io/aerostat:$(VERSION)
+
+# Packages with concurrency run under the race detector.
+RACE_PKGS := ./internal/ledger/... ./internal/agent/... ./internal/feed/... ./controllers/...
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC into config/ (and the chart copies).
+	$(CONTROLLER_GEN) rbac:roleName=aerostat-controller crd paths="./api/..." paths="./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@if [ -x hack/sync-chart.sh ]; then hack/sync-chart.sh; fi
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: vet ## gofmt check and go vet.
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: verify
+verify: controller-gen ## Fail when generated files are stale (compares with a fresh generation).
+	@hack/verify-generated.sh
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver and etcd for envtest into ~/.cache/aerostat (once).
+	@hack/setup-envtest.sh >/dev/null
+
+.PHONY: test
+test: lint verify envtest ## Run every test that can run here (builds envtest binaries once).
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -count=1 ./...
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -count=1 -race $(RACE_PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
+	@hack/fuzz.sh $${FUZZTIME:-30s}
+
+.PHONY: bench
+bench: ## Go benchmarks and the scale harness; prints a table, writes bench/results.json.
+	go test -run '^$$' -bench . -benchmem ./internal/... ./controllers/...
+	@if [ -d hack/bench ]; then go run ./hack/bench; fi
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/aerostat (and the kubectl-aerostat plugin link).
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/aerostat ./cmd/aerostat
+	ln -sf aerostat $(LOCALBIN)/kubectl-aerostat
+
+.PHONY: run
+run: build ## Run the embedded demo: no MongoDB, AWS or Kubernetes needed.
+	$(LOCALBIN)/aerostat demo $(ARGS)
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)

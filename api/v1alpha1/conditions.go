@@ -1,0 +1,38 @@
+package v1alpha1
+
+// Condition types of a NamingService.
+const (
+	// ConditionReady is True when the last pass observed EC2 completely and
+	// the ledger matches it.
+	ConditionReady = "Ready"
+	// ConditionDegraded is True when names could not be kept true: the
+	// ledger failed, the reap cap held releases back, or the spec is bad.
+	ConditionDegraded = "Degraded"
+	// ConditionThrottled is True when EC2 throttled or failed the listing,
+	// so nothing was released this pass.
+	ConditionThrottled = "Throttled"
+)
+
+// Condition reasons.
+const (
+	ReasonSynced          = "Synced"   // Ready=True, Degraded=False
+	ReasonObserved        = "Observed" // Throttled=False
+	ReasonRequestLimit    = "RequestLimitExceeded"
+	ReasonListingFailed   = "ListingFailed"   // error or partial listing
+	ReasonLedgerError     = "LedgerError"     // read or write failed
+	ReasonLedgerConflict  = "LedgerConflict"  // lost a compare-and-set; re-planning
+	ReasonReapCapped      = "ReapCapped"      // releases deferred by maxReleasePercent
+	ReasonInvalidSpec     = "InvalidSpec"     // spec the planner refuses
+	ReasonPlanProblems    = "PlanProblems"    // e.g. 1.x duplicate records
+	ReasonNotObserved     = "NotObserved"     // Ready=False: EC2 not observed
+	ReasonChangesDeferred = "ChangesDeferred" // Ready=False: work left for the next pass
+)
+
+// Event reasons: one Event per change.
+const (
+	EventNameBound     = "NameBound"
+	EventNameReleased  = "NameReleased"
+	EventMasterMoved   = "MasterMoved"
+	EventReapCapped    = "ReapCapped"
+	EventObserveFailed = "ObserveFailed"
+)

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/aerostat-io/aerostat/client"
+	"github.com/aerostat-io/aerostat/internal/agent"
+	"github.com/aerostat-io/aerostat/internal/feed"
+	"github.com/aerostat-io/aerostat/internal/hostsfile"
+	"github.com/aerostat-io/aerostat/internal/ledger"
+)
+
+// defaultServer is 1.x's ledger host.
+const defaultServer = "admin-master"
+
+// nodeFlags are shared by the commands that run on a node.
+type nodeFlags struct {
+	server, database, logLevel string
+	dryRun                     bool
+}
+
+func (f *nodeFlags) register(fl *pflag.FlagSet) {
+	def := os.Getenv("AEROSTAT_SERVER")
+	if def == "" {
+		def = defaultServer
+	}
+	fl.StringVar(&f.server, "server", def, "ledger MongoDB: a hostname (1.x style, port 27017) or a mongodb:// URI (env AEROSTAT_SERVER)")
+	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
+	fl.StringVar(&f.logLevel, "loglevel", "INFO", "log level: DEBUG, INFO, WARNING or ERROR (as 1.x)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be done; write nothing")
+}
+
+// logger builds the zap logger for --loglevel.
+func (f *nodeFlags) logger() (logr.Logger, error) {
+	var lvl zapcore.Level
+	switch strings.ToUpper(f.logLevel) {
+	case "DEBUG":
+		lvl = zapcore.DebugLevel
+	case "INFO", "":
+		lvl = zapcore.InfoLevel
+	case "WARNING", "WARN":
+		lvl = zapcore.WarnLevel
+	case "ERROR", "CRITICAL":
+		lvl = zapcore.ErrorLevel
+	default:
+		return logr.Logger{}, fmt.Errorf("--loglevel %q: want DEBUG, INFO, WARNING or ERROR", f.logLevel)
+	}
+	// Stack traces only for panics: store outages are expected, not bugs.
+	return zap.New(zap.Level(lvl), zap.WriteTo(os.Stderr), zap.StacktraceLevel(zapcore.PanicLevel)), nil
+}
+
+// openLedger opens the ledger named by --server.
+func (f *nodeFlags) openLedger(ctx context.Context, log logr.Logger, readOnly bool) (*ledger.Mongo, error) {
+	uri, err := client.ServerURI(f.server)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, ReadOnly: readOnly, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--server %q: %w", f.server, err)
+	}
+	return m, nil
+}
+
+type agentFlags struct {
+	nodeFlags
+	feedURL, hostsFile, backupFile    string
+	legacyUpdater, legacyFile         string
+	legacyTimeout, interval, feedWait time.Duration
+	overlap, resync                   time.Duration
+	maxShrink                         float64
+	listen                            string
+	daemon                            bool
+}
+
+func (f *agentFlags) register(fl *pflag.FlagSet) {
+	f.nodeFlags.register(fl)
+	fl.StringVar(&f.feedURL, "feed", "", "read names from the controller's HTTP feed (http://host:port) instead of the ledger; needs no database credentials")
+	fl.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file to keep current")
+	fl.StringVar(&f.backupFile, "backup-file", "", "copy of the hosts file before Aerostat first changed it (default <hosts-file>.bak)")
+	fl.StringVar(&f.legacyUpdater, "legacy-updater", "", "program run before each update; its output file (--legacy-file) goes before the Aerostat block (as 1.x)")
+	fl.StringVar(&f.legacyFile, "legacy-file", hostsfile.DefaultLegacyFile, "file the legacy updater writes")
+	fl.DurationVar(&f.legacyTimeout, "legacy-timeout", 30*time.Second, "time limit for the legacy updater")
+	fl.Float64Var(&f.maxShrink, "max-shrink", hostsfile.DefaultMaxShrink, "largest fraction of the block one update may remove unless the names were released (1 disables the guard)")
+}
+
+func newAgentCmd() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Keep /etc/hosts current on this node (the DaemonSet; 1.x --update --daemon)",
+		Long: `Follows the ledger read-only (--server) or the controller's HTTP feed
+(--feed) and keeps the "# AEROSTAT" block of --hosts-file current. Lines
+outside the block are kept as they are. When the source is down the file is
+left as it was and /readyz reports Degraded.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), &f, false, cmd.OutOrStdout())
+		},
+	}
+	f.register(cmd.Flags())
+	fl := cmd.Flags()
+	fl.DurationVar(&f.interval, "interval", time.Second, "ledger poll interval (±20% jitter)")
+	fl.DurationVar(&f.feedWait, "feed-wait", 30*time.Second, "long-poll duration asked of the feed")
+	fl.DurationVar(&f.overlap, "overlap", feed.DefaultOverlap, "how far back deltas re-read, for writes that commit out of order")
+	fl.DurationVar(&f.resync, "resync", feed.DefaultResyncEvery, "period of full re-reads of the ledger (anti-entropy)")
+	fl.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz; empty disables")
+	return cmd
+}
+
+func newUpdateCmd() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "update",
+		Short: "Sync the hosts file once and exit (1.x --update); --daemon keeps running",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), &f, !f.daemon, cmd.OutOrStdout())
+		},
+	}
+	f.register(cmd.Flags())
+	fl := cmd.Flags()
+	fl.BoolVar(&f.daemon, "daemon", false, "keep running, as `aerostat agent`")
+	fl.DurationVar(&f.interval, "interval", time.Second, "with --daemon: ledger poll interval")
+	fl.DurationVar(&f.feedWait, "feed-wait", 30*time.Second, "with --daemon: long-poll duration asked of the feed")
+	fl.StringVar(&f.listen, "listen", "", "with --daemon: address of /metrics, /healthz and /readyz")
+	return cmd
+}
+
+func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	var src agent.Source
+	if f.feedURL != "" {
+		wait := f.feedWait
+		if once {
+			wait = 0
+		}
+		// The client timeout bounds a hung feed; it must outlast the long-poll.
+		c, err := feed.NewClient(f.feedURL, &http.Client{Timeout: wait + 30*time.Second}, wait)
+		if err != nil {
+			return err
+		}
+		src = c
+	} else {
+		store, err := f.openLedger(ctx, log, true)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = store.Close(context.WithoutCancel(ctx)) }()
+		src = agent.NewLedgerSource(store, feed.FollowerOptions{Overlap: f.overlap, ResyncEvery: f.resync})
+	}
+	opts := agent.Options{
+		Source:   src,
+		Writer:   &hostsfile.Writer{Path: f.hostsFile, BackupPath: f.backupFile, MaxShrink: f.maxShrink},
+		Interval: f.interval,
+		DryRun:   f.dryRun,
+		Logger:   log,
+		Metrics:  crmetrics.Registry,
+	}
+	if f.feedURL != "" && f.feedWait > 0 {
+		opts.Interval = 0 // the long-poll paces the loop
+	}
+	if f.legacyUpdater != "" {
+		prog, file, timeout := f.legacyUpdater, f.legacyFile, f.legacyTimeout
+		opts.Legacy = func(ctx context.Context) ([]byte, error) {
+			return hostsfile.RunLegacy(ctx, prog, file, timeout)
+		}
+	}
+	a, err := agent.New(opts)
+	if err != nil {
+		return err
+	}
+	if once {
+		if err := a.SyncOnce(ctx); err != nil {
+			return err
+		}
+		if f.dryRun {
+			_, err := out.Write(a.LastResult().New)
+			return err
+		}
+		return nil
+	}
+	if f.listen != "" {
+		srv := &http.Server{Addr: f.listen, Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 8 << 10}
+		go func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(err, "serving agent endpoints", "address", f.listen)
+			}
+		}()
+	}
+	log.Info("agent started", "hostsFile", f.hostsFile, "feed", f.feedURL != "")
+	return a.Run(ctx)
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
+	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/feed"
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/store/embedded"
+)
+
+type controllerFlags struct {
+	standalone, once                 bool
+	server, dataDir                  string
+	ec2Endpoint, region              string
+	pollInterval                     time.Duration
+	metricsAddr, probeAddr, feedAddr string
+	leaderElect                      bool
+	leaderElectionNamespace, kubecfg string
+	zap                              zap.Options
+}
+
+func newControllerCmd() *cobra.Command {
+	var f controllerFlags
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Keep the name ledger true to EC2 (Kubernetes controller, or --standalone)",
+		Long: `Lists EC2 instances every --poll-interval, plans names per service and
+applies the changes to the ledger. In Kubernetes the services are
+NamingService objects; with --standalone they come from instance tags
+(aerostat:service, aerostat:service-type, aerostat:aliases) and from the
+services nodes registered in the ledger.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("leader-elect") {
+				f.leaderElect = os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+			}
+			return runController(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.standalone, "standalone", false, "run without Kubernetes: policies from EC2 instance tags and the ledger")
+	fl.BoolVar(&f.once, "once", false, "run one full pass and exit (non-zero if EC2 could not be observed)")
+	fl.StringVar(&f.server, "server", os.Getenv("AEROSTAT_SERVER"), "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI; empty starts the embedded store in --data-dir (env AEROSTAT_SERVER)")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory, used when --server is empty")
+	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
+	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
+	fl.DurationVar(&f.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often EC2 is listed")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics; 0 disables")
+	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
+	fl.StringVar(&f.feedAddr, "feed-bind-address", "", "address of the agents' read-only HTTP feed (GET /v1/hosts); empty disables")
+	fl.BoolVar(&f.leaderElect, "leader-elect", false, "elect one active controller through a Lease (default true in a cluster)")
+	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
+	fl.StringVar(&f.kubecfg, "kubeconfig", "", "kubeconfig path (default: KUBECONFIG, in-cluster, ~/.kube/config)")
+	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
+	f.zap.BindFlags(gofs)
+	fl.AddGoFlagSet(gofs)
+	return cmd
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "aerostat")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "aerostat")
+	}
+	return "aerostat-data"
+}
+
+// mongoURI turns --server into a URI: 1.x took a bare hostname.
+func mongoURI(server string) (string, error) {
+	switch {
+	case strings.HasPrefix(server, "mongodb://"), strings.HasPrefix(server, "mongodb+srv://"):
+		return server, nil
+	case strings.Contains(server, "://"):
+		return "", fmt.Errorf("--server %q: want a hostname or a mongodb:// URI", server)
+	}
+	if _, _, err := net.SplitHostPort(server); err == nil {
+		return "mongodb://" + server, nil
+	}
+	return "mongodb://" + net.JoinHostPort(server, "27017"), nil
+}
+
+func runController(ctx context.Context, f controllerFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := zap.New(zap.UseFlagOptions(&f.zap))
+	ctrl.SetLogger(logger)
+	ctx = logr.NewContext(ctx, logger)
+
+	store, closeStore, err := openLedger(ctx, f, logger)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	ec2, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint})
+	if err != nil {
+		return fmt.Errorf("ec2 client: %w", err)
+	}
+	metrics, err := controllers.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	opts := controllers.SyncerOptions{Cloud: ec2, Store: store, Metrics: metrics}
+	if f.feedAddr != "" && !f.once {
+		// Every replica serves the read-only feed, leader or not.
+		fh := feed.NewHandler(store, feed.Options{Logger: logger.WithName("feed")})
+		opts.OnApplied = fh.Notify
+		go func() { _ = fh.Start(ctx) }()
+		serve(ctx, logger, feed.NewServer(f.feedAddr, fh, 0))
+	}
+	syncer := controllers.NewSyncer(opts)
+
+	if f.standalone {
+		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Interval: f.pollInterval})
+		if f.once {
+			sum, err := sa.Pass(ctx)
+			logger.Info("pass done", "services", len(sum.Services), "changes", sum.Changes)
+			return err
+		}
+		serveStandaloneEndpoints(ctx, f, logger)
+		return sa.Run(ctx)
+	}
+	return runManager(ctx, f, syncer)
+}
+
+func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (ledger.Store, func(), error) {
+	uri := ""
+	var srv *embedded.Server
+	if f.server != "" {
+		var err error
+		if uri, err = mongoURI(f.server); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		if err := os.MkdirAll(f.dataDir, 0o750); err != nil {
+			return nil, nil, fmt.Errorf("--data-dir %q: %w", f.dataDir, err)
+		}
+		var err error
+		srv, err = embedded.Start(ctx, embedded.Options{DataDir: f.dataDir, Logger: logger.WithName("store")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("starting embedded store in %q: %w", f.dataDir, err)
+		}
+		uri = srv.URI()
+	}
+	m, err := ledger.Open(ctx, uri, ledger.Options{Logger: logger.WithName("ledger")})
+	if err != nil {
+		if srv != nil {
+			_ = srv.Close()
+		}
+		return nil, nil, fmt.Errorf("opening ledger: %w", err)
+	}
+	return m, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = m.Close(cctx)
+		if srv != nil {
+			_ = srv.Close()
+		}
+	}, nil
+}
+
+func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Syncer) error {
+	cfg, err := restConfig(f.kubecfg)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if f.once {
+		c, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		r := &controllers.NamingServiceReconciler{Client: c, Syncer: syncer}
+		return r.Once(ctx)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.probeAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              "aerostat-controller.aerostat.io",
+		LeaderElectionNamespace:       f.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	poller := controllers.NewPoller(f.pollInterval, nil)
+	if err := mgr.Add(poller); err != nil {
+		return err
+	}
+	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller")}
+	if err := r.SetupWithManager(mgr, poller.Ticks()); err != nil {
+		return fmt.Errorf("setting up reconciler: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %q: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes config (use --standalone to run without Kubernetes): %w", err)
+	}
+	return cfg, nil
+}
+
+// serveStandaloneEndpoints serves /metrics and the probes without a manager.
+func serveStandaloneEndpoints(ctx context.Context, f controllerFlags, logger logr.Logger) {
+	if f.metricsAddr != "" && f.metricsAddr != "0" {
+		serve(ctx, logger, &http.Server{Addr: f.metricsAddr, ReadHeaderTimeout: 10 * time.Second,
+			Handler: promhttp.HandlerFor(crmetrics.Registry, promhttp.HandlerOpts{})})
+	}
+	if f.probeAddr != "" && f.probeAddr != "0" {
+		probes := http.NewServeMux()
+		ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
+		probes.HandleFunc("/healthz", ok)
+		probes.HandleFunc("/readyz", ok)
+		serve(ctx, logger, &http.Server{Addr: f.probeAddr, Handler: probes, ReadHeaderTimeout: 10 * time.Second})
+	}
+}
+
+// serve runs srv until ctx ends.
+func serve(ctx context.Context, logger logr.Logger, srv *http.Server) {
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error(err, "serving", "address", srv.Addr)
+		}
+	}()
+}

@@ -1,0 +1,408 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/clientcmd"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
+	"github.com/aerostat-io/aerostat/client"
+	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/table"
+)
+
+// pluginName is the name kubectl looks for on $PATH to run `kubectl aerostat`.
+const pluginName = "kubectl-aerostat"
+
+// isKubectlPlugin reports whether the binary runs as `kubectl aerostat`.
+func isKubectlPlugin(argv0 string) bool {
+	return strings.HasPrefix(filepath.Base(argv0), pluginName)
+}
+
+// sourceFlags say where get and describe read names: the ledger
+// (--server) or, with a kubeconfig, the NamingService status in a cluster.
+type sourceFlags struct {
+	server, database        string
+	kubeconfig, kubeContext string
+	timeout                 time.Duration
+	// plugin: run as kubectl-aerostat, where the cluster is the default.
+	plugin bool
+}
+
+func (f *sourceFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	def := os.Getenv("AEROSTAT_SERVER")
+	if def == "" {
+		def = "admin-master"
+	}
+	fl.StringVar(&f.server, "server", def, "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI (env AEROSTAT_SERVER)")
+	fl.StringVar(&f.database, "database", "aerostat", "ledger database")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "read NamingService status from the cluster of this kubeconfig instead of the ledger")
+	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (implies reading from the cluster)")
+	fl.DurationVar(&f.timeout, "request-timeout", 10*time.Second, "how long to wait for the ledger or the cluster")
+	f.plugin = isKubectlPlugin(os.Args[0])
+}
+
+// cluster reports whether to read from Kubernetes: a kubeconfig or context
+// was given, or we run as a kubectl plugin and no --server was given.
+func (f *sourceFlags) cluster(cmd *cobra.Command) bool {
+	if f.kubeconfig != "" || f.kubeContext != "" {
+		return true
+	}
+	return f.plugin && !cmd.Flags().Changed("server")
+}
+
+// openLedgerClient connects to the ledger read-only.
+func (f *sourceFlags) openLedgerClient(ctx context.Context) (*client.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	c, err := client.New(ctx, f.server, client.Options{Database: f.database})
+	if err != nil {
+		return nil, fmt.Errorf("--server %q: %w", f.server, err)
+	}
+	return c, nil
+}
+
+// kubeClient builds a client of the cluster from --kubeconfig (or
+// $KUBECONFIG, ~/.kube/config, in-cluster config) and --context.
+func (f *sourceFlags) kubeClient() (crclient.Client, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = f.kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: f.kubeContext}).ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		return nil, errors.New("no kubeconfig found: set KUBECONFIG or --kubeconfig, or read the ledger with --server")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %q context %q: %w", f.kubeconfig, f.kubeContext, err)
+	}
+	cfg.Timeout = f.timeout
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := crclient.New(cfg, crclient.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the cluster at %s: %w", cfg.Host, err)
+	}
+	return c, nil
+}
+
+// source reads names and services from the ledger or the cluster.
+type source interface {
+	Names(ctx context.Context, sel client.Selector) ([]client.Name, error)
+	Services(ctx context.Context) ([]client.Service, error)
+	Close(ctx context.Context) error
+}
+
+func (f *sourceFlags) open(cmd *cobra.Command) (source, error) {
+	if f.cluster(cmd) {
+		c, err := f.kubeClient()
+		if err != nil {
+			return nil, err
+		}
+		return clusterSource{c: c}, nil
+	}
+	return f.openLedgerClient(cmd.Context())
+}
+
+// clusterSource reads NamingService objects. It sees bound names only
+// (status members); gaps live in the ledger.
+type clusterSource struct{ c crclient.Client }
+
+func (s clusterSource) list(ctx context.Context) ([]v1alpha1.NamingService, error) {
+	var l v1alpha1.NamingServiceList
+	if err := s.c.List(ctx, &l); err != nil {
+		return nil, fmt.Errorf("listing namingservices: %w", err)
+	}
+	slices.SortFunc(l.Items, func(a, b v1alpha1.NamingService) int { return strings.Compare(a.Spec.Service, b.Spec.Service) })
+	return l.Items, nil
+}
+
+func (s clusterSource) Services(ctx context.Context) ([]client.Service, error) {
+	items, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]client.Service, 0, len(items))
+	for _, ns := range items {
+		out = append(out, serviceFromCluster(ns))
+	}
+	return out, nil
+}
+
+func serviceFromCluster(ns v1alpha1.NamingService) client.Service {
+	svc := client.Service{
+		Service:     ns.Spec.Service,
+		ServiceType: strings.ToLower(ns.Spec.Scheme),
+		Bound:       int(ns.Status.Bound),
+		Gaps:        int(ns.Status.Gaps),
+		Master:      ns.Status.Master,
+		Ready:       "Unknown",
+	}
+	if svc.ServiceType == "" {
+		svc.ServiceType = "iterative"
+	}
+	if c := meta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		svc.Ready = string(c.Status)
+	}
+	if !ns.CreationTimestamp.IsZero() {
+		t := ns.CreationTimestamp.UTC()
+		svc.Since = &t
+	}
+	return svc
+}
+
+func (s clusterSource) Names(ctx context.Context, sel client.Selector) ([]client.Name, error) {
+	items, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []client.Name
+	for _, ns := range items {
+		for _, n := range namesFromCluster(ns) {
+			if sel.Matches(n) {
+				out = append(out, n)
+			}
+		}
+	}
+	client.SortNames(out)
+	return out, nil
+}
+
+func namesFromCluster(ns v1alpha1.NamingService) []client.Name {
+	scheme, err := naming.ParseScheme(ns.Spec.Scheme)
+	if err != nil {
+		scheme = naming.Iterative
+	}
+	out := make([]client.Name, 0, len(ns.Status.Members))
+	for _, m := range ns.Status.Members {
+		role, ord, _ := naming.ParseHostname(ns.Spec.Service, scheme, m.Hostname)
+		n := client.Name{
+			Hostname: m.Hostname, IP: m.IP, Service: ns.Spec.Service, ServiceType: strings.ToLower(string(scheme)),
+			InstanceID: m.InstanceID, Aliases: []string{}, State: client.Bound, Ordinal: ord, Role: string(role),
+			Rev: ns.Status.Rev,
+		}
+		if m.Since != nil {
+			t := m.Since.UTC()
+			n.ClaimedAt, n.UpdatedAt = &t, &t
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func (clusterSource) Close(context.Context) error { return nil }
+
+type getFlags struct {
+	src      sourceFlags
+	output   string
+	selector string
+	watch    bool
+	interval time.Duration
+}
+
+func newGetCmd() *cobra.Command {
+	f := &getFlags{}
+	cmd := &cobra.Command{
+		Use:   "get names|services [NAME...]",
+		Short: "List names or services, like kubectl get",
+		Long: `List names (hostnames and who holds them) or services (counts and master).
+
+Reads the ledger (--server, default $AEROSTAT_SERVER or admin-master) without
+Kubernetes, or the NamingService status of a cluster with --kubeconfig or
+--context (the default when run as kubectl-aerostat).`,
+		Example: `  aerostat get names
+  aerostat get names -l service=web,state=bound -o wide
+  aerostat get names web-3 -o json
+  aerostat get services
+  aerostat get names --watch
+  kubectl aerostat get services --context prod`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: f.complete,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGet(cmd, f, args[0], args[1:])
+		},
+	}
+	f.src.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVarP(&f.output, "output", "o", "", "output format: "+strings.Join(table.Formats, "|"))
+	fl.StringVarP(&f.selector, "selector", "l", "", "filter names by service, service_type, state or role (e.g. service=web,state=bound)")
+	fl.BoolVarP(&f.watch, "watch", "w", false, "after listing, print changes as they happen")
+	fl.DurationVar(&f.interval, "watch-interval", client.DefaultPollInterval, "how often --watch polls")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(table.Formats, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("selector", f.src.completeSelector)
+	return cmd
+}
+
+// resources get and describe accept, with their kubectl-style aliases.
+func resourceKind(arg string) (string, error) {
+	switch arg {
+	case "names", "name", "hostnames", "hostname", "n":
+		return "names", nil
+	case "services", "service", "svc", "namingservices", "namingservice", "nsvc":
+		return "services", nil
+	}
+	return "", fmt.Errorf("resource %q: want names or services", arg)
+}
+
+func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) error {
+	kind, err := resourceKind(resource)
+	if err != nil {
+		return err
+	}
+	format, err := table.ParseFormat(f.output)
+	if err != nil {
+		return err
+	}
+	sel, err := client.ParseSelector(f.selector)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	src, err := f.src.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	out := cmd.OutOrStdout()
+	if !f.watch {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.src.timeout)
+		defer cancel()
+	}
+
+	if kind == "services" {
+		if f.watch {
+			return errors.New("--watch: only for names")
+		}
+		svcs, err := src.Services(ctx)
+		if err != nil {
+			return err
+		}
+		if len(args) > 0 {
+			svcs = slices.DeleteFunc(svcs, func(s client.Service) bool { return !slices.Contains(args, s.Service) })
+			if err := missing(args, svcs, func(s client.Service) string { return s.Service }, "service"); err != nil {
+				return err
+			}
+		}
+		if len(svcs) == 0 && format == table.Table {
+			fmt.Fprintln(cmd.ErrOrStderr(), "No services found.")
+			return nil
+		}
+		return table.Services(out, svcs, format, time.Now())
+	}
+
+	if f.watch {
+		return watchNames(ctx, out, src, f, sel, format, args)
+	}
+	names, err := src.Names(ctx, sel)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		names = slices.DeleteFunc(names, func(n client.Name) bool { return !slices.Contains(args, n.Hostname) })
+		if err := missing(args, names, func(n client.Name) string { return n.Hostname }, "name"); err != nil {
+			return err
+		}
+	}
+	if len(names) == 0 && format == table.Table {
+		fmt.Fprintln(cmd.ErrOrStderr(), "No names found.")
+		return nil
+	}
+	return table.Names(out, names, format, len(args) == 1, time.Now())
+}
+
+// missing returns a not-found error naming the args that matched nothing.
+func missing[T any](args []string, found []T, key func(T) string, what string) error {
+	var miss []string
+	for _, a := range args {
+		if !slices.ContainsFunc(found, func(v T) bool { return key(v) == a }) {
+			miss = append(miss, a)
+		}
+	}
+	if len(miss) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %q not found", what, strings.Join(miss, `", "`))
+}
+
+func watchNames(ctx context.Context, out io.Writer, src source, f *getFlags, sel client.Selector, format table.Format, args []string) error {
+	stream := table.NewStream(out, format, time.Now)
+	print := func(events []client.Event) error {
+		if len(args) > 0 {
+			events = slices.DeleteFunc(events, func(e client.Event) bool { return !slices.Contains(args, e.Name.Hostname) })
+		}
+		return stream.Print(events)
+	}
+	if c, ok := src.(*client.Client); ok {
+		return c.Watch(ctx, sel, print)
+	}
+	return pollWatch(ctx, f.interval, func(ctx context.Context) ([]client.Name, error) { return src.Names(ctx, sel) }, print)
+}
+
+// pollWatch turns repeated listings into watch events (for the cluster,
+// whose status is small).
+func pollWatch(ctx context.Context, every time.Duration, list func(context.Context) ([]client.Name, error), fn func([]client.Event) error) error {
+	names, err := list(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]client.Name{}
+	var first []client.Event
+	for _, n := range names {
+		seen[n.Hostname] = n
+		first = append(first, client.Event{Type: client.Added, Name: n})
+	}
+	if err := fn(first); err != nil {
+		return err
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		names, err := list(ctx)
+		if err != nil {
+			continue // a failed poll shows nothing; the next one catches up
+		}
+		var events []client.Event
+		now := map[string]client.Name{}
+		for _, n := range names {
+			now[n.Hostname] = n
+			old, ok := seen[n.Hostname]
+			switch {
+			case !ok:
+				events = append(events, client.Event{Type: client.Added, Name: n})
+			case old.InstanceID != n.InstanceID || old.IP != n.IP || old.State != n.State:
+				events = append(events, client.Event{Type: client.Modified, Name: n})
+			}
+		}
+		for h, n := range seen {
+			if _, ok := now[h]; !ok {
+				events = append(events, client.Event{Type: client.Deleted, Name: n})
+			}
+		}
+		seen = now
+		if len(events) > 0 {
+			if err := fn(events); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// translateLegacyArgs turns a 1.x command line (`aerostat --update --daemon
+// --server=HOST`) into the 2.x commands it means, run in 1.x's order:
+// register, then change-master, then update. Anything that is not a 1.x
+// command line (a subcommand, --help, no arguments) is returned unchanged
+// as the only command. A 1.x line with an option 1.x did not have gives an
+// error, so a typo in a supervisord line is not silently ignored.
+func translateLegacyArgs(args []string) ([][]string, error) {
+	if !isLegacy(args) {
+		return [][]string{args}, nil
+	}
+	var (
+		register, changeMaster, update, daemon, dryRun, offline bool
+		common, updateOnly                                      []string
+	)
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		takeValue := func() (string, error) {
+			if hasValue {
+				return value, nil
+			}
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("1.x option %s needs a value", name)
+			}
+			i++
+			return args[i], nil
+		}
+		flag := func() error {
+			if hasValue {
+				return fmt.Errorf("1.x option %s takes no value", name)
+			}
+			return nil
+		}
+		var err error
+		switch name {
+		case "--register":
+			register, err = true, flag()
+		case "--change-master":
+			changeMaster, err = true, flag()
+		case "--update":
+			update, err = true, flag()
+		case "--daemon":
+			daemon, err = true, flag()
+		case "--dryrun":
+			dryRun, err = true, flag()
+		case "--offline":
+			offline, err = true, flag()
+		case "--server", "--loglevel":
+			var v string
+			v, err = takeValue()
+			common = append(common, name+"="+v)
+		case "--legacy-updater":
+			var v string
+			v, err = takeValue()
+			updateOnly = append(updateOnly, name+"="+v)
+		default:
+			err = fmt.Errorf("unknown 1.x option %q (1.x options: --register --change-master --update --daemon --server --loglevel --legacy-updater --dryrun --offline)", args[i])
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if dryRun {
+		common = append(common, "--dry-run")
+	}
+	var cmds [][]string
+	claimArgs := common
+	if offline {
+		claimArgs = append(append([]string{}, common...), "--offline")
+	}
+	if register {
+		cmds = append(cmds, append([]string{"register"}, claimArgs...))
+	}
+	if changeMaster {
+		cmds = append(cmds, append([]string{"promote"}, claimArgs...))
+	}
+	if update || daemon {
+		cmd := "update"
+		if daemon {
+			cmd = "agent"
+		}
+		cmds = append(cmds, append(append([]string{cmd}, common...), updateOnly...))
+	}
+	if len(cmds) == 0 {
+		return nil, fmt.Errorf("1.x command line without an action: add --register, --change-master or --update")
+	}
+	return cmds, nil
+}
+
+// isLegacy reports whether args look like a 1.x command line: options
+// only, at least one of them 1.x's.
+func isLegacy(args []string) bool {
+	if len(args) == 0 || !strings.HasPrefix(args[0], "--") {
+		return false
+	}
+	for _, a := range args {
+		name, _, _ := strings.Cut(a, "=")
+		switch name {
+		case "--register", "--change-master", "--update", "--daemon", "--dryrun", "--offline", "--legacy-updater":
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,22 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newPromoteCmd() *cobra.Command {
+	var f registerFlags
+	cmd := &cobra.Command{
+		Use:   "promote",
+		Short: "Make this instance the master of its masterful service (1.x --change-master)",
+		Long: `Takes <service>-master for this instance (or --instance-id). The old
+master takes the lowest free slave number, like a new node. Refused for
+iterative services and when this instance already is the master.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runClaim(cmd.Context(), &f, true, cmd.OutOrStdout())
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// offlineInstanceID is 1.x's fake identity for --offline.
+const offlineInstanceID = "test-instance"
+
+type registerFlags struct {
+	nodeFlags
+	infoFile, instanceID, ip, imdsEndpoint string
+	offline, setHostname                   bool
+	hostnameFile                           string
+	timeout                                time.Duration
+}
+
+func (f *registerFlags) register(fl *pflag.FlagSet) {
+	f.nodeFlags.register(fl)
+	info := os.Getenv("AEROSTAT_INFO")
+	if info == "" {
+		info = "/etc/aerostat_info"
+	}
+	fl.StringVar(&f.infoFile, "info-file", info, "1.x info file `service [service_type [alias...]]` (env AEROSTAT_INFO)")
+	fl.StringVar(&f.instanceID, "instance-id", "", "this instance's id (default: from EC2 instance metadata, IMDSv2)")
+	fl.StringVar(&f.ip, "ip", "", "this instance's private IP (default: from EC2 instance metadata)")
+	fl.StringVar(&f.imdsEndpoint, "imds-endpoint", "", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or 169.254.169.254)")
+	fl.BoolVar(&f.offline, "offline", false, "do not ask EC2: instance id "+offlineInstanceID+" (as 1.x)")
+	fl.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
+}
+
+func newRegisterCmd() *cobra.Command {
+	var f registerFlags
+	cmd := &cobra.Command{
+		Use:   "register",
+		Short: "Claim a name for this instance and print it (1.x --register)",
+		Long: `Reads the service from --info-file, finds this instance (EC2 metadata,
+--instance-id/--ip or --offline) and claims the smallest free name of the
+service in the ledger with a compare-and-set, so concurrent registrations
+never get the same name. Registering again returns the same name.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runClaim(cmd.Context(), &f, false, cmd.OutOrStdout())
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVar(&f.setHostname, "set-hostname", false, "also set the system hostname and --hostname-file (no shell)")
+	cmd.Flags().StringVar(&f.hostnameFile, "hostname-file", "/etc/hostname", "file --set-hostname writes")
+	return cmd
+}
+
+// identity returns this instance's id and IP.
+func (f *registerFlags) identity(ctx context.Context) (id, ip string, err error) {
+	switch {
+	case f.instanceID != "":
+		id = f.instanceID
+	case f.offline:
+		id = offlineInstanceID
+	default:
+		who, err := cloud.SelfIdentity(ctx, cloud.IMDSOptions{Endpoint: f.imdsEndpoint})
+		if err != nil {
+			return "", "", fmt.Errorf("finding this instance (use --instance-id and --ip, or --offline, off EC2): %w", err)
+		}
+		id, ip = who.InstanceID, who.PrivateIP
+	}
+	if f.ip != "" {
+		ip = f.ip
+	}
+	if ip == "" && f.offline {
+		ip = "127.0.0.1"
+	}
+	if ip == "" {
+		return "", "", fmt.Errorf("--ip is required with --instance-id")
+	}
+	if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
+		return "", "", fmt.Errorf("--ip %q: not an IP address", ip)
+	}
+	return id, ip, nil
+}
+
+func readInfo(path string) (naming.Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return naming.Info{}, fmt.Errorf("reading info file: %w", err)
+	}
+	defer f.Close()
+	// 1.x info files are one short line; refuse to read a huge file.
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
+	if err != nil {
+		return naming.Info{}, fmt.Errorf("reading info file %s: %w", path, err)
+	}
+	if len(data) > 64<<10 {
+		return naming.Info{}, fmt.Errorf("info file %s: larger than 64 KiB", path)
+	}
+	info, err := naming.ParseInfo(data)
+	if err != nil {
+		return naming.Info{}, fmt.Errorf("info file %s: %w", path, err)
+	}
+	return info, nil
+}
+
+// claimInput builds the planner input for a node acting on its own behalf.
+// The observation is partial (Complete false): it holds this instance and,
+// taken from the ledger, the instances bound in the service, so nothing is
+// reaped and a change-over can move the old master (1.x trusted the ledger
+// the same way). This instance is the newest, so it wins alias conflicts,
+// as a 1.x registration took an alias away from any other record.
+func claimInput(info naming.Info, id, ip string, records []naming.Record, now time.Time, desiredMaster string) naming.Input {
+	in := naming.Input{
+		Policy: naming.Policy{
+			Service:         info.Service,
+			Scheme:          info.Scheme,
+			InstanceAliases: map[string][]string{id: slices.Clone(info.Aliases)},
+			DesiredMaster:   desiredMaster,
+		},
+		Records: records,
+		Now:     now,
+	}
+	if in.Policy.InstanceAliases[id] == nil {
+		in.Policy.InstanceAliases[id] = []string{}
+	}
+	in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: id, PrivateIP: ip, State: naming.StateRunning, LaunchTime: now})
+	seen := map[string]bool{id: true}
+	for _, r := range records {
+		if r.Free() || seen[r.InstanceID] || r.Service != info.Service {
+			continue
+		}
+		seen[r.InstanceID] = true
+		in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: r.InstanceID, PrivateIP: r.IP, State: naming.StateRunning, LaunchTime: r.ClaimedAt})
+	}
+	return in
+}
+
+// holding returns the name id holds in records (master first, then lowest).
+func holding(records []naming.Record, id string) (string, bool) {
+	var names []naming.Record
+	for _, r := range records {
+		if r.InstanceID == id {
+			names = append(names, r)
+		}
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	slices.SortFunc(names, func(a, b naming.Record) int {
+		if (a.Role == naming.RoleMaster) != (b.Role == naming.RoleMaster) {
+			if a.Role == naming.RoleMaster {
+				return -1
+			}
+			return 1
+		}
+		return a.Ordinal - b.Ordinal
+	})
+	return names[0].Hostname, true
+}
+
+// errAlreadyMaster and errNotMasterful refuse a promote.
+var (
+	errAlreadyMaster = errors.New("already the master")
+	errNotMasterful  = errors.New("not a masterful service")
+)
+
+// runClaim registers (promote false) or promotes this instance.
+func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	info, err := readInfo(f.infoFile)
+	if err != nil {
+		return err
+	}
+	if promote && info.Scheme != naming.Masterful {
+		return fmt.Errorf("service %s is %s: %w; only masterful services have a master", info.Service, strings.ToLower(string(info.Scheme)), errNotMasterful)
+	}
+	id, ip, err := f.identity(ctx)
+	if err != nil {
+		return err
+	}
+	store, err := f.openLedger(ctx, log, f.dryRun)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = store.Close(context.WithoutCancel(ctx)) }()
+
+	desired := ""
+	if promote {
+		desired = id
+	}
+	plan := func(recs []naming.Record) (naming.Result, error) {
+		if promote {
+			if cur, ok := holding(recs, id); ok && cur == naming.Hostname(info.Service, naming.Masterful, naming.RoleMaster, 0) {
+				return naming.Result{}, fmt.Errorf("instance %s holds %s: %w", id, cur, errAlreadyMaster)
+			}
+		}
+		return naming.Plan(claimInput(info, id, ip, recs, time.Now(), desired))
+	}
+	if f.dryRun {
+		recs, err := store.Records(ctx, info.Service)
+		if err != nil {
+			return fmt.Errorf("reading ledger: %w", err)
+		}
+		res, err := plan(recs)
+		if err != nil {
+			return err
+		}
+		return printPlan(out, res, recs, id)
+	}
+	res, err := ledger.Claim(ctx, store, info.Service, plan)
+	if err != nil {
+		return err
+	}
+	for _, c := range res.Changes {
+		log.Info("ledger updated", "change", naming.Describe(c))
+	}
+	for _, p := range res.Problems {
+		log.Info("ledger problem", "problem", p)
+	}
+	recs, err := store.Records(ctx, info.Service)
+	if err != nil {
+		return fmt.Errorf("reading back the claim: %w", err)
+	}
+	name, ok := holding(recs, id)
+	if !ok {
+		return fmt.Errorf("instance %s got no name in service %s (problems: %s)", id, info.Service, strings.Join(res.Problems, "; "))
+	}
+	if f.setHostname {
+		if err := setHostname(name, f.hostnameFile); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintln(out, name)
+	return err
+}
+
+func printPlan(out io.Writer, res naming.Result, recs []naming.Record, id string) error {
+	// Apply the plan to a copy to tell which name this instance would hold.
+	after := slices.Clone(recs)
+	for _, c := range res.Changes {
+		fmt.Fprintf(out, "would %s\n", naming.Describe(c))
+		r := naming.Record{Hostname: c.Hostname, Service: c.Service, Role: c.Role, Ordinal: c.Ordinal}
+		if c.Type == naming.Bind {
+			r.InstanceID = c.InstanceID
+		}
+		i := slices.IndexFunc(after, func(x naming.Record) bool { return x.Hostname == c.Hostname })
+		switch {
+		case c.Type != naming.Bind && c.Type != naming.Release:
+		case i >= 0:
+			after[i] = r
+		default:
+			after = append(after, r)
+		}
+	}
+	if len(res.Changes) == 0 {
+		fmt.Fprintln(out, "no changes")
+	}
+	if name, ok := holding(after, id); ok {
+		_, err := fmt.Fprintf(out, "%s would hold %s\n", id, name)
+		return err
+	}
+	return nil
+}
+
+// setHostname sets the kernel hostname and the hostname file, with no
+// shell involved (1.x ran os.system('/bin/hostname %s')).
+func setHostname(name, file string) error {
+	if err := naming.ValidateHostname("hostname", name); err != nil {
+		return err
+	}
+	if err := syscall.Sethostname([]byte(name)); err != nil {
+		return fmt.Errorf("setting hostname %s: %w", name, err)
+	}
+	if file == "" {
+		return nil
+	}
+	if err := os.WriteFile(file, []byte(name+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	return nil
+}

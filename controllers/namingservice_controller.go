@@ -1,0 +1,255 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// maxMembers bounds status.members so a large fleet stays well under the
+// object size limit; status.bound has the full count.
+const maxMembers = 1000
+
+// NamingServiceReconciler keeps one NamingService's names true to EC2.
+type NamingServiceReconciler struct {
+	Client   client.Client
+	Syncer   *Syncer
+	Recorder record.EventRecorder
+	Clock    clock.PassiveClock
+	// ConflictBackoff is how soon a pass that lost a compare-and-set runs
+	// again (default one second).
+	ConflictBackoff time.Duration
+}
+
+// +kubebuilder:rbac:groups=aerostat.io,resources=namingservices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=aerostat.io,resources=namingservices/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile runs one pass for a NamingService and reports it in its status.
+func (r *NamingServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var ns v1alpha1.NamingService
+	if err := r.Client.Get(ctx, req.NamespacedName, &ns); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	res, _, err := r.reconcile(ctx, &ns)
+	return res, err
+}
+
+// Once runs one pass for every NamingService, as `controller --once` does.
+// It fails if any service could not be observed or applied.
+func (r *NamingServiceReconciler) Once(ctx context.Context) error {
+	var list v1alpha1.NamingServiceList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return fmt.Errorf("listing naming services: %w", err)
+	}
+	var errs []error
+	for i := range list.Items {
+		_, pass, err := r.reconcile(ctx, &list.Items[i])
+		errs = append(errs, err, pass.ObserveErr)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *NamingServiceReconciler) reconcile(ctx context.Context, ns *v1alpha1.NamingService) (_ ctrl.Result, pass Pass, retErr error) {
+	base := ns.DeepCopy()
+	defer func() {
+		if equality.Semantic.DeepEqual(base.Status, ns.Status) {
+			return
+		}
+		// An update, not a merge patch: a patch from base omits counts
+		// that stay zero, and the printer columns would show <none>. A
+		// conflict (the object changed meanwhile) requeues the pass.
+		if err := r.Client.Status().Update(ctx, ns); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("updating status of %s: %w", ns.Name, err))
+		}
+	}()
+
+	svc, err := ServiceFromSpec(ns)
+	if err != nil {
+		r.setCondition(ns, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
+		r.setCondition(ns, v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, pass, nil // only a spec change can help, and it triggers a reconcile
+	}
+	pass, err = r.Syncer.Sync(ctx, svc)
+	r.emitEvents(ns, pass)
+	r.setStatus(ns, pass, err)
+	if IsConflict(err) {
+		return ctrl.Result{RequeueAfter: r.conflictBackoff()}, pass, nil
+	}
+	return ctrl.Result{}, pass, err
+}
+
+// SetupWithManager registers the reconciler: NamingService spec changes and
+// every poll tick (which re-queues all NamingServices) trigger passes.
+func (r *NamingServiceReconciler) SetupWithManager(mgr ctrl.Manager, ticks <-chan event.TypedGenericEvent[time.Time]) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.NamingService{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(ticks, handler.TypedEnqueueRequestsFromMapFunc(r.all))).
+		Named("namingservice").
+		Complete(r)
+}
+
+// all maps a poll tick to every NamingService.
+func (r *NamingServiceReconciler) all(ctx context.Context, _ time.Time) []ctrl.Request {
+	var list v1alpha1.NamingServiceList
+	if err := r.Client.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing naming services for a poll")
+		return nil
+	}
+	reqs := make([]ctrl.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i].Name = list.Items[i].Name
+	}
+	return reqs
+}
+
+func (r *NamingServiceReconciler) emitEvents(ns *v1alpha1.NamingService, pass Pass) {
+	if r.Recorder == nil {
+		return
+	}
+	if pass.ObserveErr != nil {
+		r.Recorder.Event(ns, "Warning", v1alpha1.EventObserveFailed, pass.ObserveErr.Error())
+	}
+	for _, c := range pass.AppliedChanges() {
+		switch {
+		case c.Type == naming.Bind && c.Role == naming.RoleMaster:
+			r.Recorder.Eventf(ns, "Normal", v1alpha1.EventMasterMoved, "%s bound to %s (%s): %s", c.Hostname, c.InstanceID, c.IP, c.Reason)
+		case c.Type == naming.Bind:
+			r.Recorder.Eventf(ns, "Normal", v1alpha1.EventNameBound, "%s bound to %s (%s): %s", c.Hostname, c.InstanceID, c.IP, c.Reason)
+		case c.Type == naming.Release:
+			r.Recorder.Eventf(ns, "Normal", v1alpha1.EventNameReleased, "%s released (was %s): %s", c.Hostname, c.ExpectInstanceID, c.Reason)
+		}
+	}
+	if n := len(pass.Plan.Deferred); n > 0 {
+		r.Recorder.Eventf(ns, "Warning", v1alpha1.EventReapCapped, "%d releases held back by maxReleasePercent", n)
+	}
+}
+
+func (r *NamingServiceReconciler) setStatus(ns *v1alpha1.NamingService, pass Pass, err error) {
+	st := &ns.Status
+	if pass.Records != nil {
+		c := Count(pass)
+		st.Bound, st.Gaps, st.Unnamed, st.Master = int32(c.Bound), int32(c.Gaps), int32(c.Unnamed), c.Master
+		st.Members = members(pass.Records)
+	}
+	F, T := metav1.ConditionFalse, metav1.ConditionTrue
+	switch {
+	case pass.Throttled():
+		r.setCondition(ns, v1alpha1.ConditionThrottled, T, v1alpha1.ReasonRequestLimit, pass.ObserveErr.Error())
+		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonNotObserved, "EC2 throttled the listing; nothing was released")
+		return
+	case pass.ObserveErr != nil:
+		r.setCondition(ns, v1alpha1.ConditionThrottled, F, v1alpha1.ReasonListingFailed, "listing failed without throttling")
+		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonListingFailed, pass.ObserveErr.Error())
+		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonNotObserved, "EC2 listing failed or was partial; nothing was released")
+		return
+	}
+	r.setCondition(ns, v1alpha1.ConditionThrottled, F, v1alpha1.ReasonObserved, "listing complete")
+	switch {
+	case IsConflict(err):
+		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonLedgerConflict, err.Error())
+		return
+	case err != nil:
+		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonLedgerError, err.Error())
+		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonLedgerError, err.Error())
+		return
+	}
+	now := metav1.NewTime(r.clock().Now())
+	st.LastSyncTime, st.Rev, st.ObservedGeneration = &now, pass.Rev, ns.Generation
+	if n := len(pass.Plan.Deferred); n > 0 {
+		msg := fmt.Sprintf("%d releases held back by maxReleasePercent; they are retried each pass", n)
+		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonReapCapped, msg)
+		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonChangesDeferred, msg)
+		return
+	}
+	if len(pass.Plan.Problems) > 0 {
+		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonPlanProblems, joinProblems(pass.Plan.Problems))
+	} else {
+		r.setCondition(ns, v1alpha1.ConditionDegraded, F, v1alpha1.ReasonSynced, "ledger matches EC2")
+	}
+	r.setCondition(ns, v1alpha1.ConditionReady, T, v1alpha1.ReasonSynced, "ledger matches EC2")
+}
+
+func (r *NamingServiceReconciler) setCondition(ns *v1alpha1.NamingService, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&ns.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: truncate(msg, 1024),
+		ObservedGeneration: ns.Generation, LastTransitionTime: metav1.NewTime(r.clock().Now()),
+	})
+}
+
+func (r *NamingServiceReconciler) clock() clock.PassiveClock {
+	if r.Clock == nil {
+		return clock.RealClock{}
+	}
+	return r.Clock
+}
+
+func (r *NamingServiceReconciler) conflictBackoff() time.Duration {
+	if r.ConflictBackoff <= 0 {
+		return time.Second
+	}
+	return r.ConflictBackoff
+}
+
+func members(records []naming.Record) []v1alpha1.Member {
+	var out []v1alpha1.Member
+	for _, rec := range records {
+		if rec.Free() {
+			continue
+		}
+		m := v1alpha1.Member{Hostname: rec.Hostname, InstanceID: rec.InstanceID, IP: rec.IP}
+		if !rec.ClaimedAt.IsZero() {
+			t := metav1.NewTime(rec.ClaimedAt.UTC().Truncate(time.Second))
+			m.Since = &t
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return lessHostname(out[i].Hostname, out[j].Hostname) })
+	if len(out) > maxMembers {
+		out = out[:maxMembers]
+	}
+	return out
+}
+
+// lessHostname orders web-2 before web-10.
+func lessHostname(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+func joinProblems(ps []string) string {
+	if len(ps) > 5 {
+		return fmt.Sprintf("%s; and %d more", strings.Join(ps[:5], "; "), len(ps)-5)
+	}
+	return strings.Join(ps, "; ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// maxFilterValues is how many instance ids go in one filter of one listing.
+const maxFilterValues = 200
+
+// StandaloneOptions configure a Standalone loop.
+type StandaloneOptions struct {
+	Syncer   *Syncer
+	Cloud    cloud.Cloud
+	Store    ledger.Store
+	Clock    clock.WithTicker // default: the real clock
+	Interval time.Duration    // default: DefaultPollInterval
+}
+
+// Standalone keeps names without Kubernetes: service policies come from
+// instance tags (aerostat:service, aerostat:service-type, aerostat:aliases)
+// and from the services nodes registered in the ledger; each service then
+// goes through the same Syncer pass as a NamingService.
+type Standalone struct {
+	syncer   *Syncer
+	cloud    cloud.Cloud
+	store    ledger.Store
+	clock    clock.WithTicker
+	interval time.Duration
+}
+
+// NewStandalone returns a Standalone loop.
+func NewStandalone(o StandaloneOptions) *Standalone {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultPollInterval
+	}
+	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval}
+}
+
+// Run passes every interval until ctx is done. Failed passes are logged and
+// retried on the next tick.
+func (s *Standalone) Run(ctx context.Context) error {
+	t := s.clock.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		if _, err := s.Pass(ctx); err != nil && ctx.Err() == nil {
+			log.FromContext(ctx).Error(err, "standalone pass failed")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+// Summary is what one standalone pass did.
+type Summary struct {
+	Services []string
+	Passes   map[string]Pass
+	Changes  int
+}
+
+// Pass observes the fleet once and runs one pass per service. It returns an
+// error when EC2 could not be observed completely (then nothing was written)
+// or a service's ledger pass failed; other services still run.
+func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
+	sum := Summary{Passes: map[string]Pass{}}
+	records, err := s.store.Records(ctx, "")
+	if err != nil {
+		return sum, fmt.Errorf("reading ledger records: %w", err)
+	}
+	fleet, listErr := s.observe(ctx, records)
+
+	services := map[string]Service{}
+	byService := map[string][]naming.Instance{}
+	for _, in := range fleet.tagged {
+		name := in.Tags[TagService]
+		if naming.ValidateLabel(TagService, name) != nil {
+			continue // a tag the planner cannot name by; nothing to do for it
+		}
+		byService[name] = append(byService[name], in)
+		if _, ok := services[name]; !ok {
+			services[name] = tagService(name)
+		}
+		if st := in.Tags[TagServiceType]; st != "" {
+			if scheme, err := naming.ParseScheme(st); err == nil {
+				svc := services[name]
+				svc.Policy.Scheme = scheme
+				services[name] = svc
+			}
+		}
+	}
+	seen := map[string]map[string]bool{}
+	for _, r := range records {
+		if _, ok := services[r.Service]; !ok {
+			svc := tagService(r.Service)
+			if r.Scheme != "" {
+				svc.Policy.Scheme = r.Scheme
+			}
+			services[r.Service] = svc
+		}
+		// A node that registered itself (1.x /etc/aerostat_info) may carry
+		// no tag: its instance is observed by id.
+		if in, ok := fleet.byID[r.InstanceID]; ok && in.Tags[TagService] != r.Service {
+			if seen[r.Service] == nil {
+				seen[r.Service] = map[string]bool{}
+			}
+			if !seen[r.Service][in.ID] {
+				seen[r.Service][in.ID] = true
+				byService[r.Service] = append(byService[r.Service], in)
+			}
+		}
+	}
+
+	var errs []error
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	for name := range services {
+		sum.Services = append(sum.Services, name)
+	}
+	sort.Strings(sum.Services)
+	for _, name := range sum.Services {
+		pass, err := s.syncer.SyncObserved(ctx, services[name], byService[name], listErr)
+		sum.Passes[name] = pass
+		sum.Changes += pass.Applied
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return sum, errors.Join(errs...)
+}
+
+func tagService(name string) Service {
+	return Service{
+		Policy:   naming.Policy{Service: name, Scheme: naming.Iterative, Reap: DefaultReap()},
+		AliasTag: TagAliases,
+	}
+}
+
+type fleet struct {
+	tagged []naming.Instance
+	byID   map[string]naming.Instance
+}
+
+// observe lists every instance tagged with a service, then by id the bound
+// instances that listing did not return (nodes named without a tag). Any
+// failed listing makes the whole observation unknown.
+func (s *Standalone) observe(ctx context.Context, records []naming.Record) (fleet, error) {
+	var f fleet
+	tagged, err := s.cloud.List(ctx, cloud.Filter{Name: "tag-key", Values: []string{TagService}})
+	if err != nil {
+		return f, fmt.Errorf("listing instances tagged %s: %w", TagService, err)
+	}
+	f.tagged = tagged
+	f.byID = make(map[string]naming.Instance, len(tagged))
+	for _, in := range tagged {
+		f.byID[in.ID] = in
+	}
+	var ids []string
+	for _, r := range records {
+		if _, ok := f.byID[r.InstanceID]; !ok && !r.Free() {
+			ids = append(ids, r.InstanceID)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for chunk := range slices.Chunk(ids, maxFilterValues) {
+		more, err := s.cloud.List(ctx, cloud.Filter{Name: "instance-id", Values: chunk})
+		if err != nil {
+			return f, fmt.Errorf("listing %d named instances by id: %w", len(chunk), err)
+		}
+		for _, in := range more {
+			f.byID[in.ID] = in
+		}
+	}
+	return f, nil
+}

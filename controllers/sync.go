@@ -1,0 +1,266 @@
+// Package controllers keeps the ledger (desired names) true to EC2 (observed
+// instances): the NamingService reconciler for Kubernetes, the standalone
+// loop for plain EC2 hosts, and the pass they share. Naming rules live in
+// internal/naming; this package only observes, plans, applies and reports.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// Tag keys 1.x-style fleets use to describe themselves (standalone mode and
+// the default selector).
+const (
+	TagService     = "aerostat:service"
+	TagServiceType = "aerostat:service-type"
+	TagAliases     = "aerostat:aliases"
+)
+
+// Service is what one pass needs to know about a service.
+type Service struct {
+	Policy naming.Policy
+	// Filters select the service's instances; empty means
+	// tag:aerostat:service=<service>.
+	Filters []cloud.Filter
+	// AliasTag is the instance tag listing extra names an instance asks
+	// for; empty means none.
+	AliasTag string
+}
+
+// Pass is what one pass for one service saw and did.
+type Pass struct {
+	Observed naming.Observation
+	// ObserveErr is set when the listing failed, was throttled or stopped
+	// mid-pagination. Then nothing was planned or written.
+	ObserveErr error
+	Plan       naming.Result
+	// Applied is how many of Plan.Changes were committed, in order.
+	Applied int
+	// Records is the service's ledger after the pass (nil if it could not
+	// be read).
+	Records []naming.Record
+	// Rev is the ledger revision after the pass.
+	Rev int64
+}
+
+// Throttled reports whether EC2 refused the listing for its request rate.
+func (p Pass) Throttled() bool { return p.ObserveErr != nil && cloud.IsThrottled(p.ObserveErr) }
+
+// AppliedChanges are the changes committed by the pass.
+func (p Pass) AppliedChanges() []naming.Change { return p.Plan.Changes[:p.Applied] }
+
+// SyncerOptions configure a Syncer.
+type SyncerOptions struct {
+	Cloud   cloud.Cloud
+	Store   ledger.Store
+	Clock   clock.PassiveClock // default: the real clock
+	Metrics *Metrics           // nil: no metrics
+	// OnApplied is called after a pass committed changes (e.g. to wake the
+	// agents' feed); it must not block.
+	OnApplied func()
+}
+
+// Syncer runs passes: observe, read the ledger, plan, apply. It is shared by
+// the Kubernetes reconciler and the standalone loop, and safe for
+// concurrent use on different services.
+type Syncer struct {
+	cloud   cloud.Cloud
+	store   ledger.Store
+	clock   clock.PassiveClock
+	metrics *Metrics
+	applied func()
+
+	mu sync.Mutex
+	// missing is the planner's MissingSince per service. It lives in memory
+	// only: losing it (restart, new leader) restarts grace periods, which
+	// delays releases but never releases early.
+	missing map[string]map[string]time.Time
+}
+
+// NewSyncer returns a Syncer.
+func NewSyncer(o SyncerOptions) *Syncer {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, missing: map[string]map[string]time.Time{}}
+}
+
+// Sync lists the service's instances and runs a pass on what it saw.
+func (s *Syncer) Sync(ctx context.Context, svc Service) (Pass, error) {
+	filters := svc.Filters
+	if len(filters) == 0 {
+		filters = DefaultFilters(svc.Policy.Service)
+	}
+	instances, err := s.cloud.List(ctx, filters...)
+	if err != nil {
+		err = fmt.Errorf("listing instances of service %q: %w", svc.Policy.Service, err)
+	}
+	return s.SyncObserved(ctx, svc, instances, err)
+}
+
+// SyncObserved runs a pass on instances already listed; listErr is the
+// listing's error. A failed or partial listing plans and writes nothing: an
+// instance missing from it is unknown, not gone. The returned error is a
+// ledger failure (wrapping ledger.ErrConflict when a compare-and-set was
+// lost and the caller should re-run the pass soon).
+func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []naming.Instance, listErr error) (pass Pass, err error) {
+	start := s.clock.Now()
+	service := svc.Policy.Service
+	defer func() { s.record(service, start, pass) }()
+
+	if listErr != nil {
+		pass.ObserveErr = listErr
+		return pass, nil
+	}
+	pass.Observed = naming.Observation{Instances: instances, Complete: true}
+
+	records, err := s.store.Records(ctx, service)
+	if err != nil {
+		return pass, fmt.Errorf("reading ledger records of service %q: %w", service, err)
+	}
+	pass.Records = records
+
+	policy := svc.Policy
+	if svc.AliasTag != "" {
+		policy.InstanceAliases = instanceAliases(instances, svc.AliasTag)
+	}
+	s.mu.Lock()
+	missing := s.missing[service]
+	s.mu.Unlock()
+	pass.Plan, err = naming.Plan(naming.Input{
+		Policy: policy, Records: records, Observed: pass.Observed, MissingSince: missing, Now: s.clock.Now(),
+	})
+	if err != nil {
+		return pass, fmt.Errorf("planning service %q: %w", service, err)
+	}
+	s.mu.Lock()
+	s.missing[service] = pass.Plan.MissingSince
+	s.mu.Unlock()
+
+	if pass.Plan.HasChanges() {
+		pass.Applied, err = s.store.Apply(ctx, pass.Plan.Changes)
+		logChanges(ctx, pass.AppliedChanges())
+		if pass.Applied > 0 && s.applied != nil {
+			s.applied()
+		}
+		if err != nil {
+			return pass, fmt.Errorf("applying %d changes to service %q (%d applied): %w", len(pass.Plan.Changes), service, pass.Applied, err)
+		}
+		if pass.Records, err = s.store.Records(ctx, service); err != nil {
+			return pass, fmt.Errorf("re-reading ledger records of service %q: %w", service, err)
+		}
+	}
+	if pass.Rev, err = s.store.Rev(ctx); err != nil {
+		return pass, fmt.Errorf("reading ledger rev: %w", err)
+	}
+	return pass, nil
+}
+
+// Forget drops what the Syncer remembers about a service.
+func (s *Syncer) Forget(service string) {
+	s.mu.Lock()
+	delete(s.missing, service)
+	s.mu.Unlock()
+}
+
+func (s *Syncer) record(service string, start time.Time, pass Pass) {
+	m := s.metrics
+	if m == nil {
+		return
+	}
+	m.passDuration.Observe(s.clock.Since(start).Seconds())
+	switch {
+	case pass.ObserveErr == nil:
+		m.listings.WithLabelValues("ok").Inc()
+	case pass.Throttled():
+		m.listings.WithLabelValues("throttled").Inc()
+	default:
+		m.listings.WithLabelValues("error").Inc()
+	}
+	for _, c := range pass.AppliedChanges() {
+		m.planChanges.WithLabelValues(string(c.Type)).Inc()
+	}
+	if pass.Records != nil {
+		c := Count(pass)
+		m.namesBound.WithLabelValues(service).Set(float64(c.Bound))
+		m.namesFree.WithLabelValues(service).Set(float64(c.Gaps))
+		m.namesUnnamed.WithLabelValues(service).Set(float64(c.Unnamed))
+		m.deferred.WithLabelValues(service).Set(float64(len(pass.Plan.Deferred)))
+	}
+}
+
+func logChanges(ctx context.Context, changes []naming.Change) {
+	l := log.FromContext(ctx)
+	for _, c := range changes {
+		l.Info("ledger change", "type", c.Type, "hostname", c.Hostname, "instance", c.InstanceID, "ip", c.IP, "reason", c.Reason)
+	}
+}
+
+// DefaultFilters select the instances tagged aerostat:service=<service>.
+func DefaultFilters(service string) []cloud.Filter {
+	return []cloud.Filter{{Name: "tag:" + TagService, Values: []string{service}}}
+}
+
+// instanceAliases reads the extra names instances ask for through a tag.
+// Names the planner would refuse are left to it to report.
+func instanceAliases(instances []naming.Instance, tag string) map[string][]string {
+	var out map[string][]string
+	for _, in := range instances {
+		if v := in.Tags[tag]; v != "" {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[in.ID] = SplitAliases(v)
+		}
+	}
+	return out
+}
+
+// SplitAliases splits a list of names separated by spaces or commas.
+func SplitAliases(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+}
+
+// Counts summarise a pass for status and metrics.
+type Counts struct {
+	Bound, Gaps, Unnamed int
+	Master               string // instance id holding the master name
+}
+
+// Count summarises the ledger and observation after a pass.
+func Count(p Pass) Counts {
+	var c Counts
+	named := make(map[string]bool, len(p.Records))
+	for _, r := range p.Records {
+		if r.Free() {
+			c.Gaps++
+			continue
+		}
+		c.Bound++
+		named[r.InstanceID] = true
+		if r.Role == naming.RoleMaster {
+			c.Master = r.InstanceID
+		}
+	}
+	for _, in := range p.Observed.Instances {
+		if (in.State == naming.StateRunning || in.State == naming.StatePending) && !named[in.ID] {
+			c.Unnamed++
+		}
+	}
+	return c
+}
+
+// IsConflict reports whether err is a lost compare-and-set.
+func IsConflict(err error) bool { return errors.Is(err, ledger.ErrConflict) }

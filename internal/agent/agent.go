@@ -1,0 +1,362 @@
+// Package agent is the node loop: it follows the ledger (directly, read
+// only, or through the controller's HTTP feed) and keeps the managed block
+// of /etc/hosts current. When its source fails it keeps the last good file
+// and reports Degraded; it never writes a block because of an error.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/utils/clock"
+
+	"github.com/aerostat-io/aerostat/internal/feed"
+	"github.com/aerostat-io/aerostat/internal/hostsfile"
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// Source is where the agent reads names.
+//
+// Error contract: Poll returns an error when it could not bring its view up
+// to date; the view (Records, Released) is then exactly as before the call.
+// Poll may block up to one long-poll.
+type Source interface {
+	Poll(ctx context.Context) (changed bool, err error)
+	// Records returns the known records (bound ones at least).
+	Records() []naming.Record
+	// Released reports whether hostname is known to have been released
+	// (as opposed to missing from a possibly bad read).
+	Released(hostname string) bool
+	// Rev is the source's position, for metrics.
+	Rev() int64
+}
+
+// LedgerSource follows a ledger.Store directly (read only).
+type LedgerSource struct{ f *feed.Follower }
+
+// NewLedgerSource returns a Source over store.
+func NewLedgerSource(store ledger.Store, opts feed.FollowerOptions) *LedgerSource {
+	return &LedgerSource{f: feed.NewFollower(store, opts)}
+}
+
+// Poll implements Source.
+func (s *LedgerSource) Poll(ctx context.Context) (bool, error) {
+	changed, err := s.f.Poll(ctx)
+	return len(changed) > 0, err
+}
+
+// Records implements Source.
+func (s *LedgerSource) Records() []naming.Record { return s.f.Records() }
+
+// Released implements Source: the ledger holds the name as a gap.
+func (s *LedgerSource) Released(hostname string) bool {
+	r, ok := s.f.Record(hostname)
+	return ok && r.Free()
+}
+
+// Rev implements Source.
+func (s *LedgerSource) Rev() int64 { return s.f.Rev() }
+
+// Registry is where metrics go (controller-runtime's metrics.Registry fits).
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// Options configure an Agent.
+type Options struct {
+	Source Source
+	Writer *hostsfile.Writer
+	// Legacy runs the legacy updater and returns its output; nil keeps the
+	// legacy section the file already has.
+	Legacy func(ctx context.Context) ([]byte, error)
+	// Interval between polls (with ±20% jitter); 0 polls again at once
+	// (for a long-polling feed source). Errors back off from BackoffMin to
+	// BackoffMax.
+	Interval               time.Duration
+	BackoffMin, BackoffMax time.Duration
+	// ReassertEvery re-checks the file (and re-runs the legacy updater)
+	// even when nothing changed, to repair hand edits. Default 60s.
+	ReassertEvery time.Duration
+	// DryRun computes the file without writing it (LastResult has it).
+	DryRun bool
+	Clock  clock.WithTicker
+	// Metrics receives the agent's metrics and is served on /metrics; the
+	// command passes controller-runtime's metrics.Registry. Default: a
+	// private registry.
+	Metrics Registry
+	Logger  logr.Logger
+}
+
+// Agent keeps one hosts file in sync with a Source.
+type Agent struct {
+	opts Options
+	m    *agentMetrics
+	rng  *rand.Rand
+
+	mu          sync.Mutex // guards the status fields below (read by /readyz)
+	synced      bool
+	degraded    error
+	last        hostsfile.Result
+	failures    int
+	dirty       bool
+	nextAssert  time.Time
+	lastSkipped int
+}
+
+// New returns an Agent. It registers its metrics in opts.Metrics.
+func New(opts Options) (*Agent, error) {
+	if opts.Source == nil || opts.Writer == nil {
+		return nil, errors.New("agent: Source and Writer are required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = time.Second
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = time.Minute
+	}
+	if opts.ReassertEvery <= 0 {
+		opts.ReassertEvery = time.Minute
+	}
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{opts: opts, m: m, dirty: true,
+		rng: rand.New(rand.NewPCG(uint64(opts.Clock.Now().UnixNano()), 0))}, nil
+}
+
+// SyncOnce polls the source once and, if anything changed (or the periodic
+// re-check is due), rewrites the file. On error the file is left as it was.
+func (a *Agent) SyncOnce(ctx context.Context) error {
+	log := a.opts.Logger
+	changed, err := a.opts.Source.Poll(ctx)
+	if err != nil {
+		a.m.sourceUp.Set(0)
+		a.m.errors.WithLabelValues("source").Inc()
+		return a.fail(fmt.Errorf("source: %w", err))
+	}
+	a.m.sourceUp.Set(1)
+	now := a.opts.Clock.Now()
+	a.mu.Lock()
+	due := changed || a.dirty || !now.Before(a.nextAssert)
+	a.mu.Unlock()
+	if !due {
+		a.succeed(now)
+		return nil
+	}
+
+	entries, skipped := hostsfile.FromRecords(a.opts.Source.Records())
+	if len(skipped) != a.lastSkipped {
+		// Logged when the set of bad records changes, not every poll.
+		log.Info("records left out of the hosts file", "count", len(skipped), "first", first(skipped))
+		a.lastSkipped = len(skipped)
+	}
+	sopts := hostsfile.SyncOptions{Released: a.opts.Source.Released, DryRun: a.opts.DryRun, KeepLegacy: true}
+	var legacy []byte
+	if a.opts.Legacy != nil {
+		if legacy, err = a.opts.Legacy(ctx); err != nil {
+			a.m.errors.WithLabelValues("legacy").Inc()
+			log.Error(err, "legacy updater failed; keeping the previous legacy section")
+		} else {
+			sopts.KeepLegacy = false
+		}
+	}
+	res, err := a.opts.Writer.Sync(entries, legacy, sopts)
+	if err != nil {
+		kind := "write"
+		switch {
+		case errors.Is(err, hostsfile.ErrShrink):
+			kind = "shrink"
+		case errors.Is(err, hostsfile.ErrBrokenBlock):
+			kind = "broken-block"
+		}
+		a.m.errors.WithLabelValues(kind).Inc()
+		return a.fail(fmt.Errorf("hosts file: %w", err))
+	}
+	if res.Changed && !a.opts.DryRun {
+		a.m.writes.Inc()
+		log.Info("hosts file updated", "path", a.opts.Writer.Path, "entries", res.Entries, "removed", res.Removed, "inPlace", res.InPlace, "rev", a.opts.Source.Rev())
+	}
+	a.mu.Lock()
+	a.last, a.dirty, a.nextAssert = res, false, now.Add(a.opts.ReassertEvery)
+	a.mu.Unlock()
+	a.m.appliedRev.Set(float64(a.opts.Source.Rev()))
+	a.succeed(now)
+	return nil
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func (a *Agent) fail(err error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.degraded == nil || a.degraded.Error() != err.Error() {
+		a.opts.Logger.Error(err, "sync failed; keeping the last good hosts file")
+	}
+	a.degraded, a.dirty = err, true
+	a.failures++
+	a.m.degraded.Set(1)
+	return err
+}
+
+func (a *Agent) succeed(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.degraded != nil {
+		a.opts.Logger.Info("sync recovered", "after", a.failures)
+	}
+	a.synced, a.degraded, a.failures = true, nil, 0
+	a.m.degraded.Set(0)
+	a.m.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
+}
+
+// LastResult returns the last computed file (for update --dry-run).
+func (a *Agent) LastResult() hostsfile.Result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last
+}
+
+// Status returns whether the agent has synced once and its current error.
+func (a *Agent) Status() (synced bool, degraded error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.synced, a.degraded
+}
+
+// Run syncs until ctx ends: at Interval (with jitter) while healthy, with
+// exponential backoff while failing.
+func (a *Agent) Run(ctx context.Context) error {
+	for {
+		err := a.SyncOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := a.nextWait(err)
+		if wait <= 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.opts.Clock.After(wait):
+		}
+	}
+}
+
+func (a *Agent) nextWait(err error) time.Duration {
+	if err == nil {
+		return a.jitter(a.opts.Interval)
+	}
+	a.mu.Lock()
+	n := a.failures
+	a.mu.Unlock()
+	d := a.opts.BackoffMin
+	for i := 1; i < n && d < a.opts.BackoffMax; i++ {
+		d *= 2
+	}
+	return a.jitter(min(d, a.opts.BackoffMax))
+}
+
+// jitter spreads a fleet's polls so they do not hit the store in step.
+func (a *Agent) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + time.Duration((a.rng.Float64()*0.4-0.2)*float64(d))
+}
+
+// Handler serves /metrics, /healthz (the process is alive) and /readyz
+// (synced once and not degraded; 503 names the reason).
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		synced, degraded := a.Status()
+		switch {
+		case !synced:
+			http.Error(w, "not synced yet", http.StatusServiceUnavailable)
+		case degraded != nil:
+			http.Error(w, "degraded: "+degraded.Error(), http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ok")
+		}
+	})
+	return mux
+}
+
+type agentMetrics struct {
+	sourceUp, appliedRev, lastSuccess, degraded prometheus.Gauge
+	writes                                      prometheus.Counter
+	errors                                      *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*agentMetrics, error) {
+	m := &agentMetrics{
+		sourceUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_source_up",
+			Help: "1 if the last read of the ledger or feed succeeded."}),
+		appliedRev: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_applied_rev",
+			Help: "Source rev of the names last written to the hosts file."}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful sync."}),
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_degraded",
+			Help: "1 while the agent keeps an old hosts file because of an error."}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{Name: "aerostat_agent_writes_total",
+			Help: "Hosts file rewrites."}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerostat_agent_errors_total",
+			Help: "Sync errors by kind (source, write, shrink, broken-block, legacy)."}, []string{"kind"}),
+	}
+	var err error
+	for _, g := range []*prometheus.Gauge{&m.sourceUp, &m.appliedRev, &m.lastSuccess, &m.degraded} {
+		if *g, err = register(reg, *g); err != nil {
+			return nil, err
+		}
+	}
+	if m.writes, err = register(reg, m.writes); err != nil {
+		return nil, err
+	}
+	if m.errors, err = register(reg, m.errors); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a second agent in one process, e.g. 1.x --register --update).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("registering agent metrics: %w", err)
+	}
+	return c, nil
+}

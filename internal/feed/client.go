@@ -1,0 +1,164 @@
+package feed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// maxBody bounds what the client reads from a feed (10,000 names are ~1 MB).
+const maxBody = 64 << 20
+
+// Client follows a feed and keeps the full name set. It is not safe for
+// concurrent use.
+type Client struct {
+	base    string
+	http    *http.Client
+	wait    time.Duration
+	epoch   string
+	rev     int64
+	synced  bool
+	entries map[string]Entry
+	// released holds names the feed said were released since we started,
+	// so a caller can tell a real release from a bad read.
+	released map[string]bool
+	// BytesRead counts response bytes (for benchmarks).
+	BytesRead int64
+}
+
+// NewClient returns a client of the feed at base (e.g. http://controller:8081).
+// wait is the long-poll duration asked of the server (0: no long-poll).
+func NewClient(base string, hc *http.Client, wait time.Duration) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("feed URL %q: want http(s)://host[:port]", base)
+	}
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: strings.TrimSuffix(base, "/"), http: hc, wait: wait,
+		entries: map[string]Entry{}, released: map[string]bool{}}, nil
+}
+
+// Poll fetches what changed (long-polling up to the client's wait) and
+// reports whether the name set changed. On error the set is left as it was.
+func (c *Client) Poll(ctx context.Context) (changed bool, err error) {
+	q := url.Values{}
+	if c.synced {
+		q.Set("since", strconv.FormatInt(c.rev, 10))
+		q.Set("epoch", c.epoch)
+		if c.wait > 0 {
+			q.Set("wait", c.wait.String())
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+Path+"?"+q.Encode(), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("fetching feed: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		return false, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return false, fmt.Errorf("fetching feed: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	cr := &countingReader{r: io.LimitReader(resp.Body, maxBody)}
+	var body Response
+	err = json.NewDecoder(cr).Decode(&body)
+	c.BytesRead += cr.n
+	if err != nil {
+		return false, fmt.Errorf("decoding feed: %w", err)
+	}
+	if body.Full {
+		next := make(map[string]Entry, len(body.Entries))
+		for _, e := range body.Entries {
+			if !e.Released {
+				next[e.Hostname] = e
+			}
+		}
+		for h := range c.entries {
+			if _, ok := next[h]; !ok {
+				c.released[h] = false // vanished in a full read: not known as released
+			}
+		}
+		changed = !c.synced || !sameEntries(c.entries, next)
+		c.entries = next
+	} else {
+		for _, e := range body.Entries {
+			old, had := c.entries[e.Hostname]
+			if e.Released {
+				if had {
+					changed = true
+					delete(c.entries, e.Hostname)
+				}
+				c.released[e.Hostname] = true
+				continue
+			}
+			delete(c.released, e.Hostname)
+			if !had || !sameEntry(old, e) {
+				changed = true
+			}
+			c.entries[e.Hostname] = e
+		}
+	}
+	c.epoch, c.rev, c.synced = body.Epoch, body.Rev, true
+	return changed, nil
+}
+
+// Records returns the bound names as ledger records, sorted by hostname.
+func (c *Client) Records() []naming.Record {
+	out := make([]naming.Record, 0, len(c.entries))
+	for _, e := range c.entries {
+		// The feed never serves instance ids; a placeholder marks the record bound.
+		out = append(out, naming.Record{Hostname: e.Hostname, IP: e.IP, Aliases: e.Aliases, Service: e.Service, InstanceID: "feed"})
+	}
+	slices.SortFunc(out, func(a, b naming.Record) int { return strings.Compare(a.Hostname, b.Hostname) })
+	return out
+}
+
+// Released reports whether the feed said hostname was released.
+func (c *Client) Released(hostname string) bool { return c.released[hostname] }
+
+// Rev returns the feed rev the client is at.
+func (c *Client) Rev() int64 { return c.rev }
+
+func sameEntry(a, b Entry) bool {
+	return a.IP == b.IP && a.Service == b.Service && slices.Equal(a.Aliases, b.Aliases)
+}
+
+func sameEntries(a, b map[string]Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for h, e := range a {
+		if f, ok := b[h]; !ok || !sameEntry(e, f) {
+			return false
+		}
+	}
+	return true
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

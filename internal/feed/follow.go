@@ -1,0 +1,225 @@
+// Package feed follows the ledger safely and serves it read-only over HTTP
+// (GET /v1/hosts), so that node agents need no database credentials. It also
+// holds the agent-side client of that feed.
+package feed
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// Defaults for FollowerOptions.
+const (
+	DefaultOverlap     = 30 * time.Second
+	DefaultResyncEvery = 5 * time.Minute
+)
+
+// FollowerOptions tune a Follower.
+type FollowerOptions struct {
+	// Overlap is how long a writer may hold a rev before it commits (the
+	// ledger's write timeout). Deltas are re-read from the highest rev seen
+	// at least this long ago, so a commit that lands after a higher rev is
+	// still picked up. Default DefaultOverlap.
+	Overlap time.Duration
+	// ResyncEvery is the period of full re-reads (anti-entropy: records
+	// written without a rev by 1.x clients, deleted documents, writers slower
+	// than Overlap). Default DefaultResyncEvery.
+	ResyncEvery time.Duration
+	Clock       clock.PassiveClock
+}
+
+// Follower keeps a copy of every ledger record, bound and free, reading
+// only deltas where it safely can. It is not safe for concurrent use.
+//
+// The trap it avoids: revs are taken before commit, so rev 6 can be visible
+// while rev 5 is still in flight. A reader that jumped to 6 would miss 5
+// forever. The Follower remembers (time, store rev) observations and asks
+// for Changes above the highest rev observed at least Overlap ago, which
+// every writer has committed (or abandoned) by now. After its first full
+// read it does a second one Overlap later, which covers writes that were in
+// flight during the first.
+type Follower struct {
+	store ledger.Store
+	opts  FollowerOptions
+
+	records  map[string]naming.Record
+	synced   bool
+	lastRev  int64 // highest store rev returned by the last read
+	obs      []observation
+	nextFull time.Time
+	// provisional covers the window after the first full read, until the
+	// follow-up full read replaces it.
+	provisional      int64
+	provisionalUntil time.Time
+	fulls, deltas    int
+}
+
+type observation struct {
+	at  time.Time
+	rev int64
+}
+
+// NewFollower returns a Follower of store; it reads nothing until Poll.
+func NewFollower(store ledger.Store, opts FollowerOptions) *Follower {
+	if opts.Overlap <= 0 {
+		opts.Overlap = DefaultOverlap
+	}
+	if opts.ResyncEvery <= 0 {
+		opts.ResyncEvery = DefaultResyncEvery
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	return &Follower{store: store, opts: opts, records: map[string]naming.Record{}}
+}
+
+// Poll brings the copy up to date and returns the hostnames whose record
+// changed, appeared or disappeared. On error the copy is left as it was
+// (never partially updated).
+func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
+	now := f.opts.Clock.Now()
+	if !f.synced || !now.Before(f.nextFull) {
+		return f.full(ctx, now)
+	}
+	rev, err := f.store.Rev(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger rev: %w", err)
+	}
+	if rev < f.lastRev {
+		// The counter went back: the store was replaced. Start over.
+		return f.full(ctx, now)
+	}
+	f.observe(f.opts.Clock.Now(), rev)
+	from := f.safeMark(now)
+	if rev == f.lastRev && from >= f.lastRev {
+		return nil, nil // nothing new, nothing in flight
+	}
+	recs, storeRev, err := f.store.Changes(ctx, from)
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger changes since rev %d: %w", from, err)
+	}
+	f.deltas++
+	for _, r := range recs {
+		if old, ok := f.records[r.Hostname]; !ok || !sameRecord(old, r) {
+			changed = append(changed, r.Hostname)
+		}
+		f.records[r.Hostname] = r
+	}
+	f.lastRev = max(f.lastRev, storeRev, rev)
+	return changed, nil
+}
+
+func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
+	rev, err := f.store.Rev(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger rev: %w", err)
+	}
+	recs, err := f.store.Records(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger: %w", err)
+	}
+	f.fulls++
+	next := make(map[string]naming.Record, len(recs))
+	var changed []string
+	for _, r := range recs {
+		if prev, dup := next[r.Hostname]; dup && prev.InstanceID != "" && r.Free() {
+			continue // 1.x duplicate: prefer the bound copy
+		}
+		next[r.Hostname] = r
+	}
+	for h, r := range next {
+		if old, ok := f.records[h]; !ok || !sameRecord(old, r) {
+			changed = append(changed, h)
+		}
+	}
+	for h := range f.records {
+		if _, ok := next[h]; !ok {
+			changed = append(changed, h)
+		}
+	}
+	slices.Sort(changed)
+	f.records = next
+	if rev < f.lastRev {
+		f.obs = nil
+	}
+	f.lastRev = rev
+	f.observe(now, rev)
+	if !f.synced {
+		f.synced = true
+		f.provisional, f.provisionalUntil = rev, now.Add(f.opts.Overlap)
+		f.nextFull = now.Add(f.opts.Overlap)
+	} else {
+		f.nextFull = now.Add(f.opts.ResyncEvery)
+	}
+	return changed, nil
+}
+
+func (f *Follower) observe(at time.Time, rev int64) {
+	f.obs = append(f.obs, observation{at, rev})
+}
+
+// safeMark returns the highest rev every writer has committed by now, and
+// drops observations it no longer needs.
+func (f *Follower) safeMark(now time.Time) int64 {
+	cut := now.Add(-f.opts.Overlap)
+	mark := int64(0)
+	keep := 0
+	for i, o := range f.obs {
+		if !o.at.After(cut) {
+			mark = max(mark, o.rev)
+			keep = i
+		}
+	}
+	f.obs = f.obs[keep:] // the newest old-enough observation stays as the mark
+	if now.Before(f.provisionalUntil) {
+		mark = max(mark, f.provisional)
+	}
+	return mark
+}
+
+func sameRecord(a, b naming.Record) bool {
+	return a.Hostname == b.Hostname && a.IP == b.IP && a.InstanceID == b.InstanceID &&
+		a.Service == b.Service && a.Rev == b.Rev && slices.Equal(a.Aliases, b.Aliases)
+}
+
+// Records returns a copy of every record (bound and free), sorted by hostname.
+func (f *Follower) Records() []naming.Record {
+	out := make([]naming.Record, 0, len(f.records))
+	for _, r := range f.records {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b naming.Record) int { return compareStrings(a.Hostname, b.Hostname) })
+	return out
+}
+
+// Record returns the record of one hostname.
+func (f *Follower) Record(hostname string) (naming.Record, bool) {
+	r, ok := f.records[hostname]
+	return r, ok
+}
+
+// Synced reports whether a full read has succeeded.
+func (f *Follower) Synced() bool { return f.synced }
+
+// Rev returns the highest store rev seen.
+func (f *Follower) Rev() int64 { return f.lastRev }
+
+// Reads returns how many full and delta reads were made (for metrics and benchmarks).
+func (f *Follower) Reads() (fulls, deltas int) { return f.fulls, f.deltas }
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,327 @@
+package feed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	"github.com/aerostat-io/aerostat/internal/ledger"
+)
+
+// Path is where the feed is served.
+const Path = "/v1/hosts"
+
+// Entry is one name in the feed. Released entries (only in deltas) tell the
+// client to drop a name.
+type Entry struct {
+	Hostname string   `json:"hostname"`
+	IP       string   `json:"ip,omitempty"`
+	Aliases  []string `json:"aliases,omitempty"`
+	Service  string   `json:"service,omitempty"`
+	Released bool     `json:"released,omitempty"`
+}
+
+// Response is the body of GET /v1/hosts.
+//
+// Rev is the feed's own sequence number, not a store rev: the feed applies
+// store changes one at a time (after the overlap rule), so a client that
+// asks for ?since=Rev gets exactly what changed after it. Epoch changes when
+// the feed restarts; a client whose epoch differs gets a full response.
+type Response struct {
+	Epoch    string  `json:"epoch"`
+	Rev      int64   `json:"rev"`
+	Full     bool    `json:"full"`
+	StoreRev int64   `json:"store_rev"`
+	Entries  []Entry `json:"entries"`
+}
+
+// Options tune a Handler.
+type Options struct {
+	Follower     FollowerOptions
+	PollInterval time.Duration // how often Start polls the store; default 1s
+	MaxWait      time.Duration // cap on ?wait=; default 60s
+	MaxInFlight  int           // concurrent requests; default 4096 (one long-poll per node)
+	Logger       logr.Logger
+	Clock        clock.WithTicker
+}
+
+// Handler serves the feed. Start (a controller-runtime Runnable) follows
+// the store; SyncOnce does one step of it; Notify asks for a prompt poll.
+type Handler struct {
+	follower *Follower // owned by the polling goroutine (syncMu)
+	syncMu   sync.Mutex
+	opts     Options
+	slots    chan struct{}
+	notify   chan struct{}
+
+	mu      sync.Mutex
+	epoch   string
+	seq     int64
+	synced  bool
+	changed map[string]int64 // hostname → seq of its last change
+	current map[string]Entry // bound names
+	storeRv int64
+	wake    chan struct{} // closed and replaced on every change
+}
+
+// NewHandler returns a feed over store. Only GET and HEAD of /v1/hosts are served.
+func NewHandler(store ledger.Store, opts Options) *Handler {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 60 * time.Second
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 4096
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Follower.Clock == nil {
+		opts.Follower.Clock = opts.Clock
+	}
+	return &Handler{
+		follower: NewFollower(store, opts.Follower),
+		opts:     opts,
+		slots:    make(chan struct{}, opts.MaxInFlight),
+		notify:   make(chan struct{}, 1),
+		epoch:    strconv.FormatInt(opts.Clock.Now().UnixNano(), 36),
+		changed:  map[string]int64{},
+		current:  map[string]Entry{},
+		wake:     make(chan struct{}),
+	}
+}
+
+// Notify makes Start poll the store now (the controller calls it after it
+// applied changes). It never blocks.
+func (h *Handler) Notify() {
+	select {
+	case h.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Start polls the store until ctx ends. Store errors are logged and retried
+// at the next tick; clients keep getting the last good state.
+func (h *Handler) Start(ctx context.Context) error {
+	t := h.opts.Clock.NewTicker(h.opts.PollInterval)
+	defer t.Stop()
+	for {
+		if err := h.SyncOnce(ctx); err != nil && ctx.Err() == nil {
+			h.opts.Logger.Error(err, "feed: reading ledger")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		case <-h.notify:
+		}
+	}
+}
+
+// SyncOnce polls the store once and publishes what changed.
+func (h *Handler) SyncOnce(ctx context.Context) error {
+	h.syncMu.Lock()
+	defer h.syncMu.Unlock()
+	changed, err := h.follower.Poll(ctx)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.storeRv = h.follower.Rev()
+	first := !h.synced
+	h.synced = true
+	if len(changed) == 0 && !first {
+		return nil
+	}
+	h.seq++
+	for _, host := range changed {
+		h.changed[host] = h.seq
+		r, ok := h.follower.Record(host)
+		if ok && !r.Free() {
+			h.current[host] = Entry{Hostname: r.Hostname, IP: r.IP, Aliases: slices.Clone(r.Aliases), Service: r.Service}
+		} else {
+			delete(h.current, host)
+		}
+	}
+	close(h.wake)
+	h.wake = make(chan struct{})
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many requests", http.StatusServiceUnavailable)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if len(r.URL.RawQuery) > 256 || len(r.URL.Path) > 64 {
+		http.Error(w, "request URI too long", http.StatusRequestURITooLong)
+		return
+	}
+	if r.URL.Path != Path {
+		http.NotFound(w, r)
+		return
+	}
+	q, err := parseQuery(r, h.opts.MaxWait)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	resp, notModified, ok := h.respond(r.Context(), q)
+	if !ok {
+		if r.Context().Err() == nil {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "feed not synced with the ledger yet", http.StatusServiceUnavailable)
+		}
+		return
+	}
+	w.Header().Set("ETag", etag(resp.Epoch, resp.Rev))
+	w.Header().Set("Cache-Control", "no-cache")
+	if notModified {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+type query struct {
+	epoch       string
+	since       int64
+	hasSince    bool
+	wait        time.Duration
+	ifNoneMatch string
+}
+
+func parseQuery(r *http.Request, maxWait time.Duration) (query, error) {
+	var q query
+	v := r.URL.Query()
+	for k := range v {
+		switch k {
+		case "since", "wait", "epoch":
+		default:
+			return q, fmt.Errorf("unknown parameter %q", k)
+		}
+	}
+	if s := v.Get("since"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return q, fmt.Errorf("since %q: not a rev", s)
+		}
+		q.since, q.hasSince = n, true
+	}
+	q.epoch = v.Get("epoch")
+	if s := v.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return q, fmt.Errorf("wait %q: not a duration", s)
+		}
+		q.wait = min(d, maxWait)
+	}
+	q.ifNoneMatch = r.Header.Get("If-None-Match")
+	if len(q.ifNoneMatch) > 64 {
+		return q, fmt.Errorf("If-None-Match too long")
+	}
+	return q, nil
+}
+
+func etag(epoch string, rev int64) string {
+	return fmt.Sprintf("%q", epoch+"-"+strconv.FormatInt(rev, 10))
+}
+
+// respond builds the response, waiting up to q.wait for a change when the
+// client is already current. ok is false when the feed has no data yet.
+func (h *Handler) respond(ctx context.Context, q query) (resp Response, notModified, ok bool) {
+	var timeout <-chan time.Time
+	if q.wait > 0 {
+		timer := h.opts.Clock.NewTimer(q.wait)
+		defer timer.Stop()
+		timeout = timer.C()
+	}
+	for {
+		h.mu.Lock()
+		synced, epoch, seq, wake := h.synced, h.epoch, h.seq, h.wake
+		current := (q.hasSince && q.epoch == epoch && q.since == seq) || q.ifNoneMatch == etag(epoch, seq)
+		if synced && (!current || q.wait == 0) {
+			resp = h.build(q)
+			h.mu.Unlock()
+			return resp, current && q.ifNoneMatch != "", true
+		}
+		h.mu.Unlock()
+		if !synced && q.wait == 0 {
+			return resp, false, false
+		}
+		select {
+		case <-wake:
+		case <-timeout:
+			q.wait = 0 // answer with what we have
+		case <-ctx.Done():
+			return resp, false, false
+		}
+	}
+}
+
+// build must be called with h.mu held.
+func (h *Handler) build(q query) Response {
+	resp := Response{Epoch: h.epoch, Rev: h.seq, StoreRev: h.storeRv, Entries: []Entry{}}
+	if q.hasSince && q.epoch == h.epoch && q.since <= h.seq {
+		for host, seq := range h.changed {
+			if seq <= q.since {
+				continue
+			}
+			if e, ok := h.current[host]; ok {
+				resp.Entries = append(resp.Entries, e)
+			} else {
+				resp.Entries = append(resp.Entries, Entry{Hostname: host, Released: true})
+			}
+		}
+	} else {
+		resp.Full = true
+		for _, e := range h.current {
+			resp.Entries = append(resp.Entries, e)
+		}
+	}
+	slices.SortFunc(resp.Entries, func(a, b Entry) int { return strings.Compare(a.Hostname, b.Hostname) })
+	return resp
+}
+
+// NewServer wraps a feed handler in an http.Server with the limits a
+// read-only, internet-facing-by-accident endpoint needs.
+func NewServer(addr string, h http.Handler, maxWait time.Duration) *http.Server {
+	if maxWait <= 0 {
+		maxWait = 60 * time.Second
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      maxWait + 15*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    8 << 10,
+	}
+}

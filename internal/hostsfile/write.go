@@ -1,0 +1,271 @@
+package hostsfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// DefaultMaxShrink is the largest fraction of the block one write may remove
+// unless the removal is known to be authoritative.
+const DefaultMaxShrink = 0.5
+
+// ErrShrink is returned when a write would remove too much of the block at once.
+var ErrShrink = errors.New("refusing to shrink the aerostat block")
+
+// Writer keeps one hosts file up to date.
+type Writer struct {
+	// Path of the hosts file, e.g. /etc/hosts.
+	Path string
+	// BackupPath receives the file as it was before Aerostat first changed
+	// it; default Path+".bak". It is never overwritten.
+	BackupPath string
+	// MaxShrink is the largest fraction of the block's entries one write may
+	// remove (entries Released reports as released do not count). Zero means
+	// DefaultMaxShrink; 1 disables the guard.
+	MaxShrink float64
+	// Rename replaces the file; default os.Rename. Tests inject failures.
+	Rename func(oldpath, newpath string) error
+}
+
+// Result describes one Sync.
+type Result struct {
+	Old, New []byte
+	Changed  bool // the file was (or, for a dry run, would be) rewritten
+	InPlace  bool // rename was refused (bind mount) and the inode was rewritten
+	Removed  int  // entries removed from the block
+	Entries  int  // entries in the new block
+}
+
+// SyncOptions tune one Sync.
+type SyncOptions struct {
+	// Authoritative lifts the shrink guard: the caller knows the names were
+	// really released (not merely missing from a bad read).
+	Authoritative bool
+	// Released reports names known to be released; their removal does not
+	// count towards the shrink guard.
+	Released func(hostname string) bool
+	// KeepLegacy keeps the file's current legacy section and ignores the
+	// legacy argument (no updater configured, or it failed).
+	KeepLegacy bool
+	// DryRun computes the result without writing anything.
+	DryRun bool
+}
+
+// Sync makes the file's block hold entries and its legacy section hold
+// legacy (nil removes it). It writes nothing when the content is unchanged,
+// when the current file has a broken block (*BlockError), or when the new
+// block would shrink by more than MaxShrink (ErrShrink).
+// A missing file is treated as empty.
+func (w *Writer) Sync(entries []Entry, legacy []byte, opts SyncOptions) (Result, error) {
+	old, err := os.ReadFile(w.Path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Result{}, fmt.Errorf("reading %s: %w", w.Path, err)
+	}
+	f, err := Parse(old)
+	if err != nil {
+		return Result{}, fmt.Errorf("parsing %s: %w", w.Path, err)
+	}
+	entries = Normalize(entries)
+	res := Result{Old: old, Entries: len(entries)}
+	res.Removed = w.checkShrink(f.Entries, entries, opts)
+	if res.Removed < 0 {
+		return res, fmt.Errorf("%w in %s from %d to %d entries (max fraction %.2f); the source may be incomplete",
+			ErrShrink, w.Path, len(Normalize(f.Entries)), len(entries), w.maxShrink())
+	}
+	if opts.KeepLegacy {
+		legacy = f.Legacy
+	}
+	res.New, err = f.Render(entries, legacy)
+	if err != nil {
+		return res, err
+	}
+	if bytes.Equal(old, res.New) {
+		return res, nil
+	}
+	res.Changed = true
+	if opts.DryRun {
+		return res, nil
+	}
+	if err := w.backup(old); err != nil {
+		return res, err
+	}
+	res.InPlace, err = w.write(res.New)
+	return res, err
+}
+
+func (w *Writer) maxShrink() float64 {
+	if w.MaxShrink <= 0 {
+		return DefaultMaxShrink
+	}
+	return w.MaxShrink
+}
+
+// checkShrink returns the number of removed entries, or -1 when the guard trips.
+func (w *Writer) checkShrink(oldEntries, newEntries []Entry, opts SyncOptions) int {
+	oldEntries = Normalize(oldEntries)
+	keep := make(map[Entry]bool, len(newEntries))
+	for _, e := range newEntries {
+		keep[e] = true
+	}
+	removed, unexplained := 0, 0
+	for _, e := range oldEntries {
+		if keep[e] {
+			continue
+		}
+		removed++
+		if opts.Released == nil || !opts.Released(e.Hostname) {
+			unexplained++
+		}
+	}
+	if opts.Authoritative || w.maxShrink() >= 1 || len(oldEntries) == 0 {
+		return removed
+	}
+	if float64(unexplained) > w.maxShrink()*float64(len(oldEntries)) {
+		return -1
+	}
+	return removed
+}
+
+func (w *Writer) backup(old []byte) error {
+	if old == nil {
+		return nil
+	}
+	path := w.BackupPath
+	if path == "" {
+		path = w.Path + ".bak"
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("checking backup %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		return fmt.Errorf("writing backup %s: %w", path, err)
+	}
+	return nil
+}
+
+// write replaces the file atomically (temp file, fsync, rename, fsync dir),
+// or rewrites it in place when the rename is refused because the file is a
+// mount point (EBUSY: a bind-mounted /etc/hosts in a container).
+func (w *Writer) write(data []byte) (inPlace bool, err error) {
+	mode := fs.FileMode(0o644)
+	st, statErr := os.Stat(w.Path)
+	if statErr == nil {
+		mode = st.Mode().Perm()
+	}
+	dir := filepath.Dir(w.Path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(w.Path)+".aerostat-*")
+	if err != nil {
+		return false, fmt.Errorf("creating temp file in %s: %w", dir, err)
+	}
+	tmpName := tmp.Name()
+	defer os.Remove(tmpName) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return false, fmt.Errorf("writing %s: %w", tmpName, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return false, fmt.Errorf("chmod %s: %w", tmpName, err)
+	}
+	if sys, ok := statErrSys(st, statErr); ok {
+		// Best effort: only root can give the file back to its owner.
+		_ = tmp.Chown(int(sys.Uid), int(sys.Gid))
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return false, fmt.Errorf("fsync %s: %w", tmpName, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return false, fmt.Errorf("closing %s: %w", tmpName, err)
+	}
+	rename := w.Rename
+	if rename == nil {
+		rename = os.Rename
+	}
+	if err := rename(tmpName, w.Path); err != nil {
+		if !errors.Is(err, syscall.EBUSY) {
+			return false, fmt.Errorf("replacing %s: %w", w.Path, err)
+		}
+		return true, writeInPlace(w.Path, data)
+	}
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return false, fmt.Errorf("fsync %s: %w", dir, err)
+		}
+	}
+	return false, nil
+}
+
+func statErrSys(st fs.FileInfo, err error) (*syscall.Stat_t, bool) {
+	if err != nil {
+		return nil, false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return sys, ok
+}
+
+// writeInPlace rewrites the same inode. It writes over the old bytes before
+// truncating, so a concurrent reader never sees an empty file (it may see a
+// mix for a moment, which a rename would have avoided).
+func writeInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("opening %s for in-place rewrite: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(data, 0); err != nil {
+		return fmt.Errorf("rewriting %s in place: %w", path, err)
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		return fmt.Errorf("truncating %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// DefaultLegacyFile is where 1.x legacy updaters write their output.
+const DefaultLegacyFile = "/etc/hosts.legacy"
+
+// RunLegacy runs a 1.x legacy updater program (no shell, no arguments) with
+// a timeout, then returns the content of legacyFile it wrote. An error means
+// the caller should keep the legacy section it already has.
+func RunLegacy(ctx context.Context, prog, legacyFile string, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog)
+	// Kill stragglers holding our pipes so a hung updater cannot hang us.
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("legacy updater %s: timed out after %s", prog, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("legacy updater %s: %w: %s", prog, err, bytes.TrimSpace(truncate(out, 512)))
+	}
+	data, err := os.ReadFile(legacyFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading legacy updater output: %w", err)
+	}
+	return data, nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

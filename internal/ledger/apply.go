@@ -1,0 +1,243 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// ConflictError is a lost compare-and-set: the record no longer matched
+// what the planner saw (or, for an insert, already existed).
+type ConflictError struct {
+	Hostname string
+	Change   naming.Change
+}
+
+func (e *ConflictError) Error() string {
+	if !e.Change.ExpectExists {
+		return fmt.Sprintf("%v: %s %s: record already exists", ErrConflict, e.Change.Type, e.Hostname)
+	}
+	return fmt.Sprintf("%v: %s %s: expected instance %q at rev %d", ErrConflict, e.Change.Type, e.Hostname,
+		e.Change.ExpectInstanceID, e.Change.ExpectRev)
+}
+
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Validate checks changes before anything is written: hostnames and
+// services are RFC 1123 labels, schemes known, IPs parse, aliases are host
+// names. The error names the change, field and value.
+func Validate(changes []naming.Change) error {
+	for i, c := range changes {
+		if err := validate(c); err != nil {
+			return fmt.Errorf("change %d (%s %s): %w", i, c.Type, c.Hostname, err)
+		}
+	}
+	return nil
+}
+
+func validate(c naming.Change) error {
+	if err := naming.ValidateLabel("hostname", c.Hostname); err != nil {
+		return err
+	}
+	if c.ExpectRev < 0 {
+		return fmt.Errorf("expectRev %d: must not be negative", c.ExpectRev)
+	}
+	switch c.Type {
+	case naming.Bind:
+		if err := naming.ValidateLabel("service", c.Service); err != nil {
+			return err
+		}
+		if _, err := naming.ParseScheme(string(c.Scheme)); err != nil {
+			return fmt.Errorf("scheme: %w", err)
+		}
+		switch c.Role {
+		case naming.RoleNone, naming.RoleMaster, naming.RoleSlave:
+		default:
+			return fmt.Errorf("role %q: must be empty, master or slave", c.Role)
+		}
+		if c.Ordinal < 0 {
+			return fmt.Errorf("ordinal %d: must not be negative", c.Ordinal)
+		}
+		if err := validateInstanceID(c.InstanceID); err != nil {
+			return err
+		}
+		if c.IP != "" { // a pending instance may have no address yet
+			if err := naming.ValidateIP("ip", c.IP); err != nil {
+				return err
+			}
+		}
+		return validateAliases(c.Aliases)
+	case naming.Release:
+	case naming.SetIP:
+		if err := naming.ValidateIP("ip", c.IP); err != nil {
+			return err
+		}
+	case naming.SetAliases:
+		return validateAliases(c.Aliases)
+	default:
+		return fmt.Errorf("type %q: unknown change type", c.Type)
+	}
+	if !c.ExpectExists {
+		return fmt.Errorf("expectExists false: only a Bind can create a record")
+	}
+	return nil
+}
+
+func validateInstanceID(id string) error {
+	if id == "" {
+		return fmt.Errorf("instanceID %q: must not be empty for a Bind", id)
+	}
+	if len(id) > 128 || strings.IndexFunc(id, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
+		return fmt.Errorf("instanceID %q: must be at most 128 printable characters without spaces", id)
+	}
+	return nil
+}
+
+func validateAliases(aliases []string) error {
+	for i, a := range aliases {
+		if err := naming.ValidateHostname(fmt.Sprintf("aliases[%d]", i), a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply implements Store. All changes are validated first (a bad one
+// means nothing is written); then each is one compare-and-set write,
+// stamped with a fresh rev taken from the counter just before it.
+//
+// A Release keeps the document (the name stays a gap, as in 1.x) and
+// clears instance_id, ip and aliases: aliases name a live machine, and the
+// planner expects a gap to hold none.
+func (m *Mongo) Apply(ctx context.Context, changes []naming.Change) (int, error) {
+	if m.opts.ReadOnly {
+		return 0, errors.New("applying changes: ledger opened read-only")
+	}
+	if err := Validate(changes); err != nil {
+		return 0, fmt.Errorf("applying changes: %w", err)
+	}
+	for i, c := range changes {
+		if err := m.apply(ctx, c); err != nil {
+			return i, fmt.Errorf("applying change %d of %d (%s %s): %w", i+1, len(changes), c.Type, c.Hostname, err)
+		}
+	}
+	return len(changes), nil
+}
+
+func (m *Mongo) apply(ctx context.Context, c naming.Change) error {
+	rev, err := m.nextRev(ctx)
+	if err != nil {
+		return err
+	}
+	return m.write(ctx, c, rev)
+}
+
+// write is one compare-and-set stamped with rev.
+func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
+	now := m.opts.Clock.Now().UTC()
+	set := bson.D{{Key: "rev", Value: rev}, {Key: "updated_at", Value: now}}
+	switch c.Type {
+	case naming.Bind:
+		aliases := c.Aliases
+		if aliases == nil {
+			aliases = []string{} // 1.x clients iterate it
+		}
+		set = append(set,
+			bson.E{Key: "service", Value: c.Service},
+			bson.E{Key: "service_type", Value: strings.ToLower(string(c.Scheme))},
+			bson.E{Key: "role", Value: string(c.Role)},
+			bson.E{Key: "ordinal", Value: int64(c.Ordinal)},
+			bson.E{Key: "instance_id", Value: c.InstanceID},
+			bson.E{Key: "ip", Value: c.IP},
+			bson.E{Key: "aliases", Value: aliases},
+			bson.E{Key: "claimed_at", Value: now},
+		)
+		if !c.ExpectExists {
+			return m.insert(ctx, c, set)
+		}
+	case naming.Release:
+		set = append(set,
+			bson.E{Key: "instance_id", Value: ""},
+			bson.E{Key: "ip", Value: ""},
+			bson.E{Key: "aliases", Value: []string{}},
+			bson.E{Key: "claimed_at", Value: nil},
+		)
+	case naming.SetIP:
+		set = append(set, bson.E{Key: "ip", Value: c.IP})
+	case naming.SetAliases:
+		aliases := c.Aliases
+		if aliases == nil {
+			aliases = []string{}
+		}
+		set = append(set, bson.E{Key: "aliases", Value: aliases})
+	}
+	filter := bson.D{
+		{Key: "hostname", Value: c.Hostname},
+		{Key: "instance_id", Value: c.ExpectInstanceID},
+	}
+	if c.ExpectRev == 0 {
+		// Untouched 1.x documents have no rev field.
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "rev", Value: int64(0)}},
+			bson.D{{Key: "rev", Value: bson.D{{Key: "$exists", Value: false}}}},
+		}})
+	} else {
+		filter = append(filter, bson.E{Key: "rev", Value: c.ExpectRev})
+	}
+	res, err := m.servers.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return &ConflictError{Hostname: c.Hostname, Change: c}
+	}
+	return nil
+}
+
+// insert creates a record that must not exist yet. An upsert that only
+// sets fields on insert is used instead of a plain insert so the check
+// holds even where the unique index could not be built (1.x duplicates);
+// with the index, a racing insert fails with a duplicate key.
+func (m *Mongo) insert(ctx context.Context, c naming.Change, set bson.D) error {
+	doc := append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, set...)
+	res, err := m.servers.UpdateOne(ctx,
+		bson.D{{Key: "hostname", Value: c.Hostname}},
+		bson.D{{Key: "$setOnInsert", Value: doc}},
+		options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return &ConflictError{Hostname: c.Hostname, Change: c}
+	}
+	if err != nil {
+		return err
+	}
+	if res.UpsertedCount == 0 {
+		return &ConflictError{Hostname: c.Hostname, Change: c}
+	}
+	return nil
+}
+
+// nextRev takes the next rev from the counter document.
+func (m *Mongo) nextRev(ctx context.Context) (int64, error) {
+	var doc bson.Raw
+	err := m.meta.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: revDocID}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int64(1)}}}},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
+	).Decode(&doc)
+	if err != nil {
+		return 0, fmt.Errorf("taking a rev: %w", err)
+	}
+	n, ok := intValue(doc.Lookup("n"))
+	if !ok || n <= 0 {
+		return 0, fmt.Errorf("taking a rev: counter document holds %v", doc.Lookup("n"))
+	}
+	return n, nil
+}

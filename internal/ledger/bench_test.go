@@ -1,0 +1,58 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// One Bind of a new name: a counter round trip plus an insert.
+func BenchmarkApplyBind(b *testing.B) {
+	ctx := context.Background()
+	m := ledgertest.New(b)
+	i := 0
+	for b.Loop() {
+		c := bind(fmt.Sprintf("web-%d", i), i, fmt.Sprintf("i-%d", i), "10.0.0.1")
+		if _, err := m.Apply(ctx, []naming.Change{c}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// Reading and decoding one service of 1,000 records.
+func BenchmarkRecords(b *testing.B) {
+	const n = 1000
+	ctx := context.Background()
+	m := ledgertest.New(b)
+	// Inserted raw in one batch: through Apply, 1,000 single-document
+	// writes on FerretDB's SQLite backend take minutes (see README notes).
+	now := time.Now().UTC()
+	docs := make([]any, n)
+	for i := range docs {
+		docs[i] = bson.M{
+			"_id": bson.NewObjectID(), "hostname": fmt.Sprintf("web-%d", i), "service": "web",
+			"service_type": "iterative", "role": "", "ordinal": int64(i), "instance_id": fmt.Sprintf("i-%d", i),
+			"ip": fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), "aliases": bson.A{fmt.Sprintf("w%d.internal", i)},
+			"rev": int64(i + 1), "updated_at": now, "claimed_at": now,
+		}
+	}
+	if _, err := servers(m).InsertMany(ctx, docs); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		recs, err := m.Records(ctx, "web")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(recs) != n {
+			b.Fatalf("%d records, want %d", len(recs), n)
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"k8s.io/utils/clock"
+
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// DefaultDatabase is the 1.x database name.
+const DefaultDatabase = "aerostat"
+
+const (
+	serversCollection = "servers"
+	metaCollection    = "meta"
+	revDocID          = "rev"
+)
+
+// Options configure Open.
+type Options struct {
+	// Database defaults to DefaultDatabase ("aerostat", as 1.x).
+	Database string
+	// ReadOnly opens without any write, not even index creation, for agents
+	// holding a read-only user; Apply then fails. Open also skips its ping,
+	// so an agent can start while the store is down.
+	ReadOnly bool
+	// Logger gets problems found in the data (duplicates, corrupt
+	// documents); the zero value discards.
+	Logger logr.Logger
+	// Clock stamps updated_at and claimed_at; the real clock when nil.
+	Clock clock.PassiveClock
+}
+
+// Mongo is the ledger on MongoDB or the embedded FerretDB.
+//
+// Claims and the reads they depend on use write concern "majority" and read
+// concern "majority": on a replica set a w:1 claim can be rolled back on
+// failover and come back as a duplicate name. Standalone servers and
+// FerretDB accept and ignore both. No multi-document transaction is used.
+type Mongo struct {
+	client  *mongo.Client
+	servers *mongo.Collection
+	meta    *mongo.Collection
+	opts    Options
+	log     logr.Logger
+
+	mu           sync.Mutex
+	openProblems []string
+	readProblems []string
+}
+
+var _ Store = (*Mongo)(nil)
+
+// Open connects to uri (mongodb://…). Unless ReadOnly it pings the server,
+// makes sure the rev counter exists and creates the unique index on
+// hostname. An index that cannot be built because 1.x races left duplicate
+// hostnames is not an error: it is logged and listed by Problems, and the
+// ledger keeps working. Errors: a bad URI, an unreachable server (not in
+// ReadOnly mode), or a server refusing the setup writes.
+func Open(ctx context.Context, uri string, opts Options) (*Mongo, error) {
+	if opts.Database == "" {
+		opts.Database = DefaultDatabase
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	log := opts.Logger
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
+	// Fail fast when the store is down; the URI can still override these.
+	co := options.Client().
+		SetServerSelectionTimeout(5 * time.Second).
+		SetConnectTimeout(5 * time.Second).
+		ApplyURI(uri)
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to ledger: %w", err)
+	}
+	majority := options.Collection().
+		SetWriteConcern(writeconcern.Majority()).
+		SetReadConcern(readconcern.Majority())
+	db := client.Database(opts.Database)
+	m := &Mongo{
+		client:  client,
+		servers: db.Collection(serversCollection, majority),
+		meta:    db.Collection(metaCollection, majority),
+		opts:    opts,
+		log:     log,
+	}
+	if opts.ReadOnly {
+		return m, nil
+	}
+	if err := m.setup(ctx); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Mongo) setup(ctx context.Context) error {
+	if err := m.client.Ping(ctx, nil); err != nil {
+		return fmt.Errorf("pinging ledger: %w", err)
+	}
+	// Creating the counter up front saves racing first writers from an
+	// upsert duplicate-key error.
+	_, err := m.meta.UpdateOne(ctx, bson.D{{Key: "_id", Value: revDocID}},
+		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "n", Value: int64(0)}}}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("creating rev counter: %w", err)
+	}
+	_, err = m.servers.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "hostname", Value: 1}},
+		Options: options.Index().SetUnique(true).SetName("hostname_unique"),
+	})
+	if err != nil {
+		var se mongo.ServerError
+		if !errors.As(err, &se) {
+			return fmt.Errorf("creating unique index on hostname: %w", err)
+		}
+		// Duplicates from 1.x races, or a 1.x non-unique index on the same
+		// key: keep working, say so. Inserts are then guarded only by the
+		// store's own atomicity (the embedded store serialises writes).
+		p := fmt.Sprintf("unique index on hostname not created (duplicate hostnames or a conflicting 1.x index?): %v", err)
+		if dups, derr := m.duplicates(ctx); derr == nil && len(dups) > 0 {
+			p += "; duplicated: " + strings.Join(dups, ", ")
+		}
+		m.log.Error(nil, "ledger problem", "problem", p)
+		m.mu.Lock()
+		m.openProblems = append(m.openProblems, p)
+		m.mu.Unlock()
+	}
+	_, err = m.servers.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "rev", Value: 1}},
+		Options: options.Index().SetName("rev"),
+	})
+	if err != nil {
+		m.log.Info("index on rev not created; deltas read the whole collection", "err", err.Error())
+	}
+	return nil
+}
+
+// duplicates lists hostnames held by more than one document.
+func (m *Mongo) duplicates(ctx context.Context) ([]string, error) {
+	cur, err := m.servers.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "hostname", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.Raw
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	n := map[string]int{}
+	for _, d := range docs {
+		if h, ok := d.Lookup("hostname").StringValueOK(); ok {
+			n[h]++
+		}
+	}
+	var dups []string
+	for h, c := range n {
+		if c > 1 {
+			dups = append(dups, h)
+		}
+	}
+	slices.Sort(dups)
+	return dups, nil
+}
+
+// Close disconnects.
+func (m *Mongo) Close(ctx context.Context) error {
+	if err := m.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("disconnecting from ledger: %w", err)
+	}
+	return nil
+}
+
+// Problems lists what is wrong with the stored data but did not stop the
+// ledger: a unique index that could not be built at Open, and the corrupt
+// or duplicated documents found by the latest Records or Changes call.
+func (m *Mongo) Problems() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Concat(m.openProblems, m.readProblems)
+}
+
+// Records implements Store. Documents are decoded leniently (1.x data):
+// missing new fields get defaults, ordinal and role are derived from the
+// hostname, aliases stored as a string are split; documents without a
+// usable hostname are skipped. Both kinds of finding, and hostnames held
+// by several documents, are logged and listed by Problems.
+func (m *Mongo) Records(ctx context.Context, service string) ([]naming.Record, error) {
+	filter := bson.D{}
+	if service != "" {
+		filter = bson.D{{Key: "service", Value: service}}
+	}
+	recs, err := m.find(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("reading records of service %q: %w", service, err)
+	}
+	return recs, nil
+}
+
+// Changes implements Store. The counter is read before the records, so
+// every write that committed before the call with a rev <= the returned
+// rev is in the result or in an earlier one; a write whose rev is <= it but
+// that commits later is not (see Follower for the overlap rule).
+func (m *Mongo) Changes(ctx context.Context, since int64) ([]naming.Record, int64, error) {
+	rev, err := m.Rev(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	recs, err := m.find(ctx, bson.D{{Key: "rev", Value: bson.D{{Key: "$gt", Value: since}}}})
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading changes since rev %d: %w", since, err)
+	}
+	// Writes that took a rev after our counter read may already be here.
+	for _, r := range recs {
+		rev = max(rev, r.Rev)
+	}
+	return recs, rev, nil
+}
+
+// Rev implements Store: the highest rev handed out, 0 for a fresh or 1.x store.
+func (m *Mongo) Rev(ctx context.Context) (int64, error) {
+	var doc bson.Raw
+	err := m.meta.FindOne(ctx, bson.D{{Key: "_id", Value: revDocID}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading rev counter: %w", err)
+	}
+	n, _ := intValue(doc.Lookup("n"))
+	return n, nil
+}
+
+func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error) {
+	// One batch where the server allows: fewer round trips per read.
+	cur, err := m.servers.Find(ctx, filter, options.Find().SetBatchSize(5000))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	var (
+		recs     []naming.Record
+		problems []string
+		seen     = map[string]int{}
+	)
+	for cur.Next(ctx) {
+		rec, probs, ok := decodeRecord(cur.Current)
+		problems = append(problems, probs...)
+		if !ok {
+			continue
+		}
+		seen[rec.Hostname]++
+		recs = append(recs, rec)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, err
+	}
+	for h, n := range seen {
+		if n > 1 {
+			problems = append(problems, fmt.Sprintf("hostname %s: held by %d documents (1.x race)", h, n))
+		}
+	}
+	slices.Sort(problems)
+	slices.SortFunc(recs, func(a, b naming.Record) int {
+		return cmpRecords(a, b)
+	})
+	for _, p := range problems {
+		m.log.Info("ledger problem", "problem", p)
+	}
+	m.mu.Lock()
+	m.readProblems = problems
+	m.mu.Unlock()
+	return recs, nil
+}
+
+func cmpRecords(a, b naming.Record) int {
+	if c := strings.Compare(a.Service, b.Service); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Role), string(b.Role)); c != 0 {
+		return c
+	}
+	if a.Ordinal != b.Ordinal {
+		return a.Ordinal - b.Ordinal
+	}
+	if c := strings.Compare(a.Hostname, b.Hostname); c != 0 {
+		return c
+	}
+	return strings.Compare(a.InstanceID, b.InstanceID)
+}
+
+// Client is the underlying driver client, for tools and tests that need
+// raw access (1.x data migration, fault injection).
+func (m *Mongo) Client() *mongo.Client { return m.client }
+
+// Database is the name of the ledger's database.
+func (m *Mongo) Database() string { return m.opts.Database }

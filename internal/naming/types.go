@@ -1,0 +1,145 @@
+// Package naming is Aerostat's pure planner: given the ledger's records for a
+// service, the instances observed in the cloud and the service's policy, it
+// computes the ordered changes that make the ledger true. It does no I/O and
+// is deterministic, so Plan(apply(Plan(x))) yields no changes.
+package naming
+
+import "time"
+
+// Scheme is how a service's names are formed.
+type Scheme string
+
+const (
+	// Iterative names are <service>-N, N from 0.
+	Iterative Scheme = "Iterative"
+	// Masterful names are <service>-master, then <service>-slave-N, N from 1.
+	Masterful Scheme = "Masterful"
+)
+
+// Role of a record in a masterful service. Iterative records have RoleNone.
+type Role string
+
+const (
+	RoleNone   Role = ""
+	RoleMaster Role = "master"
+	RoleSlave  Role = "slave"
+)
+
+// InstanceState mirrors the EC2 instance state names.
+type InstanceState string
+
+const (
+	StatePending      InstanceState = "pending"
+	StateRunning      InstanceState = "running"
+	StateStopping     InstanceState = "stopping"
+	StateStopped      InstanceState = "stopped"
+	StateShuttingDown InstanceState = "shutting-down"
+	StateTerminated   InstanceState = "terminated"
+)
+
+// Record is one name in the ledger: the 1.x document plus the fields 1.x
+// clients ignore. A record with an empty InstanceID is a gap (a free name
+// that is refilled before a new number is taken).
+type Record struct {
+	Hostname   string
+	Service    string
+	Scheme     Scheme
+	Role       Role
+	Ordinal    int // N in <svc>-N or <svc>-slave-N; 0 for a master
+	InstanceID string
+	IP         string
+	Aliases    []string
+	Rev        int64     // ledger revision of the last write; 0 for untouched 1.x documents
+	UpdatedAt  time.Time // time of the last write
+	ClaimedAt  time.Time // when the current instance was bound; zero for a gap
+}
+
+// Free reports whether the record is a gap.
+func (r Record) Free() bool { return r.InstanceID == "" }
+
+// Instance is one machine as the cloud reports it.
+type Instance struct {
+	ID         string
+	PrivateIP  string
+	State      InstanceState
+	LaunchTime time.Time
+	Tags       map[string]string
+}
+
+// Observation is what one listing of the cloud returned for a service.
+// Complete is false when the listing failed, was throttled, stopped
+// mid-pagination, or (for a node registering itself) only covers some
+// instances: then an instance missing from Instances is unknown, not gone.
+type Observation struct {
+	Instances []Instance
+	Complete  bool
+}
+
+// ReapPolicy bounds how names are released.
+type ReapPolicy struct {
+	// GracePeriod an instance must be absent from complete listings before
+	// its name is released. Instances seen shutting-down, terminated or
+	// stopped are released without waiting.
+	GracePeriod time.Duration
+	// MaxReleaseFraction caps the releases in one pass, as a fraction of the
+	// service's bound names (at least one release is always allowed).
+	// Zero means the default, 0.5.
+	MaxReleaseFraction float64
+}
+
+// Policy is a service's naming policy.
+type Policy struct {
+	Service string
+	Scheme  Scheme
+	// Aliases maps a hostname (e.g. "db-master", "web-0") to extra names
+	// for whichever instance holds it.
+	Aliases map[string][]string
+	// InstanceAliases maps an instance id to extra names it asked for
+	// (1.x /etc/aerostat_info aliases, or the aerostat:aliases tag).
+	InstanceAliases map[string][]string
+	// DesiredMaster is an instance id or hostname that should hold the
+	// master name; empty keeps the current master.
+	DesiredMaster string
+	Reap          ReapPolicy
+}
+
+// ChangeType is what a change does to one record.
+type ChangeType string
+
+const (
+	// Bind gives Hostname to InstanceID (creating the record if Rev is 0
+	// and it does not exist yet).
+	Bind ChangeType = "Bind"
+	// Release turns Hostname into a gap.
+	Release ChangeType = "Release"
+	// SetAliases replaces the aliases of a record.
+	SetAliases ChangeType = "SetAliases"
+	// SetIP updates the IP of a bound record whose instance changed address.
+	SetIP ChangeType = "SetIP"
+)
+
+// Change is one compare-and-set write on one record. Expect* hold the state
+// the planner saw: the ledger applies the change only if the stored record
+// still has them, and otherwise reports a conflict so the caller re-plans.
+type Change struct {
+	Type     ChangeType
+	Hostname string
+	Service  string
+	Scheme   Scheme
+	Role     Role
+	Ordinal  int
+
+	InstanceID string   // Bind: the new holder
+	IP         string   // Bind, SetIP
+	Aliases    []string // Bind, SetAliases: the full new list
+
+	// ExpectInstanceID and ExpectRev are the record's state when planned.
+	// ExpectExists false means the record must not exist yet (insert).
+	ExpectExists     bool
+	ExpectInstanceID string
+	ExpectRev        int64
+
+	// Reason is a short human explanation ("new instance", "master
+	// change-over", "instance terminated", "alias moved from web-1", …).
+	Reason string
+}

@@ -1,0 +1,233 @@
+package embedded
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+)
+
+// FerretDB v1 runs update, findAndModify and delete as "query, filter in
+// Go, then write by _id" in separate SQLite transactions, so two concurrent
+// compare-and-set updates on one document can both match and both report
+// success (measured: 6 winners out of 30 on one document). The ledger's
+// "a name is bound at most once" rests on single-document atomicity, which
+// real MongoDB has. serializer restores it for the embedded store: a small
+// wire-protocol proxy in front of FerretDB that lets one write command at a
+// time through (request sent → reply received), while reads stay parallel.
+
+const (
+	opReply      = 1
+	opQuery      = 2004
+	opCompressed = 2012
+	opMsg        = 2013
+
+	flagMoreToCome = 1 << 1
+	maxMessageSize = 64 << 20
+)
+
+// readOnly commands need no serialising: they write nothing.
+var readOnly = map[string]bool{
+	"find": true, "getMore": true, "count": true, "distinct": true,
+	"hello": true, "isMaster": true, "ismaster": true, "ping": true,
+	"buildInfo": true, "buildinfo": true, "listCollections": true,
+	"listIndexes": true, "listDatabases": true, "killCursors": true,
+	"endSessions": true, "getParameter": true, "serverStatus": true,
+	"connectionStatus": true, "dbStats": true, "collStats": true,
+}
+
+type serializer struct {
+	ln   net.Listener
+	dial func() (net.Conn, error)
+
+	writeMu sync.Mutex // held from a write's request until its reply
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newSerializer(ln net.Listener, dial func() (net.Conn, error)) *serializer {
+	s := &serializer{ln: ln, dial: dial, conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go s.serve()
+	return s
+}
+
+func (s *serializer) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return // listener closed by close()
+		}
+		if !s.track(c) {
+			_ = c.Close()
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			// One client's malformed traffic must not take the store down.
+			defer func() { _ = recover() }()
+			s.handle(c)
+		}()
+	}
+}
+
+// close stops accepting, drops every proxied connection and waits for the
+// handlers to finish.
+func (s *serializer) close() {
+	_ = s.ln.Close()
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *serializer) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *serializer) untrack(c net.Conn) {
+	_ = c.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *serializer) handle(client net.Conn) {
+	up, err := s.dial()
+	if err != nil {
+		return
+	}
+	if !s.track(up) {
+		_ = up.Close()
+		return
+	}
+	defer s.untrack(up)
+
+	cr, ur := bufio.NewReader(client), bufio.NewReader(up)
+	for {
+		req, err := readMessage(cr)
+		if err != nil {
+			return
+		}
+		reply, err := s.roundTrip(up, ur, req)
+		if err != nil {
+			return
+		}
+		if reply == nil {
+			continue
+		}
+		if _, err := client.Write(reply); err != nil {
+			return
+		}
+		if moreToCome(reply) {
+			// An exhaust stream (streaming hello): replies keep coming
+			// without requests, so stop framing and just pipe bytes.
+			go func() { _, _ = io.Copy(client, ur); _ = client.Close() }()
+			_, _ = io.Copy(up, cr)
+			return
+		}
+	}
+}
+
+// roundTrip forwards one request and returns its reply (nil when the
+// request expects none), holding writeMu for write commands.
+func (s *serializer) roundTrip(up net.Conn, ur *bufio.Reader, req []byte) ([]byte, error) {
+	if isWrite(req) {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	if _, err := up.Write(req); err != nil {
+		return nil, err
+	}
+	if opCode(req) == opMsg && moreToCome(req) {
+		return nil, nil
+	}
+	return readMessage(ur)
+}
+
+func readMessage(r *bufio.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(int32(binary.LittleEndian.Uint32(hdr[:])))
+	if n < 16 || n > maxMessageSize {
+		return nil, fmt.Errorf("wire message length %d out of range", n)
+	}
+	msg := make([]byte, n)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(r, msg[4:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+func opCode(msg []byte) int32 { return int32(binary.LittleEndian.Uint32(msg[12:16])) }
+
+func moreToCome(msg []byte) bool {
+	return opCode(msg) == opMsg && len(msg) >= 20 && binary.LittleEndian.Uint32(msg[16:20])&flagMoreToCome != 0
+}
+
+// isWrite reports whether a request may write. Anything it cannot parse
+// counts as a write: serialising too much is only slower.
+func isWrite(msg []byte) bool {
+	if opCode(msg) != opMsg {
+		return true
+	}
+	name, err := commandName(msg)
+	if err != nil {
+		return true
+	}
+	return !readOnly[name]
+}
+
+// commandName returns the first key of an OP_MSG's body section.
+func commandName(msg []byte) (string, error) {
+	if len(msg) < 21 {
+		return "", errors.New("short OP_MSG")
+	}
+	b := msg[20:]
+	for len(b) > 0 {
+		kind := b[0]
+		b = b[1:]
+		if len(b) < 4 {
+			return "", errors.New("short section")
+		}
+		size := int(int32(binary.LittleEndian.Uint32(b)))
+		if size < 5 || size > len(b) {
+			return "", errors.New("bad section size")
+		}
+		if kind == 0 {
+			doc := b[4:size] // first element: type byte, then the key as a cstring
+			if len(doc) < 2 {
+				return "", errors.New("empty body")
+			}
+			end := bytes.IndexByte(doc[1:], 0)
+			if end < 0 {
+				return "", errors.New("unterminated key")
+			}
+			return string(doc[1 : 1+end]), nil
+		}
+		b = b[size:]
+	}
+	return "", errors.New("no body section")
+}

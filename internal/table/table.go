@@ -1,0 +1,183 @@
+// Package table prints names and services the way kubectl prints objects:
+// aligned columns with capitalised headers and short ages, or JSON, YAML or
+// bare names for scripts, and key/value pages for describe.
+package table
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/duration"
+	"sigs.k8s.io/yaml"
+
+	"github.com/aerostat-io/aerostat/client"
+)
+
+// Format is an output format, as kubectl's -o.
+type Format string
+
+const (
+	Table Format = ""
+	Wide  Format = "wide"
+	JSON  Format = "json"
+	YAML  Format = "yaml"
+	Name  Format = "name"
+)
+
+// Formats lists the values -o accepts (for help and completion).
+var Formats = []string{string(Wide), string(JSON), string(YAML), string(Name)}
+
+// ParseFormat checks an -o value.
+func ParseFormat(s string) (Format, error) {
+	if s == "" || slices.Contains(Formats, s) {
+		return Format(s), nil
+	}
+	return "", fmt.Errorf("output format %q: want one of %s", s, strings.Join(Formats, ", "))
+}
+
+// none is what kubectl prints for an empty cell.
+const none = "<none>"
+
+// Age renders the time since t as kubectl's AGE column does ("45s",
+// "3m20s", "2h", "5d"); "<unknown>" for a zero time.
+func Age(t, now time.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(now.Sub(t))
+}
+
+// Columns of the names table; Wide adds the rest.
+var (
+	nameHeader     = []string{"NAME", "SERVICE", "STATE", "INSTANCE", "IP", "AGE"}
+	nameWideHeader = []string{"NAME", "SERVICE", "TYPE", "ROLE", "STATE", "INSTANCE", "IP", "ALIASES", "REV", "AGE"}
+)
+
+// NameRow returns the cells of one name.
+func NameRow(n client.Name, f Format, now time.Time) []string {
+	if f == Wide {
+		return []string{n.Hostname, n.Service, orNone(n.ServiceType), orNone(n.Role), string(n.State),
+			orNone(n.InstanceID), orNone(n.IP), orNone(strings.Join(n.Aliases, ",")),
+			strconv.FormatInt(n.Rev, 10), Age(n.Since(), now)}
+	}
+	return []string{n.Hostname, n.Service, string(n.State), orNone(n.InstanceID), orNone(n.IP), Age(n.Since(), now)}
+}
+
+// NameHeader returns the header of the names table.
+func NameHeader(f Format) []string {
+	if f == Wide {
+		return nameWideHeader
+	}
+	return nameHeader
+}
+
+// Names prints names in format f. JSON and YAML print a list (an object
+// when single is set, as for `get names web-3`).
+func Names(w io.Writer, names []client.Name, f Format, single bool, now time.Time) error {
+	switch f {
+	case JSON, YAML:
+		if single && len(names) == 1 {
+			return encode(w, f, names[0])
+		}
+		if names == nil {
+			names = []client.Name{}
+		}
+		return encode(w, f, names)
+	case Name:
+		for _, n := range names {
+			if _, err := fmt.Fprintln(w, n.Hostname); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	rows := make([][]string, 0, len(names))
+	for _, n := range names {
+		rows = append(rows, NameRow(n, f, now))
+	}
+	return Write(w, NameHeader(f), rows)
+}
+
+// Services prints service summaries in format f. The READY column appears
+// when any service has a Ready condition (read from the cluster).
+func Services(w io.Writer, svcs []client.Service, f Format, now time.Time) error {
+	switch f {
+	case JSON, YAML:
+		if svcs == nil {
+			svcs = []client.Service{}
+		}
+		return encode(w, f, svcs)
+	case Name:
+		for _, s := range svcs {
+			if _, err := fmt.Fprintln(w, s.Service); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(svcs) == 0 {
+		return nil
+	}
+	ready := slices.ContainsFunc(svcs, func(s client.Service) bool { return s.Ready != "" })
+	header := []string{"SERVICE", "TYPE", "BOUND", "GAPS", "MASTER"}
+	if ready {
+		header = append(header, "READY")
+	}
+	header = append(header, "AGE")
+	rows := make([][]string, 0, len(svcs))
+	for _, s := range svcs {
+		row := []string{s.Service, orNone(s.ServiceType), strconv.Itoa(s.Bound), strconv.Itoa(s.Gaps), orNone(s.Master)}
+		if ready {
+			row = append(row, orNone(s.Ready))
+		}
+		var since time.Time
+		if s.Since != nil {
+			since = *s.Since
+		}
+		rows = append(rows, append(row, Age(since, now)))
+	}
+	return Write(w, header, rows)
+}
+
+// Write prints an aligned table: columns separated by at least three
+// spaces, as kubectl does.
+func Write(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	if header != nil {
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+	}
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func encode(w io.Writer, f Format, v any) error {
+	if f == YAML {
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encoding yaml: %w", err)
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	return enc.Encode(v)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return none
+	}
+	return s
+}
