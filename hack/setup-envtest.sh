@@ -2,8 +2,9 @@
 # Builds kube-apiserver and etcd for envtest from the Go module proxy (no
 # prebuilt binary downloads are reachable where this project is developed and
 # tested) and caches them by version. Prints the directory to use as
-# KUBEBUILDER_ASSETS. Safe to run concurrently: the build happens in a temp
-# directory and is moved into place atomically.
+# KUBEBUILDER_ASSETS. Safe to run concurrently: a second run waits on a lock
+# instead of starting a second 15-minute build, and the build happens in a
+# temp directory that is moved into place atomically.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
@@ -17,6 +18,14 @@ if [[ -x "$DEST/kube-apiserver" && -x "$DEST/etcd" ]]; then
 fi
 
 mkdir -p "$CACHE/envtest"
+if command -v flock >/dev/null; then
+	exec 9>"$CACHE/envtest/.lock"
+	flock 9
+	if [[ -x "$DEST/kube-apiserver" && -x "$DEST/etcd" ]]; then
+		echo "$DEST"
+		exit 0
+	fi
+fi
 WORK="$(mktemp -d "$CACHE/envtest/build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 log() { echo "setup-envtest: $*" >&2; }
