@@ -88,11 +88,25 @@ type AliasPolicy struct {
 // ReapPolicy bounds how names are released.
 type ReapPolicy struct {
 	// GracePeriod an instance must be absent from complete listings before
-	// its name is released. Instances seen stopped, shutting-down or
-	// terminated are released without waiting.
+	// its name is released. Instances seen shutting-down or terminated are
+	// released without waiting; stopped ones after StoppedGracePeriod.
 	// +optional
 	// +kubebuilder:default="5m"
 	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+	// HoldBack is how long a released name is withheld from a different
+	// instance, so that caches and open connections still pointing at the
+	// old address drain before the name points somewhere else. The
+	// instance that last held the name may take it back at any time. 0
+	// hands names out again at once, as 1.x did.
+	// +optional
+	// +kubebuilder:default="3m"
+	HoldBack *metav1.Duration `json:"holdBack,omitempty"`
+	// StoppedGracePeriod is how long a stopped instance keeps its name:
+	// it may start again with the same id. After it the name is released
+	// (and then held back for HoldBack like any other).
+	// +optional
+	// +kubebuilder:default="1h"
+	StoppedGracePeriod *metav1.Duration `json:"stoppedGracePeriod,omitempty"`
 	// MaxReleasePercent caps the names released in one pass, as a percent
 	// of the service's bound names (at least one is always allowed). Above
 	// it the service is Degraded until the fleet recovers or the cap is

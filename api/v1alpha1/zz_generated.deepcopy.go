@@ -235,6 +235,16 @@ func (in *ReapPolicy) DeepCopyInto(out *ReapPolicy) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.HoldBack != nil {
+		in, out := &in.HoldBack, &out.HoldBack
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.StoppedGracePeriod != nil {
+		in, out := &in.StoppedGracePeriod, &out.StoppedGracePeriod
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.MaxReleasePercent != nil {
 		in, out := &in.MaxReleasePercent, &out.MaxReleasePercent
 		*out = new(int32)
