@@ -81,6 +81,7 @@ func (f *nodeFlags) openLedger(ctx context.Context, log logr.Logger, readOnly bo
 type agentFlags struct {
 	nodeFlags
 	feedURL, hostsFile, backupFile    string
+	nodeName                          string
 	legacyUpdater, legacyFile         string
 	legacyTimeout, interval, feedWait time.Duration
 	overlap, resync                   time.Duration
@@ -92,12 +93,23 @@ type agentFlags struct {
 func (f *agentFlags) register(fl *pflag.FlagSet) {
 	f.nodeFlags.register(fl)
 	fl.StringVar(&f.feedURL, "feed", "", "read names from the controller's HTTP feed (http://host:port) instead of the ledger; needs no database credentials")
+	fl.StringVar(&f.nodeName, "node-name", defaultNodeName(), "with --feed: the name this node reports to the controller, so `aerostat get nodes` can show which names it holds (env NODE_NAME, else the hostname; empty reports nothing)")
 	fl.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file to keep current")
 	fl.StringVar(&f.backupFile, "backup-file", "", "copy of the hosts file before Aerostat first changed it (default <hosts-file>.bak)")
 	fl.StringVar(&f.legacyUpdater, "legacy-updater", "", "program run before each update; its output file (--legacy-file) goes before the Aerostat block (as 1.x)")
 	fl.StringVar(&f.legacyFile, "legacy-file", hostsfile.DefaultLegacyFile, "file the legacy updater writes")
 	fl.DurationVar(&f.legacyTimeout, "legacy-timeout", 30*time.Second, "time limit for the legacy updater")
 	fl.Float64Var(&f.maxShrink, "max-shrink", hostsfile.DefaultMaxShrink, "largest fraction of the block one update may remove unless the names were released (1 disables the guard)")
+}
+
+// defaultNodeName is the Kubernetes node name the DaemonSet passes through
+// the downward API, or else the machine's hostname.
+func defaultNodeName() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	n, _ := os.Hostname()
+	return n
 }
 
 func newAgentCmd() *cobra.Command {
@@ -164,6 +176,10 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 		if err != nil {
 			return err
 		}
+		if f.nodeName != "" && !feed.ValidNodeName(f.nodeName) {
+			return fmt.Errorf("--node-name %q: want a node name or hostname (letters, digits, '-', '.', '_')", f.nodeName)
+		}
+		c.SetNode(f.nodeName)
 		src = c
 	} else {
 		store, err := f.openLedger(ctx, log, true)
@@ -189,6 +205,9 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 		opts.Legacy = func(ctx context.Context) ([]byte, error) {
 			return hostsfile.RunLegacy(ctx, prog, file, timeout)
 		}
+		// A one-shot update fails without touching the file, as 1.x did;
+		// the daemon keeps the last legacy section and goes on.
+		opts.LegacyRequired = once
 	}
 	a, err := agent.New(opts)
 	if err != nil {
