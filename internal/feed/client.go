@@ -31,6 +31,9 @@ type Client struct {
 	// released holds names the feed said were released since we started,
 	// so a caller can tell a real release from a bad read.
 	released map[string]bool
+	// node and applied are sent as NodeHeader and AppliedHeader so the
+	// feed can tell which names each node holds.
+	node, applied string
 	// BytesRead counts response bytes (for benchmarks).
 	BytesRead int64
 }
@@ -49,6 +52,18 @@ func NewClient(base string, hc *http.Client, wait time.Duration) (*Client, error
 		entries: map[string]Entry{}, released: map[string]bool{}}, nil
 }
 
+// SetNode makes the client name itself (NodeHeader) in its requests, so
+// the feed can report this node's convergence. Empty stays anonymous.
+func (c *Client) SetNode(name string) { c.node = name }
+
+// MarkApplied records that the names of the last Poll are now in the hosts
+// file; the next request tells the feed (AppliedHeader).
+func (c *Client) MarkApplied() {
+	if c.synced {
+		c.applied = etag(c.epoch, c.rev)
+	}
+}
+
 // Poll fetches what changed (long-polling up to the client's wait) and
 // reports whether the name set changed. On error the set is left as it was.
 func (c *Client) Poll(ctx context.Context) (changed bool, err error) {
@@ -63,6 +78,12 @@ func (c *Client) Poll(ctx context.Context) (changed bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+Path+"?"+q.Encode(), nil)
 	if err != nil {
 		return false, err
+	}
+	if c.node != "" {
+		req.Header.Set(NodeHeader, c.node)
+		if c.applied != "" {
+			req.Header.Set(AppliedHeader, c.applied)
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -50,8 +50,12 @@ type Options struct {
 	PollInterval time.Duration // how often Start polls the store; default 1s
 	MaxWait      time.Duration // cap on ?wait=; default 60s
 	MaxInFlight  int           // concurrent requests; default 4096 (one long-poll per node)
-	Logger       logr.Logger
-	Clock        clock.WithTicker
+	// NodeTTL and MaxNodes bound the table of agents (see Convergence);
+	// defaults DefaultNodeTTL and DefaultMaxNodes.
+	NodeTTL  time.Duration
+	MaxNodes int
+	Logger   logr.Logger
+	Clock    clock.WithTicker
 }
 
 // Handler serves the feed. Start (a controller-runtime Runnable) follows
@@ -62,6 +66,7 @@ type Handler struct {
 	opts     Options
 	slots    chan struct{}
 	notify   chan struct{}
+	nodes    *nodeTable
 
 	mu      sync.Mutex
 	epoch   string
@@ -73,7 +78,8 @@ type Handler struct {
 	wake    chan struct{} // closed and replaced on every change
 }
 
-// NewHandler returns a feed over store. Only GET and HEAD of /v1/hosts are served.
+// NewHandler returns a feed over store. Only GET and HEAD of /v1/hosts and
+// /v1/nodes are served.
 func NewHandler(store ledger.Store, opts Options) *Handler {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
@@ -95,6 +101,7 @@ func NewHandler(store ledger.Store, opts Options) *Handler {
 		opts:     opts,
 		slots:    make(chan struct{}, opts.MaxInFlight),
 		notify:   make(chan struct{}, 1),
+		nodes:    newNodeTable(opts.NodeTTL, opts.MaxNodes),
 		epoch:    strconv.FormatInt(opts.Clock.Now().UnixNano(), 36),
 		changed:  map[string]int64{},
 		current:  map[string]Entry{},
@@ -142,10 +149,13 @@ func (h *Handler) SyncOnce(ctx context.Context) error {
 	h.storeRv = h.follower.Rev()
 	first := !h.synced
 	h.synced = true
+	now := h.opts.Clock.Now()
 	if len(changed) == 0 && !first {
+		h.nodes.publish(h.seq, h.storeRv, now)
 		return nil
 	}
 	h.seq++
+	h.nodes.publish(h.seq, h.storeRv, now)
 	for _, host := range changed {
 		h.changed[host] = h.seq
 		r, ok := h.follower.Record(host)
@@ -179,9 +189,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "request URI too long", http.StatusRequestURITooLong)
 		return
 	}
+	if r.URL.Path == NodesPath {
+		h.serveNodes(w, r)
+		return
+	}
 	if r.URL.Path != Path {
 		http.NotFound(w, r)
 		return
+	}
+	if node := r.Header.Get(NodeHeader); node != "" {
+		if !ValidNodeName(node) {
+			http.Error(w, fmt.Sprintf("%s %.64q: not a node name", NodeHeader, node), http.StatusBadRequest)
+			return
+		}
+		h.nodes.seen(node, r.Header.Get(AppliedHeader), h.opts.Clock.Now())
 	}
 	q, err := parseQuery(r, h.opts.MaxWait)
 	if err != nil {
@@ -207,6 +228,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// Convergence reports which live agents hold which names (from the
+// headers of their requests).
+func (h *Handler) Convergence() Convergence {
+	h.mu.Lock()
+	epoch := h.epoch
+	h.mu.Unlock()
+	return h.nodes.snapshot(epoch, h.opts.Clock.Now())
+}
+
+func (h *Handler) serveNodes(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "" {
+		http.Error(w, "GET /v1/nodes takes no parameters", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(h.Convergence())
 }
 
 type query struct {
