@@ -205,6 +205,9 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 		opts.Legacy = func(ctx context.Context) ([]byte, error) {
 			return hostsfile.RunLegacy(ctx, prog, file, timeout)
 		}
+		// A one-shot update fails without touching the file, as 1.x did;
+		// the daemon keeps the last legacy section and goes on.
+		opts.LegacyRequired = once
 	}
 	a, err := agent.New(opts)
 	if err != nil {

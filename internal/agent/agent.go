@@ -40,6 +40,23 @@ type Source interface {
 	Rev() int64
 }
 
+// Notifier is implemented by sources that can push a wake-up when they
+// change (a MongoDB change stream), so Run need not poll every Interval.
+//
+// Error contract: Notify returns an error when the source cannot push (the
+// server has no change streams, the user may not open one); the agent then
+// polls. The channel is closed when pushing stops; the agent polls again
+// and retries Notify later. A wake-up only means "poll now": Poll still
+// reads the deltas.
+type Notifier interface {
+	Notify(ctx context.Context) (<-chan struct{}, error)
+}
+
+// watcher is a store with change streams (ledger.Mongo).
+type watcher interface {
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
 // AppliedMarker is a Source that reports back which names the node holds
 // (the feed client does, so the controller can show convergence). The agent
 // calls MarkApplied after every sync that left the hosts file current.
@@ -48,11 +65,27 @@ type AppliedMarker interface {
 }
 
 // LedgerSource follows a ledger.Store directly (read only).
-type LedgerSource struct{ f *feed.Follower }
+type LedgerSource struct {
+	f     *feed.Follower
+	watch watcher // nil when the store has no change streams at all
+}
 
-// NewLedgerSource returns a Source over store.
+// NewLedgerSource returns a Source over store. When store can open a
+// change stream (ledger.Mongo on a replica set) the source is a Notifier.
 func NewLedgerSource(store ledger.Store, opts feed.FollowerOptions) *LedgerSource {
-	return &LedgerSource{f: feed.NewFollower(store, opts)}
+	s := &LedgerSource{f: feed.NewFollower(store, opts)}
+	if w, ok := store.(watcher); ok {
+		s.watch = w
+	}
+	return s
+}
+
+// Notify implements Notifier.
+func (s *LedgerSource) Notify(ctx context.Context) (<-chan struct{}, error) {
+	if s.watch == nil {
+		return nil, ledger.ErrWatchUnsupported
+	}
+	return s.watch.Watch(ctx)
 }
 
 // Poll implements Source.
@@ -86,13 +119,20 @@ type Options struct {
 	// Legacy runs the legacy updater and returns its output; nil keeps the
 	// legacy section the file already has.
 	Legacy func(ctx context.Context) ([]byte, error)
+	// LegacyRequired makes a failing legacy updater fail the sync, with
+	// nothing written (one-shot `update`, as 1.x: it only replaced the file
+	// when the updater worked). Without it the daemon keeps the previous
+	// legacy section, still updates the block and counts the error.
+	LegacyRequired bool
 	// Interval between polls (with ±20% jitter); 0 polls again at once
 	// (for a long-polling feed source). Errors back off from BackoffMin to
 	// BackoffMax.
 	Interval               time.Duration
 	BackoffMin, BackoffMax time.Duration
 	// ReassertEvery re-checks the file (and re-runs the legacy updater)
-	// even when nothing changed, to repair hand edits. Default 60s.
+	// even when nothing changed, to repair hand edits. Default 60s. While a
+	// Notifier source pushes changes, it is also the safety-net poll period
+	// (and the delay before retrying a failed Notify).
 	ReassertEvery time.Duration
 	// DryRun computes the file without writing it (LastResult has it).
 	DryRun bool
@@ -118,6 +158,8 @@ type Agent struct {
 	dirty       bool
 	nextAssert  time.Time
 	lastSkipped int
+
+	afterSync func(error) // test hook: called by Run after each SyncOnce
 }
 
 // New returns an Agent. It registers its metrics in opts.Metrics.
@@ -180,6 +222,9 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 	if a.opts.Legacy != nil {
 		if legacy, err = a.opts.Legacy(ctx); err != nil {
 			a.m.errors.WithLabelValues("legacy").Inc()
+			if a.opts.LegacyRequired {
+				return a.fail(fmt.Errorf("%w; hosts file left unchanged", err))
+			}
 			log.Error(err, "legacy updater failed; keeping the previous legacy section")
 		} else {
 			sopts.KeepLegacy = false
@@ -263,23 +308,63 @@ func (a *Agent) Status() (synced bool, degraded error) {
 }
 
 // Run syncs until ctx ends: at Interval (with jitter) while healthy, with
-// exponential backoff while failing.
+// exponential backoff while failing. When the source is a Notifier that
+// can push (a change stream), a healthy agent syncs on each wake-up and
+// otherwise only every ReassertEvery.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the change stream
+	var (
+		wake       <-chan struct{}
+		retryWatch time.Time
+	)
+	notifier, _ := a.opts.Source.(Notifier)
 	for {
 		err := a.SyncOnce(ctx)
+		if a.afterSync != nil {
+			a.afterSync(err)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
+		if notifier != nil && wake == nil && err == nil && !a.opts.Clock.Now().Before(retryWatch) {
+			if wake = a.openNotify(ctx, notifier); wake == nil {
+				retryWatch = a.opts.Clock.Now().Add(a.opts.ReassertEvery)
+			} else {
+				continue // a write between the last poll and the stream's start sent no event
+			}
+		}
 		wait := a.nextWait(err)
-		if wait <= 0 {
+		if wake != nil && err == nil {
+			wait = a.jitter(a.opts.ReassertEvery)
+		}
+		if wait <= 0 && wake == nil {
 			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-a.opts.Clock.After(wait):
+		case _, ok := <-wake:
+			if !ok {
+				a.opts.Logger.Info("change stream closed; polling the rev counter", "interval", a.opts.Interval)
+				a.m.pushing.Set(0)
+				wake, retryWatch = nil, a.opts.Clock.Now().Add(a.opts.ReassertEvery)
+			}
 		}
 	}
+}
+
+func (a *Agent) openNotify(ctx context.Context, n Notifier) <-chan struct{} {
+	ch, err := n.Notify(ctx)
+	if err != nil {
+		a.opts.Logger.V(1).Info("no change stream; polling the rev counter", "interval", a.opts.Interval, "reason", err.Error())
+		a.m.pushing.Set(0)
+		return nil
+	}
+	a.opts.Logger.Info("following the ledger's change stream")
+	a.m.pushing.Set(1)
+	return ch
 }
 
 func (a *Agent) nextWait(err error) time.Duration {
@@ -315,10 +400,12 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		synced, degraded := a.Status()
 		switch {
-		case !synced:
-			http.Error(w, "not synced yet", http.StatusServiceUnavailable)
+		case degraded != nil && !synced:
+			http.Error(w, "not synced yet: "+degraded.Error(), http.StatusServiceUnavailable)
 		case degraded != nil:
 			http.Error(w, "degraded: "+degraded.Error(), http.StatusServiceUnavailable)
+		case !synced:
+			http.Error(w, "not synced yet", http.StatusServiceUnavailable)
 		default:
 			fmt.Fprintln(w, "ok")
 		}
@@ -327,9 +414,9 @@ func (a *Agent) Handler() http.Handler {
 }
 
 type agentMetrics struct {
-	sourceUp, appliedRev, lastSuccess, degraded prometheus.Gauge
-	writes                                      prometheus.Counter
-	errors                                      *prometheus.CounterVec
+	sourceUp, appliedRev, lastSuccess, degraded, pushing prometheus.Gauge
+	writes                                               prometheus.Counter
+	errors                                               *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*agentMetrics, error) {
@@ -342,13 +429,15 @@ func newMetrics(reg prometheus.Registerer) (*agentMetrics, error) {
 			Help: "Unix time of the last successful sync."}),
 		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_degraded",
 			Help: "1 while the agent keeps an old hosts file because of an error."}),
+		pushing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_change_stream",
+			Help: "1 while the agent is woken by the ledger's change stream instead of polling."}),
 		writes: prometheus.NewCounter(prometheus.CounterOpts{Name: "aerostat_agent_writes_total",
 			Help: "Hosts file rewrites."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerostat_agent_errors_total",
 			Help: "Sync errors by kind (source, write, shrink, broken-block, legacy)."}, []string{"kind"}),
 	}
 	var err error
-	for _, g := range []*prometheus.Gauge{&m.sourceUp, &m.appliedRev, &m.lastSuccess, &m.degraded} {
+	for _, g := range []*prometheus.Gauge{&m.sourceUp, &m.appliedRev, &m.lastSuccess, &m.degraded, &m.pushing} {
 		if *g, err = register(reg, *g); err != nil {
 			return nil, err
 		}
