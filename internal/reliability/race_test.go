@@ -1,0 +1,238 @@
+package reliability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// registerPlan plans a node's own registration the way `aerostat
+// register` does (cmd/aerostat claimInput, which a test cannot import from
+// package main): a partial observation holding the node and the instances
+// already bound in the service, so nothing is reaped.
+func registerPlan(service, id, ip string, now time.Time) func([]naming.Record) (naming.Result, error) {
+	return func(recs []naming.Record) (naming.Result, error) {
+		in := naming.Input{
+			Policy:  naming.Policy{Service: service, Scheme: naming.Iterative, InstanceAliases: map[string][]string{id: {}}},
+			Records: recs,
+			Now:     now,
+		}
+		in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: id, PrivateIP: ip, State: naming.StateRunning, LaunchTime: now})
+		seen := map[string]bool{id: true}
+		for _, r := range recs {
+			if r.Free() || seen[r.InstanceID] || r.Service != service {
+				continue
+			}
+			seen[r.InstanceID] = true
+			in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: r.InstanceID, PrivateIP: r.IP, State: naming.StateRunning, LaunchTime: r.ClaimedAt})
+		}
+		return naming.Plan(in)
+	}
+}
+
+// register claims a name for id and reads back the name it holds, as the
+// register command prints it.
+func register(ctx context.Context, store ledger.Store, service, id, ip string, now time.Time) (string, error) {
+	if _, err := ledger.Claim(ctx, store, service, registerPlan(service, id, ip, now)); err != nil {
+		return "", err
+	}
+	recs, err := store.Records(ctx, service)
+	if err != nil {
+		return "", err
+	}
+	return holding(recs, id), nil
+}
+
+// holding is the name id holds (lowest ordinal first), "" for none.
+func holding(recs []naming.Record, id string) string {
+	best := naming.Record{Ordinal: -1}
+	for _, r := range recs {
+		if r.InstanceID == id && (best.Ordinal < 0 || r.Ordinal < best.Ordinal) {
+			best = r
+		}
+	}
+	return best.Hostname
+}
+
+// legacyClient is a 1.x client registering the 1.x way, with no
+// compare-and-set: refill any gap it finds by hostname alone, else insert
+// <service>-<count of documents>.
+type legacyClient struct {
+	servers *mongo.Collection
+	// What the 1.x writes did.
+	inserted, refused, refilled atomic.Int64
+
+	mu   sync.Mutex
+	took map[string]bool // hostnames refilled by hostname alone
+}
+
+func (c *legacyClient) register(ctx context.Context, service, id, ip string) error {
+	var gap bson.M
+	err := c.servers.FindOne(ctx, bson.M{"service": service, "instance_id": ""}).Decode(&gap)
+	if err == nil {
+		// The race 1.x had: the gap may have been filled since the read.
+		_, err = c.servers.UpdateOne(ctx, bson.M{"hostname": gap["hostname"]},
+			bson.M{"$set": bson.M{"instance_id": id, "ip": ip}})
+		if err == nil {
+			c.refilled.Add(1)
+			c.mu.Lock()
+			c.took[fmt.Sprint(gap["hostname"])] = true
+			c.mu.Unlock()
+		}
+		return err
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return err
+	}
+	n, err := c.servers.CountDocuments(ctx, bson.M{"service": service})
+	if err != nil {
+		return err
+	}
+	_, err = c.servers.InsertOne(ctx, bson.M{"hostname": fmt.Sprintf("%s-%d", service, n), "ip": ip, "service": service,
+		"service_type": "iterative", "instance_id": id, "aliases": bson.A{}})
+	switch {
+	case mongo.IsDuplicateKeyError(err):
+		c.refused.Add(1) // the unique index stops the duplicate; 1.x crashed here
+		return nil
+	case err == nil:
+		c.inserted.Add(1)
+	}
+	return err
+}
+
+// TestRacingRegistrationsControllerAnd1xClients: 100 nodes register at
+// once through the compare-and-set claim, while the standalone controller
+// runs passes over the same service and ten 1.x clients write raw
+// documents (refill a gap by hostname, or count-then-insert). No hostname
+// is ever held by two documents, no two registrations are told one name,
+// and after the next pass every running instance holds exactly one name.
+func TestRacingRegistrationsControllerAnd1xClients(t *testing.T) {
+	const nodes, legacy = 100, 10
+	ctx := context.Background()
+	w := newWorld(t)
+	servers := w.store.Client().Database(w.db).Collection("servers")
+	// 1.x history: three gaps left by dead instances.
+	for i := range 3 {
+		if _, err := servers.InsertOne(ctx, bson.M{"hostname": fmt.Sprintf("web-%d", i), "ip": "", "service": "web",
+			"service_type": "iterative", "instance_id": "", "aliases": bson.A{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := w.launch(nodes, "web", "")
+	oldIDs := w.launch(legacy, "web", "")
+	ipOf := func(id string) string { in, _ := w.fleet.Instance(id); return in.PrivateIP }
+	sa := w.standalone(w.store)
+	lc := &legacyClient{servers: servers, took: map[string]bool{}}
+
+	stop := make(chan struct{})
+	var (
+		passes, passErrs atomic.Int64
+		ctrlDone         = make(chan struct{})
+	)
+	go func() { // the controller, pass after pass until the nodes are done
+		defer close(ctrlDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := sa.Pass(ctx); err != nil {
+				passErrs.Add(1)
+				if !errors.Is(err, ledger.ErrConflict) {
+					t.Errorf("controller pass: %v", err)
+				}
+			}
+			passes.Add(1)
+			// Paced like a busy controller (a pass per second or so in
+			// production), not a tight loop starving the nodes.
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	told := make([]string, nodes)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, err := register(ctx, w.store, "web", id, ipOf(id), w.clock.Now())
+			if err != nil {
+				t.Errorf("register %s: %v", id, err)
+			}
+			told[i] = name
+		}()
+	}
+	for _, id := range oldIDs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lc.register(ctx, "web", id, ipOf(id)); err != nil {
+				t.Errorf("1.x register %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-ctrlDone
+
+	// Among the compare-and-set writers a name is never told twice.
+	byName := map[string]string{}
+	for i, name := range told {
+		if name == "" {
+			t.Errorf("node %s was told no name", ids[i])
+			continue
+		}
+		if other, dup := byName[name]; dup {
+			t.Errorf("%s told to both %s and %s", name, other, ids[i])
+		}
+		byName[name] = ids[i]
+	}
+	w.checkRaw()
+
+	// The next pass repairs what the 1.x writes did: an instance with two
+	// names keeps the lowest, a node whose gap a 1.x client took gets a
+	// new name.
+	if _, err := sa.Pass(ctx); err != nil {
+		t.Fatalf("pass after the race: %v", err)
+	}
+	w.checkRaw()
+	w.checkSettled()
+	sum, err := sa.Pass(ctx)
+	if err != nil || sum.Changes != 0 {
+		t.Errorf("second pass after the race: %d changes, %v; want a converged ledger", sum.Changes, err)
+	}
+	final := w.bound()
+	moved := 0
+	for name, id := range byName {
+		if final[name] == id {
+			continue
+		}
+		moved++
+		// Only a 1.x overwrite (no compare-and-set) may take a name a node
+		// was told; Aerostat's own writers never do.
+		if !lc.took[name] {
+			t.Errorf("%s was told to %s and is now held by %q, and no 1.x client overwrote it", name, id, final[name])
+		}
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for h := range final {
+			if !yield(h) {
+				return
+			}
+		}
+	})
+	t.Logf("%d nodes, %d 1.x clients (%d inserted, %d refused by the unique index, %d gap refills without compare-and-set); "+
+		"%d controller passes (%d lost a compare-and-set); %d names taken from nodes by 1.x refills and repaired; %d names bound",
+		nodes, legacy, lc.inserted.Load(), lc.refused.Load(), lc.refilled.Load(), passes.Load(), passErrs.Load(), moved, len(names))
+}
