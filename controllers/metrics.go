@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "aerostat_plan_changes_total", Help: "Ledger changes applied, by type.",
 		}, []string{"type"}),
 		listings: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aerostat_ec2_listings_total", Help: "Instance listings, by result (ok, throttled, error).",
+			Name: "aerostat_ec2_listings_total", Help: "Instance listings, by result (ok, throttled, error, empty: none while names are bound).",
 		}, []string{"result"}),
 	}
 	for _, c := range []prometheus.Collector{m.namesBound, m.namesFree, m.namesUnnamed, m.deferred, m.passDuration, m.planChanges, m.listings} {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -11,8 +13,10 @@ import (
 
 // Defaults of a reap policy left empty (the CRD applies the same ones).
 const (
-	DefaultGracePeriod       = 5 * time.Minute
-	DefaultMaxReleasePercent = 50
+	DefaultGracePeriod        = 5 * time.Minute
+	DefaultMaxReleasePercent  = 50
+	DefaultHoldBack           = 3 * time.Minute
+	DefaultStoppedGracePeriod = time.Hour
 )
 
 // ServiceFromSpec turns a NamingService into the Service a pass needs. Bad
@@ -42,6 +46,22 @@ func ServiceFromSpec(ns *v1alpha1.NamingService) (Service, error) {
 			return Service{}, fmt.Errorf("spec.reapPolicy.gracePeriod %q: must not be negative", g.Duration)
 		}
 		p.Reap.GracePeriod = g.Duration
+	}
+	for _, d := range []struct {
+		field string
+		v     *metav1.Duration
+		to    *time.Duration
+	}{
+		{"holdBack", spec.ReapPolicy.HoldBack, &p.Reap.HoldBack},
+		{"stoppedGracePeriod", spec.ReapPolicy.StoppedGracePeriod, &p.Reap.StoppedGracePeriod},
+	} {
+		if d.v == nil {
+			continue
+		}
+		if d.v.Duration < 0 {
+			return Service{}, fmt.Errorf("spec.reapPolicy.%s %q: must not be negative", d.field, d.v.Duration)
+		}
+		*d.to = d.v.Duration
 	}
 	if m := spec.ReapPolicy.MaxReleasePercent; m != nil {
 		if *m < 1 || *m > 100 {
@@ -77,5 +97,8 @@ func ServiceFromSpec(ns *v1alpha1.NamingService) (Service, error) {
 
 // DefaultReap is the reap policy of a service that sets none.
 func DefaultReap() naming.ReapPolicy {
-	return naming.ReapPolicy{GracePeriod: DefaultGracePeriod, MaxReleaseFraction: DefaultMaxReleasePercent / 100.0}
+	return naming.ReapPolicy{
+		GracePeriod: DefaultGracePeriod, MaxReleaseFraction: DefaultMaxReleasePercent / 100.0,
+		HoldBack: DefaultHoldBack, StoppedGracePeriod: DefaultStoppedGracePeriod,
+	}
 }

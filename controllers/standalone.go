@@ -26,6 +26,8 @@ type StandaloneOptions struct {
 	Store    ledger.Store
 	Clock    clock.WithTicker // default: the real clock
 	Interval time.Duration    // default: DefaultPollInterval
+	// Reap is every service's reap policy; zero means DefaultReap().
+	Reap naming.ReapPolicy
 }
 
 // Standalone keeps names without Kubernetes: service policies come from
@@ -38,6 +40,7 @@ type Standalone struct {
 	store    ledger.Store
 	clock    clock.WithTicker
 	interval time.Duration
+	reap     naming.ReapPolicy
 }
 
 // NewStandalone returns a Standalone loop.
@@ -48,7 +51,10 @@ func NewStandalone(o StandaloneOptions) *Standalone {
 	if o.Interval <= 0 {
 		o.Interval = DefaultPollInterval
 	}
-	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval}
+	if o.Reap == (naming.ReapPolicy{}) {
+		o.Reap = DefaultReap()
+	}
+	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval, reap: o.Reap}
 }
 
 // Run passes every interval until ctx is done. Failed passes are logged and
@@ -95,7 +101,7 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		}
 		byService[name] = append(byService[name], in)
 		if _, ok := services[name]; !ok {
-			services[name] = tagService(name)
+			services[name] = s.tagService(name)
 		}
 		if st := in.Tags[TagServiceType]; st != "" {
 			if scheme, err := naming.ParseScheme(st); err == nil {
@@ -108,7 +114,7 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 	seen := map[string]map[string]bool{}
 	for _, r := range records {
 		if _, ok := services[r.Service]; !ok {
-			svc := tagService(r.Service)
+			svc := s.tagService(r.Service)
 			if r.Scheme != "" {
 				svc.Policy.Scheme = r.Scheme
 			}
@@ -142,13 +148,16 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
+		if listErr == nil && pass.ObserveErr != nil { // an empty listing
+			errs = append(errs, pass.ObserveErr)
+		}
 	}
 	return sum, errors.Join(errs...)
 }
 
-func tagService(name string) Service {
+func (s *Standalone) tagService(name string) Service {
 	return Service{
-		Policy:   naming.Policy{Service: name, Scheme: naming.Iterative, Reap: DefaultReap()},
+		Policy:   naming.Policy{Service: name, Scheme: naming.Iterative, Reap: s.reap},
 		AliasTag: TagAliases,
 	}
 }

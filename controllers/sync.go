@@ -131,6 +131,15 @@ func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []nami
 		return pass, fmt.Errorf("reading ledger records of service %q: %w", service, err)
 	}
 	pass.Records = records
+	if n := boundNames(records); len(instances) == 0 && n > 0 {
+		// Every instance of a service gone at once and unseen (terminated
+		// ones stay listed for about an hour) is far less likely than a
+		// wrong region, account or credentials: release nothing.
+		pass.ObserveErr = fmt.Errorf("listing instances of service %q: %w while %d of its names are bound; nothing released (wrong region, account or credentials?)",
+			service, ErrEmptyListing, n)
+		pass.Observed = naming.Observation{}
+		return pass, nil
+	}
 
 	policy := svc.Policy
 	if svc.AliasTag != "" {
@@ -168,6 +177,20 @@ func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []nami
 	return pass, nil
 }
 
+// ErrEmptyListing is a pass's ObserveErr when a listing came back empty
+// while the service has bound names: treated as unknown, not as "all gone".
+var ErrEmptyListing = errors.New("listing returned no instances")
+
+func boundNames(records []naming.Record) int {
+	n := 0
+	for _, r := range records {
+		if !r.Free() {
+			n++
+		}
+	}
+	return n
+}
+
 // Forget drops what the Syncer remembers about a service.
 func (s *Syncer) Forget(service string) {
 	s.mu.Lock()
@@ -186,6 +209,8 @@ func (s *Syncer) record(service string, start time.Time, pass Pass) {
 		m.listings.WithLabelValues("ok").Inc()
 	case pass.Throttled():
 		m.listings.WithLabelValues("throttled").Inc()
+	case errors.Is(pass.ObserveErr, ErrEmptyListing):
+		m.listings.WithLabelValues("empty").Inc()
 	default:
 		m.listings.WithLabelValues("error").Inc()
 	}

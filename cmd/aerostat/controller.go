@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -33,6 +34,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/store/embedded"
 )
 
@@ -41,6 +43,7 @@ type controllerFlags struct {
 	server, dataDir                  string
 	ec2Endpoint, region              string
 	pollInterval                     time.Duration
+	holdBack, stoppedGrace           time.Duration
 	metricsAddr, probeAddr, feedAddr string
 	leaderElect                      bool
 	leaderElectionNamespace, kubecfg string
@@ -73,6 +76,7 @@ services nodes registered in the ledger.`,
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
 	fl.DurationVar(&f.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often EC2 is listed")
+	addReapFlags(fl, &f.holdBack, &f.stoppedGrace)
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics; 0 disables")
 	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
 	fl.StringVar(&f.feedAddr, "feed-bind-address", "", "address of the agents' read-only HTTP feed (GET /v1/hosts); empty disables")
@@ -83,6 +87,26 @@ services nodes registered in the ledger.`,
 	f.zap.BindFlags(gofs)
 	fl.AddGoFlagSet(gofs)
 	return cmd
+}
+
+// addReapFlags adds the standalone reap policy flags (NamingServices set
+// the same in spec.reapPolicy).
+func addReapFlags(fl *pflag.FlagSet, holdBack, stoppedGrace *time.Duration) {
+	fl.DurationVar(holdBack, "hold-back", controllers.DefaultHoldBack, "standalone: how long a released name is kept from other instances; 0 reuses names at once (1.x)")
+	fl.DurationVar(stoppedGrace, "stopped-grace-period", controllers.DefaultStoppedGracePeriod, "standalone: how long a stopped instance keeps its name; 0 releases it at once (1.x)")
+}
+
+// standaloneReap is the reap policy of every standalone service.
+func standaloneReap(holdBack, stoppedGrace time.Duration) (naming.ReapPolicy, error) {
+	if holdBack < 0 {
+		return naming.ReapPolicy{}, fmt.Errorf("--hold-back %v: must not be negative", holdBack)
+	}
+	if stoppedGrace < 0 {
+		return naming.ReapPolicy{}, fmt.Errorf("--stopped-grace-period %v: must not be negative", stoppedGrace)
+	}
+	r := controllers.DefaultReap()
+	r.HoldBack, r.StoppedGracePeriod = holdBack, stoppedGrace
+	return r, nil
 }
 
 func defaultDataDir() string {
@@ -119,6 +143,10 @@ func runController(ctx context.Context, f controllerFlags) error {
 	ctrl.SetLogger(logger)
 	ctx = logr.NewContext(ctx, logger)
 
+	reap, err := standaloneReap(f.holdBack, f.stoppedGrace)
+	if err != nil {
+		return err
+	}
 	store, closeStore, err := openLedger(ctx, f, logger)
 	if err != nil {
 		return err
@@ -143,7 +171,8 @@ func runController(ctx context.Context, f controllerFlags) error {
 	syncer := controllers.NewSyncer(opts)
 
 	if f.standalone {
-		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Interval: f.pollInterval})
+		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Interval: f.pollInterval,
+			Reap: reap})
 		if f.once {
 			sum, err := sa.Pass(ctx)
 			logger.Info("pass done", "services", len(sum.Services), "changes", sum.Changes)

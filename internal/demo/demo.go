@@ -216,7 +216,11 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	fleet := fake.NewFleet(&launchClock{})
 	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: fleet, Store: store})
 	interval := max(opts.StepDelay, 500*time.Millisecond)
-	ctrl := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: fleet, Store: store, Interval: interval})
+	// The story refills gaps within seconds of a termination: no hold-back
+	// (a real fleet keeps the default of a few minutes).
+	reap := controllers.DefaultReap()
+	reap.HoldBack = 0
+	ctrl := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: fleet, Store: store, Interval: interval, Reap: reap})
 
 	writer := &hostsfile.Writer{Path: opts.HostsFile, BackupPath: filepath.Join(dataDir, "hosts.bak")}
 	ag, err := agent.New(agent.Options{

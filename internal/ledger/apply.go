@@ -116,7 +116,9 @@ func validateAliases(aliases []string) error {
 //
 // A Release keeps the document (the name stays a gap, as in 1.x) and
 // clears instance_id, ip and aliases: aliases name a live machine, and the
-// planner expects a gap to hold none.
+// planner expects a gap to hold none. It stamps released_at and
+// last_instance_id (fields 1.x ignores) for the planner's hold-back; a Bind
+// clears them.
 func (m *Mongo) Apply(ctx context.Context, changes []naming.Change) (int, error) {
 	if m.opts.ReadOnly {
 		return 0, errors.New("applying changes: ledger opened read-only")
@@ -159,6 +161,8 @@ func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 			bson.E{Key: "ip", Value: c.IP},
 			bson.E{Key: "aliases", Value: aliases},
 			bson.E{Key: "claimed_at", Value: now},
+			bson.E{Key: "released_at", Value: nil},
+			bson.E{Key: "last_instance_id", Value: nil},
 		)
 		if !c.ExpectExists {
 			return m.insert(ctx, c, set)
@@ -170,6 +174,14 @@ func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 			bson.E{Key: "aliases", Value: []string{}},
 			bson.E{Key: "claimed_at", Value: nil},
 		)
+		if c.ExpectInstanceID != "" {
+			// Hold-back counts from here; a Release that only tidies a
+			// gap keeps the original time and holder.
+			set = append(set,
+				bson.E{Key: "released_at", Value: now},
+				bson.E{Key: "last_instance_id", Value: c.ExpectInstanceID},
+			)
+		}
 	case naming.SetIP:
 		set = append(set, bson.E{Key: "ip", Value: c.IP})
 	case naming.SetAliases:

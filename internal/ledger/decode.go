@@ -75,6 +75,8 @@ func decodeRecord(doc bson.Raw) (rec naming.Record, problems []string, ok bool) 
 	}
 	rec.UpdatedAt = timeValue(doc, "updated_at", bad)
 	rec.ClaimedAt = timeValue(doc, "claimed_at", bad)
+	rec.ReleasedAt = timeValue(doc, "released_at", bad)
+	rec.LastInstanceID = str("last_instance_id")
 	return rec, problems, true
 }
 

@@ -179,5 +179,6 @@ func equalRecord(a, b naming.Record) bool {
 	return a.Hostname == b.Hostname && a.Service == b.Service && a.Scheme == b.Scheme &&
 		a.Role == b.Role && a.Ordinal == b.Ordinal && a.InstanceID == b.InstanceID &&
 		a.IP == b.IP && slices.Equal(a.Aliases, b.Aliases) && a.Rev == b.Rev &&
-		a.UpdatedAt.Equal(b.UpdatedAt) && a.ClaimedAt.Equal(b.ClaimedAt)
+		a.UpdatedAt.Equal(b.UpdatedAt) && a.ClaimedAt.Equal(b.ClaimedAt) &&
+		a.ReleasedAt.Equal(b.ReleasedAt) && a.LastInstanceID == b.LastInstanceID
 }

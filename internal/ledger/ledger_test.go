@@ -97,6 +97,9 @@ func TestRoundTrip(t *testing.T) {
 	if r := got["web-0"]; !r.Free() || r.IP != "" || len(r.Aliases) != 0 || r.Rev != 3 || !r.ClaimedAt.IsZero() || !r.UpdatedAt.Equal(clk.Now()) {
 		t.Errorf("released web-0 = %+v, want a gap at rev 3", r)
 	}
+	if r := got["web-0"]; !r.ReleasedAt.Equal(clk.Now()) || r.LastInstanceID != "i-0" {
+		t.Errorf("released web-0 has released_at %v last_instance_id %q, want %v and i-0 (hold-back)", r.ReleasedAt, r.LastInstanceID, clk.Now())
+	}
 	if r := got["web-1"]; r.IP != "10.0.0.9" || r.InstanceID != "i-1" || r.Rev != 4 {
 		t.Errorf("web-1 after SetIP = %+v", r)
 	}
@@ -108,8 +111,8 @@ func TestRoundTrip(t *testing.T) {
 	if r := got["web-1"]; !slices.Equal(r.Aliases, []string{"a.b", "c"}) {
 		t.Errorf("web-1 aliases = %v", r.Aliases)
 	}
-	if r := got["web-0"]; r.InstanceID != "i-2" || r.Rev != 6 {
-		t.Errorf("refilled web-0 = %+v", r)
+	if r := got["web-0"]; r.InstanceID != "i-2" || r.Rev != 6 || !r.ReleasedAt.IsZero() || r.LastInstanceID != "" {
+		t.Errorf("refilled web-0 = %+v, want i-2 at rev 6 with no release stamp", r)
 	}
 	if rev, err := m.Rev(ctx); err != nil || rev != 6 {
 		t.Errorf("Rev = %d, %v; want 6", rev, err)

@@ -56,7 +56,11 @@ func apply(t testing.TB, records []Record, changes []Change, now time.Time) []Re
 				r.ClaimedAt = now
 			}
 			r.InstanceID, r.IP, r.Aliases = c.InstanceID, c.IP, slices.Clone(c.Aliases)
+			r.ReleasedAt, r.LastInstanceID = time.Time{}, ""
 		case Release:
+			if r.InstanceID != "" {
+				r.ReleasedAt, r.LastInstanceID = now, r.InstanceID
+			}
 			r.InstanceID, r.IP, r.Aliases, r.ClaimedAt = "", "", nil, time.Time{}
 		case SetIP:
 			r.IP = c.IP

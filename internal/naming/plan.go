@@ -18,29 +18,39 @@ const DefaultMaxReleaseFraction = 0.5
 // again gives no changes.
 //
 // Each name is one row. "live" is pending or running; "gone" is
-// shutting-down, terminated or stopped; "absent" is missing from a Complete
-// observation for at least GracePeriod (tracked in MissingSince).
+// shutting-down, terminated, or stopped for at least StoppedGracePeriod;
+// "absent" is missing from a Complete observation for at least GracePeriod
+// (both tracked in MissingSince). "hold" is Reap.HoldBack; a name is "held"
+// while it is a gap released less than hold ago, or is released this pass
+// because its holder is gone or absent.
 //
 //	----------------------------------------------------------------------------------------------
 //	record (holder)               | observation              | change
 //	----------------------------------------------------------------------------------------------
 //	i, same IP                    | i live                   | none
 //	i, other IP                   | i live                   | SetIP
-//	i                             | i stopping               | none (released once stopped)
-//	i                             | i gone                   | Release, or Bind to a waiting instance
+//	i                             | i stopping               | none (stopped rules apply once stopped)
+//	i                             | i stopped < stopped grace| none; Held (kept for i), MissingSince[i]
+//	i                             | i gone, hold > 0         | Release (stamps ReleasedAt, LastInstanceID
+//	                              |                          | = i); Held until now + hold
+//	i                             | i gone, hold = 0         | Release, or Bind to a waiting instance
 //	                              |                          | in one write expecting i
 //	i                             | i absent < grace         | none; MissingSince[i] kept
 //	i                             | i absent ≥ grace         | as for gone
 //	i                             | i not in partial listing | none (unknown is not gone)
 //	i, over the reap cap          | i gone or absent ≥ grace | none; its Release is in Deferred
 //	i, also holding another name  | any                      | keep master or lowest, free the rest
-//	gap ("" holder)               | unnamed live j waiting   | Bind j (smallest number first)
-//	gap                           | nobody waiting           | none
+//	gap, last holder l            | l live and unnamed       | Bind l (before anyone else; any time)
+//	gap released < hold ago       | unnamed live j ≠ l       | none for it: j takes the next free
+//	                              |                          | unheld number; Held (reason, until)
+//	gap ("" holder), not held     | unnamed live j waiting   | Bind j (smallest number first)
+//	gap                           | nobody waiting           | none (Held if still held)
 //	none for number N < next      | unnamed live j waiting   | Bind j, insert (ExpectExists false)
 //	master m, DesiredMaster = t   | t live, holds slave s    | Release s, Bind master to t,
 //	                              |                          | m (if live) takes the lowest free slave
 //	master m, DesiredMaster = t   | m not in partial listing | none (change-over waits), Problem
 //	master vacant                 | unnamed live j waiting   | Bind master to j before any slave gap
+//	                              |                          | (its last holder first; never held)
 //	master vacant                 | only bound slaves live   | none (no slave promoted unasked)
 //	two records, one hostname     | any                      | use one (live holder, newest rev), Problem
 //	other service or scheme       | any                      | ignored, Problem
@@ -49,6 +59,16 @@ const DefaultMaxReleaseFraction = 0.5
 // The reap cap allows max(1, ⌊MaxReleaseFraction × bound names⌋) releases
 // per pass, instances seen gone before absent ones; an incomplete
 // observation releases only instances seen gone.
+//
+// Hold-back: a held name goes to no instance but its last holder until
+// the hold ends; the waiting instance takes the next free unheld number
+// instead, and Result.Held says which names are held, for whom, why and
+// until when. The Release of a reaped name is always written (never folded
+// into a Bind) so the ledger stamps ReleasedAt. The master name is never
+// held, and names freed this pass by a change-over or a double are not
+// held in this pass (their instances are live). A gap's last holder takes
+// it back whenever it is waiting, held or not, so an instance that was
+// stopped or missing past its grace period returns to its own name.
 //
 // Unnamed live instances are served oldest LaunchTime first, instance id
 // breaking ties. Masterful services fill a vacant master before any slave
@@ -101,6 +121,7 @@ func Plan(in Input) (Result, error) {
 	pl.resolveDoubles()
 	pl.reap()
 	pl.changeOver()
+	pl.holds()
 	if err := pl.assign(); err != nil {
 		return Result{}, err
 	}
@@ -158,6 +179,12 @@ func validatePolicy(p Policy) error {
 	if p.Reap.GracePeriod < 0 {
 		return fmt.Errorf("policy.reap.gracePeriod %v: must not be negative", p.Reap.GracePeriod)
 	}
+	if p.Reap.HoldBack < 0 {
+		return fmt.Errorf("policy.reap.holdBack %v: must not be negative", p.Reap.HoldBack)
+	}
+	if p.Reap.StoppedGracePeriod < 0 {
+		return fmt.Errorf("policy.reap.stoppedGracePeriod %v: must not be negative", p.Reap.StoppedGracePeriod)
+	}
 	return nil
 }
 
@@ -191,6 +218,7 @@ type slot struct {
 	holder  string    // holder after reaping and change-over; "" when free
 	in      *Instance // holder as observed; nil when not listed
 	freedBy string    // why the original holder lost it
+	hold    *Hold     // why the name is kept from others (see holds)
 	reason  string    // why holder got it (set when holder changes)
 	aliases []string
 	moved   map[string]string // alias -> hostname it was taken from
@@ -226,6 +254,11 @@ type planner struct {
 	promote    *Instance // change-over target
 	deferred   []*slot   // releases held back by the reap cap
 	anyAliases bool      // some record has aliases: alias work is needed
+}
+
+func (pl *planner) isLive(id string) bool {
+	in := pl.inst[id]
+	return in != nil && live(in.State)
 }
 
 func live(s InstanceState) bool { return s == StatePending || s == StateRunning }
@@ -384,6 +417,7 @@ func (pl *planner) resolveDoubles() {
 type reapCandidate struct {
 	s      *slot
 	absent bool
+	why    string
 }
 
 func (pl *planner) reap() {
@@ -398,6 +432,19 @@ func (pl *planner) reap() {
 		in := pl.inst[id]
 		s.in = in
 		switch {
+		case in != nil && in.State == StateStopped && pl.p.Reap.StoppedGracePeriod > 0:
+			since, ok := pl.in.MissingSince[id]
+			if !ok || since.After(pl.in.Now) {
+				since = pl.in.Now
+			}
+			pl.res.MissingSince[id] = since
+			until := since.Add(pl.p.Reap.StoppedGracePeriod)
+			if !pl.in.Now.Before(until) {
+				cands = append(cands, reapCandidate{s: s, why: "instance " + id + " stopped for " + pl.in.Now.Sub(since).String()})
+				continue
+			}
+			s.hold = &Hold{Hostname: s.host, InstanceID: id, Until: until,
+				Reason: "instance " + id + " stopped since " + since.UTC().Format(time.RFC3339) + "; keeps its name until the stopped grace period ends"}
 		case in != nil && gone(in.State):
 			cands = append(cands, reapCandidate{s: s})
 		case in != nil:
@@ -433,8 +480,12 @@ func (pl *planner) reap() {
 	}
 	limit := max(1, int(float64(bound)*frac))
 	for i, c := range cands {
-		why := "instance " + c.s.holder + " absent for " + pl.in.Now.Sub(pl.res.MissingSince[c.s.holder]).String()
-		if !c.absent {
+		why := c.why
+		switch {
+		case why != "":
+		case c.absent:
+			why = "instance " + c.s.holder + " absent for " + pl.in.Now.Sub(pl.res.MissingSince[c.s.holder]).String()
+		default:
 			why = "instance " + c.s.holder + " " + string(pl.inst[c.s.holder].State)
 		}
 		if i >= limit {
@@ -445,6 +496,52 @@ func (pl *planner) reap() {
 		delete(pl.byHolder, c.s.holder)
 		c.s.holder, c.s.freedBy = "", why
 	}
+}
+
+// holds marks the free names kept from new holders by HoldBack: those
+// released by an earlier pass less than HoldBack ago, and those freed by
+// this one from an instance that is not live (their Release stamps
+// ReleasedAt now, so the next pass agrees). Names freed this pass from a
+// live instance (change-over, doubles) are not held: it keeps or takes
+// another name, and the change-over hands the promoted slave's name to the
+// old master at once as in 1.x.
+// The master name is never held: a masterful service needs its master more
+// than stale caches need draining.
+func (pl *planner) holds() {
+	hb := pl.p.Reap.HoldBack
+	if hb <= 0 {
+		return
+	}
+	for _, s := range pl.slots {
+		if s.role == RoleMaster || s.holder != "" {
+			continue
+		}
+		switch {
+		case s.rec.InstanceID != "" && !pl.isLive(s.rec.InstanceID):
+			s.hold = &Hold{Hostname: s.host, InstanceID: s.rec.InstanceID, Until: pl.in.Now.Add(hb),
+				Reason: "released now (" + s.freedBy + "); held back from other instances"}
+		case s.exists && s.rec.InstanceID == "" && !s.rec.ReleasedAt.IsZero():
+			until := s.rec.ReleasedAt.Add(hb)
+			if !until.After(pl.in.Now) {
+				continue
+			}
+			from := ""
+			if s.rec.LastInstanceID != "" {
+				from = " from " + s.rec.LastInstanceID
+			}
+			s.hold = &Hold{Hostname: s.host, InstanceID: s.rec.LastInstanceID, Until: until,
+				Reason: "released" + from + " at " + s.rec.ReleasedAt.UTC().Format(time.RFC3339) + "; held back from other instances"}
+		}
+	}
+}
+
+// lastHolder is the instance a free name was last bound to, which may take
+// it back at any time.
+func lastHolder(s *slot) string {
+	if s.rec.InstanceID != "" {
+		return s.rec.InstanceID
+	}
+	return s.rec.LastInstanceID
 }
 
 func (pl *planner) changeOver() {
@@ -517,8 +614,18 @@ func (pl *planner) assign() error {
 		if pl.promote != nil {
 			who = pl.promote
 		} else if (pl.master == nil || pl.master.holder == "") && len(queue) > 0 {
-			who, queue, reason = queue[0], queue[1:], "new instance"
-			if pl.master != nil && pl.master.rec.InstanceID != "" {
+			k := 0
+			if pl.master != nil {
+				if last := lastHolder(pl.master); last != "" {
+					k = max(0, slices.IndexFunc(queue, func(in *Instance) bool { return in.ID == last }))
+				}
+			}
+			who, reason = queue[k], "new instance"
+			queue = slices.Delete(slices.Clone(queue), k, k+1)
+			switch {
+			case pl.master != nil && lastHolder(pl.master) == who.ID:
+				reason = "previous holder back"
+			case pl.master != nil && pl.master.rec.InstanceID != "":
 				reason = "master refilled"
 			}
 		}
@@ -535,11 +642,47 @@ func (pl *planner) assign() error {
 			queue = append([]*Instance{pl.demoted}, queue...)
 		}
 	}
-	if len(queue) == 0 {
-		return nil
+	queue, err := pl.reclaim(queue)
+	if err != nil || len(queue) == 0 {
+		return err
 	}
-	// Walk the numbers upwards once: free records and numbers with no
-	// record at all are handed out in ascending order.
+	return pl.walk(queue)
+}
+
+// reclaim gives free names back to their last holders when those are
+// waiting, before anyone else is served; it returns the rest of the queue.
+func (pl *planner) reclaim(queue []*Instance) ([]*Instance, error) {
+	var last map[string]*slot
+	for _, s := range pl.slots {
+		if s.holder == "" && s.role != RoleMaster {
+			if id := lastHolder(s); id != "" {
+				if last == nil {
+					last = map[string]*slot{}
+				}
+				last[id] = s
+			}
+		}
+	}
+	if last == nil {
+		return queue, nil
+	}
+	rest := queue[:0:0]
+	for _, in := range queue {
+		s := last[in.ID]
+		if s == nil || s.holder != "" {
+			rest = append(rest, in)
+			continue
+		}
+		if err := pl.bind(s, in, "previous holder back"); err != nil {
+			return nil, err
+		}
+	}
+	return rest, nil
+}
+
+// walk hands out free, unheld records and numbers with no record at all in
+// ascending order, walking the numbers upwards once.
+func (pl *planner) walk(queue []*Instance) error {
 	start, role := 0, RoleNone
 	if pl.p.Scheme == Masterful {
 		start, role = 1, RoleSlave
@@ -563,7 +706,7 @@ func (pl *planner) assign() error {
 			s = existing[i]
 			merged = append(merged, s)
 			i++
-			if s.holder != "" {
+			if s.holder != "" || s.hold != nil {
 				continue
 			}
 		} else {
@@ -797,6 +940,11 @@ func (pl *planner) emit() error {
 		}
 	}
 	pl.res.Changes = slices.Concat(phases[:]...)
+	for _, s := range pl.slots {
+		if h := s.hold; h != nil && (s.holder == "" || s.holder == h.InstanceID && s.holder == s.rec.InstanceID) {
+			pl.res.Held = append(pl.res.Held, *h)
+		}
+	}
 	for _, s := range pl.deferred {
 		// A change-over may have taken the name after all.
 		if s.holder == s.rec.InstanceID {

@@ -8,9 +8,9 @@ type Input struct {
 	Records  []Record // the service's records as read from the ledger
 	Observed Observation
 	// MissingSince maps an instance id bound in Records to the first time
-	// it was absent from a complete listing. The caller keeps it between
-	// passes (Result.MissingSince is the next value); losing it only
-	// restarts the grace period, which is safe.
+	// it was absent from a complete listing or seen stopped. The caller
+	// keeps it between passes (Result.MissingSince is the next value);
+	// losing it only restarts the grace periods, which is safe.
 	MissingSince map[string]time.Time
 	Now          time.Time
 }
@@ -34,6 +34,33 @@ type Result struct {
 	// and after a change-over that is another instance, so callers given a
 	// hostname store this id in the policy instead.
 	DesiredMasterID string
+	// Held lists the names not handed out, or not released, because of
+	// ReapPolicy.HoldBack or StoppedGracePeriod, in name order. It is an
+	// explanation, not work: nothing in it needs writing now.
+	Held []Hold
+}
+
+// Hold explains why one name is kept from the instances waiting for one.
+type Hold struct {
+	Hostname string
+	// InstanceID is the instance the name is kept for: the stopped holder,
+	// or the last holder of a released name (which may take it back).
+	InstanceID string
+	// Until is when the hold ends and the next pass may change the name.
+	Until  time.Time
+	Reason string
+}
+
+// NextHoldEnd is the earliest Held[].Until (zero when nothing is held): a
+// caller that wants the name handed out promptly plans again then.
+func (r Result) NextHoldEnd() time.Time {
+	var t time.Time
+	for _, h := range r.Held {
+		if t.IsZero() || h.Until.Before(t) {
+			t = h.Until
+		}
+	}
+	return t
 }
 
 // HasChanges reports whether applying the plan would write anything.

@@ -29,6 +29,8 @@ func newSim(seed uint64) *sim {
 	}
 	p.Reap.GracePeriod = []time.Duration{0, 2 * time.Minute, 10 * time.Minute}[r.IntN(3)]
 	p.Reap.MaxReleaseFraction = []float64{0, 0.2, 1}[r.IntN(3)]
+	p.Reap.HoldBack = []time.Duration{0, 3 * time.Minute, 20 * time.Minute}[r.IntN(3)]
+	p.Reap.StoppedGracePeriod = []time.Duration{0, 5 * time.Minute, time.Hour}[r.IntN(3)]
 	p.Aliases = map[string][]string{"svc-0": {"front"}, "svc-master": {"primary"}, "svc-slave-1": {"svc-2"}}
 	p.InstanceAliases = map[string][]string{}
 	s := &sim{r: r, now: t0, fleet: map[string]*Instance{}, policy: p}
@@ -215,7 +217,7 @@ func checkDeterministic(t *testing.T, r *rand.Rand, in Input, want Result) {
 		t.Fatal(err)
 	}
 	if !slices.EqualFunc(got.Changes, want.Changes, changeEqual) || !slices.EqualFunc(got.Deferred, want.Deferred, changeEqual) ||
-		!slices.Equal(got.Problems, want.Problems) {
+		!slices.Equal(got.Problems, want.Problems) || !slices.Equal(got.Held, want.Held) {
 		t.Fatalf("input order changed the plan:\n%s\nvs\n%s", describeAll(want.Changes), describeAll(got.Changes))
 	}
 }
@@ -294,8 +296,14 @@ func checkPlanned(t *testing.T, in Input, res Result, after []Record) {
 			t.Fatalf("live %s renamed %s -> %s", i.ID, h, holder[i.ID])
 		}
 	}
+	checkHeld(t, in, res)
+	heldHost := map[string]bool{}
+	for _, h := range res.Held {
+		heldHost[h.Hostname] = true
+	}
 	// Gaps filled smallest first: every number handed out this pass is
-	// below every number still free.
+	// below every number still free and not held. Names given back to
+	// their last holder are exempt.
 	start, role := 0, RoleNone
 	if in.Policy.Scheme == Masterful {
 		start, role = 1, RoleSlave
@@ -310,13 +318,13 @@ func checkPlanned(t *testing.T, in Input, res Result, after []Record) {
 			continue
 		}
 		maxOrd = max(maxOrd, ord)
-		if r.InstanceID != "" {
+		if r.InstanceID != "" || heldHost[r.Hostname] {
 			used[ord] = true
 		}
 	}
 	newMax := -1
 	for _, c := range res.Changes {
-		if c.Type == Bind && c.Role == role && c.InstanceID != c.ExpectInstanceID {
+		if c.Type == Bind && c.Role == role && c.InstanceID != c.ExpectInstanceID && c.Reason != "previous holder back" {
 			newMax = max(newMax, c.Ordinal)
 		}
 	}
@@ -328,6 +336,43 @@ func checkPlanned(t *testing.T, in Input, res Result, after []Record) {
 			if !used[k] {
 				t.Fatalf("number %d left free while %d was handed out:\n%s", k, newMax, describeAll(res.Changes))
 			}
+		}
+	}
+}
+
+// checkHeld: with a hold-back, no name but the master goes to a different
+// instance while held, nor straight from a holder that is not live.
+func checkHeld(t *testing.T, in Input, res Result) {
+	t.Helper()
+	hold := in.Policy.Reap.HoldBack
+	if hold <= 0 {
+		return
+	}
+	before := map[string]Record{}
+	for _, r := range in.Records {
+		before[r.Hostname] = r
+	}
+	liveIDs := map[string]bool{}
+	for _, i := range in.Observed.Instances {
+		if live(i.State) {
+			liveIDs[i.ID] = true
+		}
+	}
+	for _, c := range res.Changes {
+		r, ok := before[c.Hostname]
+		if c.Type != Bind || c.Role == RoleMaster || !ok || r.InstanceID == c.InstanceID {
+			continue
+		}
+		if r.InstanceID == "" && !r.ReleasedAt.IsZero() && in.Now.Before(r.ReleasedAt.Add(hold)) && c.InstanceID != r.LastInstanceID {
+			t.Fatalf("held %s (released from %s at %v) handed to %s at %v", c.Hostname, r.LastInstanceID, r.ReleasedAt, c.InstanceID, in.Now)
+		}
+		if r.InstanceID != "" && !liveIDs[r.InstanceID] {
+			t.Fatalf("%s handed from %s (not live) straight to %s despite the hold", c.Hostname, r.InstanceID, c.InstanceID)
+		}
+	}
+	for _, h := range res.Held {
+		if !h.Until.After(in.Now) {
+			t.Fatalf("hold of %s ended at %v but still reported at %v", h.Hostname, h.Until, in.Now)
 		}
 	}
 }

@@ -52,6 +52,11 @@ type Record struct {
 	Rev        int64     // ledger revision of the last write; 0 for untouched 1.x documents
 	UpdatedAt  time.Time // time of the last write
 	ClaimedAt  time.Time // when the current instance was bound; zero for a gap
+	// ReleasedAt is when a gap was released and LastInstanceID who held it
+	// then; zero and "" for a bound name and for gaps 1.x released. They
+	// drive hold-back (ReapPolicy.HoldBack).
+	ReleasedAt     time.Time
+	LastInstanceID string
 }
 
 // Free reports whether the record is a gap.
@@ -75,12 +80,22 @@ type Observation struct {
 	Complete  bool
 }
 
-// ReapPolicy bounds how names are released.
+// ReapPolicy bounds how names are released and handed out again.
 type ReapPolicy struct {
 	// GracePeriod an instance must be absent from complete listings before
-	// its name is released. Instances seen shutting-down, terminated or
-	// stopped are released without waiting.
+	// its name is released. Instances seen shutting-down or terminated are
+	// released without waiting; stopped ones after StoppedGracePeriod.
 	GracePeriod time.Duration
+	// HoldBack is how long a released name is withheld from any instance
+	// but the one that last held it, so caches and connections that still
+	// point at the old address drain first. Zero hands names out again at
+	// once (1.x). The master name is never held back.
+	HoldBack time.Duration
+	// StoppedGracePeriod is how long a stopped instance keeps its name (it
+	// may start again with the same id), counted in MissingSince from the
+	// first pass that saw it stopped. Zero releases stopped instances at
+	// once, like terminated ones (1.x).
+	StoppedGracePeriod time.Duration
 	// MaxReleaseFraction caps the releases in one pass, as a fraction of the
 	// service's bound names (at least one release is always allowed).
 	// Zero means the default, 0.5.
