@@ -66,10 +66,10 @@ As a kubectl plugin, put this script on $PATH as kubectl_complete-aerostat:
 // names (services), read from the ledger or the cluster.
 func (f *getFlags) complete(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	if len(args) == 0 {
-		return []cobra.Completion{"names\tnames and who holds them", "services\tservices: counts and master"}, cobra.ShellCompDirectiveNoFileComp
+		return []cobra.Completion{"names\tnames and who holds them", "services\tservices: counts and master", "nodes\twhich rev each host holds"}, cobra.ShellCompDirectiveNoFileComp
 	}
 	kind, err := resourceKind(args[0])
-	if err != nil || (cmd.Name() == "describe" && len(args) > 1) {
+	if err != nil || kind == "nodes" || (cmd.Name() == "describe" && len(args) > 1) {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	names, err := f.src.listForCompletion(cmd)

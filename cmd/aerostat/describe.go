@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -28,6 +29,9 @@ func newDescribeCmd() *cobra.Command {
 			kind, err := resourceKind(args[0])
 			if err != nil {
 				return err
+			}
+			if kind == "nodes" {
+				return errors.New("describe nodes: use `aerostat get nodes NODE -o yaml`")
 			}
 			src, err := f.src.open(cmd)
 			if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/client"
+	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/table"
 )
@@ -212,14 +213,17 @@ type getFlags struct {
 	selector string
 	watch    bool
 	interval time.Duration
+	feedURL  string
 }
 
 func newGetCmd() *cobra.Command {
 	f := &getFlags{}
 	cmd := &cobra.Command{
-		Use:   "get names|services [NAME...]",
-		Short: "List names or services, like kubectl get",
-		Long: `List names (hostnames and who holds them) or services (counts and master).
+		Use:   "get names|services|nodes [NAME...]",
+		Short: "List names, services or nodes, like kubectl get",
+		Long: `List names (hostnames and who holds them), services (counts and master) or
+nodes (which ledger rev each agent's hosts file holds: "2 of 3 hosts at rev 17",
+laggards first; read from the controller's feed, --feed).
 
 Reads the ledger (--server, default $AEROSTAT_SERVER or admin-master) without
 Kubernetes, or the NamingService status of a cluster with --kubeconfig or
@@ -228,6 +232,7 @@ Kubernetes, or the NamingService status of a cluster with --kubeconfig or
   aerostat get names -l service=web,state=bound -o wide
   aerostat get names web-3 -o json
   aerostat get services
+  aerostat get nodes --feed http://aerostat-controller:8082
   aerostat get names --watch
   kubectl aerostat get services --context prod`,
 		Args:              cobra.MinimumNArgs(1),
@@ -242,6 +247,7 @@ Kubernetes, or the NamingService status of a cluster with --kubeconfig or
 	fl.StringVarP(&f.selector, "selector", "l", "", "filter names by service, service_type, state or role (e.g. service=web,state=bound)")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "after listing, print changes as they happen")
 	fl.DurationVar(&f.interval, "watch-interval", client.DefaultPollInterval, "how often --watch polls")
+	fl.StringVar(&f.feedURL, "feed", os.Getenv("AEROSTAT_FEED"), "for nodes: the controller's feed URL, http://host:port (env AEROSTAT_FEED)")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(table.Formats, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("selector", f.src.completeSelector)
 	return cmd
@@ -254,8 +260,10 @@ func resourceKind(arg string) (string, error) {
 		return "names", nil
 	case "services", "service", "svc", "namingservices", "namingservice", "nsvc":
 		return "services", nil
+	case "nodes", "node", "no":
+		return "nodes", nil
 	}
-	return "", fmt.Errorf("resource %q: want names or services", arg)
+	return "", fmt.Errorf("resource %q: want names, services or nodes", arg)
 }
 
 func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) error {
@@ -266,6 +274,9 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 	format, err := table.ParseFormat(f.output)
 	if err != nil {
 		return err
+	}
+	if kind == "nodes" {
+		return getNodes(cmd, f, format, args)
 	}
 	sel, err := client.ParseSelector(f.selector)
 	if err != nil {
@@ -323,6 +334,32 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 		return nil
 	}
 	return table.Names(out, names, format, len(args) == 1, time.Now())
+}
+
+// getNodes prints the convergence table the controller's feed keeps from
+// its agents' requests.
+func getNodes(cmd *cobra.Command, f *getFlags, format table.Format, args []string) error {
+	switch {
+	case f.feedURL == "":
+		return errors.New("get nodes: --feed (or AEROSTAT_FEED) is required: agents report which names they hold to the controller's feed, e.g. --feed http://aerostat-controller:8082")
+	case f.watch:
+		return errors.New("--watch: only for names")
+	case f.selector != "":
+		return errors.New("--selector: only for names")
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.src.timeout)
+	defer cancel()
+	c, err := feed.GetConvergence(ctx, nil, f.feedURL)
+	if err != nil {
+		return fmt.Errorf("--feed %q: %w", f.feedURL, err)
+	}
+	if len(args) > 0 {
+		c.Nodes = slices.DeleteFunc(c.Nodes, func(n feed.NodeState) bool { return !slices.Contains(args, n.Name) })
+		if err := missing(args, c.Nodes, func(n feed.NodeState) string { return n.Name }, "node"); err != nil {
+			return err
+		}
+	}
+	return table.Nodes(cmd.OutOrStdout(), c, format, time.Now())
 }
 
 // missing returns a not-found error naming the args that matched nothing.

@@ -183,3 +183,32 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// GetConvergence reads GET /v1/nodes of the feed at base.
+func GetConvergence(ctx context.Context, hc *http.Client, base string) (Convergence, error) {
+	var c Convergence
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, fmt.Errorf("feed URL %q: want http(s)://host[:port]", base)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+NodesPath, nil)
+	if err != nil {
+		return c, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return c, fmt.Errorf("fetching %s: %w", NodesPath, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return c, fmt.Errorf("fetching %s: %s: %s", NodesPath, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&c); err != nil {
+		return c, fmt.Errorf("decoding %s: %w", NodesPath, err)
+	}
+	return c, nil
+}
