@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/feed"
@@ -36,6 +38,10 @@ func TestConvergenceThreeAgentsOneStalled(t *testing.T) {
 		Follower: feed.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
+	reg := prometheus.NewRegistry()
+	if err := feed.RegisterMetrics(reg, h); err != nil {
+		t.Fatal(err)
+	}
 
 	bind(t, store, "web-0", "i-0", "10.0.0.1")
 	if err := h.SyncOnce(ctx); err != nil {
@@ -100,6 +106,20 @@ func TestConvergenceThreeAgentsOneStalled(t *testing.T) {
 	}
 	if !lag[0].LastSeen.Equal(fc.Now()) {
 		t.Errorf("laggard last seen %v, want now: it still asks", lag[0].LastSeen)
+	}
+	want := `
+# HELP aerostat_hosts_at_rev Live hosts whose hosts file holds the feed's latest names.
+# TYPE aerostat_hosts_at_rev gauge
+aerostat_hosts_at_rev 2
+# HELP aerostat_hosts_live Hosts whose agent asked the feed within the node TTL.
+# TYPE aerostat_hosts_live gauge
+aerostat_hosts_live 3
+# HELP aerostat_oldest_applied_rev_age_seconds Seconds since the feed first served a change that some live host has not applied yet; 0 when every live host is current.
+# TYPE aerostat_oldest_applied_rev_age_seconds gauge
+aerostat_oldest_applied_rev_age_seconds 45
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 	if c.AtLeast(c.Rev) != 2 || c.AtLeast(oldRev) != 3 {
 		t.Errorf("AtLeast(%d) = %d, AtLeast(%d) = %d; want 2 and 3", c.Rev, c.AtLeast(c.Rev), oldRev, c.AtLeast(oldRev))

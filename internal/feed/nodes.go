@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Agents say who they are and what their hosts file holds in request
@@ -284,4 +286,43 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// convergenceCollector exports the node table. No node names as labels:
+// `aerostat get nodes` names the laggards.
+type convergenceCollector struct {
+	h                   *Handler
+	oldest, live, atRev *prometheus.Desc
+}
+
+// RegisterMetrics exports the convergence of h's agents on reg:
+// aerostat_oldest_applied_rev_age_seconds (how long the oldest names on a
+// live host have been out of date; 0 when all are current),
+// aerostat_hosts_live and aerostat_hosts_at_rev.
+func RegisterMetrics(reg prometheus.Registerer, h *Handler) error {
+	c := &convergenceCollector{h: h,
+		oldest: prometheus.NewDesc("aerostat_oldest_applied_rev_age_seconds",
+			"Seconds since the feed first served a change that some live host has not applied yet; 0 when every live host is current.", nil, nil),
+		live: prometheus.NewDesc("aerostat_hosts_live",
+			"Hosts whose agent asked the feed within the node TTL.", nil, nil),
+		atRev: prometheus.NewDesc("aerostat_hosts_at_rev",
+			"Live hosts whose hosts file holds the feed's latest names.", nil, nil),
+	}
+	if err := reg.Register(c); err != nil {
+		return fmt.Errorf("registering convergence metrics: %w", err)
+	}
+	return nil
+}
+
+func (c *convergenceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.oldest
+	ch <- c.live
+	ch <- c.atRev
+}
+
+func (c *convergenceCollector) Collect(ch chan<- prometheus.Metric) {
+	conv := c.h.Convergence()
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, conv.OldestAppliedAgeSeconds)
+	ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, float64(conv.Total))
+	ch <- prometheus.MustNewConstMetric(c.atRev, prometheus.GaugeValue, float64(conv.AtRev))
 }
