@@ -70,6 +70,9 @@ type SyncerOptions struct {
 	// OnApplied is called after a pass committed changes (e.g. to wake the
 	// agents' feed); it must not block.
 	OnApplied func()
+	// DryRun plans and writes nothing (`aerostat plan`): Pass.Plan is what
+	// the pass would apply.
+	DryRun bool
 }
 
 // Syncer runs passes: observe, read the ledger, plan, apply. It is shared by
@@ -81,6 +84,7 @@ type Syncer struct {
 	clock   clock.PassiveClock
 	metrics *Metrics
 	applied func()
+	dryRun  bool
 
 	mu sync.Mutex
 	// missing is the planner's MissingSince per service. It lives in memory
@@ -94,7 +98,7 @@ func NewSyncer(o SyncerOptions) *Syncer {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, missing: map[string]map[string]time.Time{}}
+	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, missing: map[string]map[string]time.Time{}}
 }
 
 // Sync lists the service's instances and runs a pass on what it saw.
@@ -158,7 +162,7 @@ func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []nami
 	s.missing[service] = pass.Plan.MissingSince
 	s.mu.Unlock()
 
-	if pass.Plan.HasChanges() {
+	if pass.Plan.HasChanges() && !s.dryRun {
 		pass.Applied, err = s.store.Apply(ctx, pass.Plan.Changes)
 		logChanges(ctx, pass.AppliedChanges())
 		if pass.Applied > 0 && s.applied != nil {

@@ -175,10 +175,15 @@ func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 			bson.E{Key: "claimed_at", Value: nil},
 		)
 		if c.ExpectInstanceID != "" {
-			// Hold-back counts from here; a Release that only tidies a
-			// gap keeps the original time and holder.
+			// Hold-back counts from here, on the planner's clock when it
+			// gave one; a Release that only tidies a gap keeps the
+			// original time and holder.
+			at := now
+			if !c.ReleasedAt.IsZero() {
+				at = c.ReleasedAt.UTC()
+			}
 			set = append(set,
-				bson.E{Key: "released_at", Value: now},
+				bson.E{Key: "released_at", Value: at},
 				bson.E{Key: "last_instance_id", Value: c.ExpectInstanceID},
 			)
 		}

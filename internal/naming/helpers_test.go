@@ -59,7 +59,10 @@ func apply(t testing.TB, records []Record, changes []Change, now time.Time) []Re
 			r.ReleasedAt, r.LastInstanceID = time.Time{}, ""
 		case Release:
 			if r.InstanceID != "" {
-				r.ReleasedAt, r.LastInstanceID = now, r.InstanceID
+				r.ReleasedAt, r.LastInstanceID = c.ReleasedAt, r.InstanceID
+				if r.ReleasedAt.IsZero() {
+					r.ReleasedAt = now
+				}
 			}
 			r.InstanceID, r.IP, r.Aliases, r.ClaimedAt = "", "", nil, time.Time{}
 		case SetIP:

@@ -876,7 +876,7 @@ func (pl *planner) emit() error {
 		switch {
 		case s.holder != old.InstanceID && s.holder == "":
 			c := pl.change(s, Release)
-			c.Reason = s.freedBy
+			c.Reason, c.ReleasedAt = s.freedBy, pl.in.Now
 			phases[0] = append(phases[0], c)
 		case s.holder != old.InstanceID || !s.exists:
 			c := pl.change(s, Bind)

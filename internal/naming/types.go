@@ -147,6 +147,10 @@ type Change struct {
 	InstanceID string   // Bind: the new holder
 	IP         string   // Bind, SetIP
 	Aliases    []string // Bind, SetAliases: the full new list
+	// ReleasedAt (Release of a bound name) is the planner's Now, stored as
+	// the record's ReleasedAt so hold-back is measured on one clock; zero
+	// lets the ledger use its own.
+	ReleasedAt time.Time
 
 	// ExpectInstanceID and ExpectRev are the record's state when planned.
 	// ExpectExists false means the record must not exist yet (insert).
