@@ -147,7 +147,7 @@ func TestPlanHoldBackRules(t *testing.T) {
 		},
 		"held gap skipped, a later unheld gap taken": {
 			policy:    web,
-			records:   []Record{gap("web-0", "i-x", time.Minute), gap("web-1", "i-y", 10 * time.Minute)},
+			records:   []Record{gap("web-0", "i-x", time.Minute), gap("web-1", "i-y", 10*time.Minute)},
 			instances: []Instance{running("i-new", 5)},
 			want:      "web-1=i-new",
 			wantHeld:  "web-0@i-x",
