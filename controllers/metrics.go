@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,9 @@ type Metrics struct {
 }
 
 // NewMetrics registers the metrics with reg (controller-runtime's
-// metrics.Registry in the binary, a fresh registry in tests).
+// metrics.Registry in the binary, a fresh registry in tests). Calling it
+// twice on one registry (a command run twice in one process) shares the
+// collectors.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		namesBound: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -46,10 +49,34 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "aerostat_ec2_listings_total", Help: "Instance listings, by result (ok, throttled, error, empty: none while names are bound).",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.namesBound, m.namesFree, m.namesUnnamed, m.deferred, m.passDuration, m.planChanges, m.listings} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("registering metrics: %w", err)
-		}
+	var err error
+	m.namesBound, err = register(reg, m.namesBound, err)
+	m.namesFree, err = register(reg, m.namesFree, err)
+	m.namesUnnamed, err = register(reg, m.namesUnnamed, err)
+	m.deferred, err = register(reg, m.deferred, err)
+	m.passDuration, err = register(reg, m.passDuration, err)
+	m.planChanges, err = register(reg, m.planChanges, err)
+	m.listings, err = register(reg, m.listings, err)
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	return m, nil
+}
+
+// register registers c, or returns the collector of the same description
+// already registered; it does nothing once err is set.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, err error) (C, error) {
+	if err != nil {
+		return c, err
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
 }

@@ -152,10 +152,13 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return err
 	}
 	defer closeStore()
-	ec2, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint})
+	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint})
 	if err != nil {
 		return fmt.Errorf("ec2 client: %w", err)
 	}
+	// aerostat_ec2_requests_total and friends, served with the manager's
+	// metrics (or by serveStandaloneEndpoints).
+	ec2 := cloud.Instrument(ec2Client, crmetrics.Registry)
 	metrics, err := controllers.NewMetrics(crmetrics.Registry)
 	if err != nil {
 		return err
