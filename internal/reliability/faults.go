@@ -25,7 +25,9 @@ type Proxy struct {
 
 	down      atomic.Bool
 	latency   atomic.Int64
-	dropReply atomic.Int64 // replies still to lose
+	mu2       sync.Mutex
+	passFirst int // replies to forward before losing one
+	dropReply int // replies still to lose
 	injected  atomic.Int64
 
 	mu    sync.Mutex
@@ -62,7 +64,29 @@ func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
 
 // DropReplies makes the next n replies from the store get lost: the
 // connection that would carry each is closed instead.
-func (p *Proxy) DropReplies(n int) { p.dropReply.Store(int64(n)) }
+func (p *Proxy) DropReplies(n int) { p.DropReplyAfter(0, n) }
+
+// DropReplyAfter forwards the next k replies, then loses n.
+func (p *Proxy) DropReplyAfter(k, n int) {
+	p.mu2.Lock()
+	defer p.mu2.Unlock()
+	p.passFirst, p.dropReply = k, n
+}
+
+// loseReply decides the fate of one reply.
+func (p *Proxy) loseReply() bool {
+	p.mu2.Lock()
+	defer p.mu2.Unlock()
+	if p.dropReply <= 0 {
+		return false
+	}
+	if p.passFirst > 0 {
+		p.passFirst--
+		return false
+	}
+	p.dropReply--
+	return true
+}
 
 // Injected counts faults injected (downs and lost replies).
 func (p *Proxy) Injected() int64 { return p.injected.Load() }
@@ -144,7 +168,7 @@ func (p *Proxy) pipe(dst io.Writer, src io.Reader, request bool) {
 				if d := time.Duration(p.latency.Load()); d > 0 {
 					time.Sleep(d)
 				}
-			} else if p.dropReply.Load() > 0 && p.dropReply.Add(-1) >= 0 {
+			} else if p.loseReply() {
 				p.injected.Add(1)
 				return
 			}
@@ -164,12 +188,14 @@ var ErrStopped = errors.New("controller stopped")
 // StopAfter wraps a ledger.Store for crash tests: Apply writes one change
 // at a time and, after the k-th committed write in total, calls Stop (e.g.
 // a context's cancel, as when the controller process is killed). Writes
-// after that fail with the context's error or ErrStopped. Reads pass
+// after that fail with the context's error or ErrStopped, unless KeepGoing
+// is set (Stop then only injects a fault, e.g. into a Proxy). Reads pass
 // through.
 type StopAfter struct {
 	ledger.Store
-	K    int
-	Stop func()
+	K         int
+	Stop      func()
+	KeepGoing bool
 
 	mu      sync.Mutex
 	writes  int
@@ -188,7 +214,7 @@ func (s *StopAfter) Apply(ctx context.Context, changes []naming.Change) (int, er
 			}
 		}
 		s.mu.Unlock()
-		if stopped {
+		if stopped && !s.KeepGoing {
 			if err := ctx.Err(); err != nil {
 				return i, err
 			}
