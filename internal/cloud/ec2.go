@@ -56,6 +56,12 @@ type EC2Options struct {
 	CallsPerSecond float64
 	// Burst of the budget's token bucket (default 1).
 	Burst int
+	// ThrottleBackoff is the first pause of every call after EC2 answered
+	// RequestLimitExceeded; each further throttled call in a row doubles it
+	// up to MaxThrottleBackoff, with jitter (defaults 1 s and 30 s). This
+	// is on top of the SDK retryer's own jittered backoff, and holds back
+	// every caller of this EC2 value, not just the throttled one.
+	ThrottleBackoff, MaxThrottleBackoff time.Duration
 	// Credentials override the default chain.
 	Credentials aws.CredentialsProvider
 	HTTPClient  aws.HTTPClient
@@ -113,7 +119,7 @@ func NewEC2(ctx context.Context, opts EC2Options) (*EC2, error) {
 	if cfg.Region == "" {
 		return nil, errors.New("no aws region: set the region option or AWS_REGION")
 	}
-	e := &EC2{budget: newBudget(opts.Clock, opts.CallsPerSecond, opts.Burst)}
+	e := &EC2{budget: newBudget(opts.Clock, opts.CallsPerSecond, opts.Burst, opts.ThrottleBackoff, opts.MaxThrottleBackoff)}
 	e.client = ec2.NewFromConfig(cfg, func(o *ec2.Options) {
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
@@ -198,16 +204,25 @@ type attemptMiddleware struct{ e *EC2 }
 func (attemptMiddleware) ID() string { return "AerostatCallBudget" }
 
 func (m attemptMiddleware) HandleFinalize(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-	waited, err := m.e.budget.wait(ctx)
+	waited, at, err := m.e.budget.wait(ctx)
 	if err != nil {
 		return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("waiting for ec2 call budget: %w", err)
 	}
 	out, md, err := next.HandleFinalize(ctx, in)
+	if err == nil || IsThrottled(err) {
+		m.e.budget.observe(err != nil)
+	}
 	if fn := m.e.hook.Load(); fn != nil {
-		(*fn)(APICall{Operation: awsmiddleware.GetOperationName(ctx), Result: ResultOf(err), BudgetWait: waited})
+		(*fn)(APICall{Operation: awsmiddleware.GetOperationName(ctx), Result: ResultOf(err), BudgetWait: waited, At: at})
 	}
 	return out, md, err
 }
+
+// BudgetLimit implements BudgetReporter.
+func (e *EC2) BudgetLimit() float64 { return e.budget.limit() }
+
+// ThrottleBackoff implements BudgetReporter.
+func (e *EC2) ThrottleBackoff() time.Duration { return e.budget.backoff() }
 
 // throttleCodes are the error codes AWS services use for throttling.
 var throttleCodes = map[string]bool{

@@ -70,6 +70,9 @@ func (e *env) client(t testing.TB, opts cloud.EC2Options) *cloud.EC2 {
 	if opts.CallsPerSecond == 0 {
 		opts.CallsPerSecond = -1
 	}
+	if opts.ThrottleBackoff == 0 {
+		opts.ThrottleBackoff, opts.MaxThrottleBackoff = time.Millisecond, 4*time.Millisecond
+	}
 	opts.Credentials = credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")
 	c, err := cloud.NewEC2(context.Background(), opts)
 	if err != nil {
@@ -460,6 +463,8 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 				out[key] = m.GetCounter().GetValue()
 			case m.Histogram != nil:
 				out[key] = float64(m.GetHistogram().GetSampleCount())
+			case m.Gauge != nil:
+				out[key] = m.GetGauge().GetValue()
 			}
 		}
 	}

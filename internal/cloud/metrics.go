@@ -49,6 +49,16 @@ func Instrument(c Cloud, reg prometheus.Registerer) Cloud {
 			m.waitTotal.Add(call.BudgetWait.Seconds())
 		})
 	}
+	if b, ok := c.(BudgetReporter); ok {
+		registerFunc(reg, prometheus.GaugeOpts{
+			Name: "aerostat_ec2_budget_calls_per_second",
+			Help: "Client-side budget of EC2 API calls a second, shared by all services (+Inf: unlimited). Budget use: rate(aerostat_ec2_api_calls_total[5m]) / this.",
+		}, b.BudgetLimit)
+		registerFunc(reg, prometheus.GaugeOpts{
+			Name: "aerostat_ec2_throttle_backoff_seconds",
+			Help: "How much longer every EC2 call is held back because EC2 throttled the last ones (RequestLimitExceeded).",
+		}, func() float64 { return b.ThrottleBackoff().Seconds() })
+	}
 	ic := instrumented{c: c, m: m}
 	if t, ok := c.(Tagger); ok {
 		return instrumentedTagger{ic, t}
@@ -70,6 +80,17 @@ func register[C prometheus.Collector](reg prometheus.Registerer, col C) C {
 		panic(err)
 	}
 	return col
+}
+
+// registerFunc registers a gauge read at scrape time; a second Instrument
+// on the same registry keeps the first one's.
+func registerFunc(reg prometheus.Registerer, opts prometheus.GaugeOpts, fn func() float64) {
+	if err := reg.Register(prometheus.NewGaugeFunc(opts, fn)); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			panic(err)
+		}
+	}
 }
 
 type instrumented struct {

@@ -25,8 +25,21 @@ const (
 type APICall struct {
 	Operation string // e.g. "DescribeInstances"
 	Result    string // ResultSuccess, ResultThrottled or ResultError
-	// BudgetWait is how long the call waited for the client-side budget.
+	// BudgetWait is how long the call waited for the client-side budget
+	// (throttling back-off included).
 	BudgetWait time.Duration
+	// At is when the budget let the call go.
+	At time.Time
+}
+
+// BudgetReporter is a Cloud with a client-side call budget; Instrument
+// exports it.
+type BudgetReporter interface {
+	// BudgetLimit is the calls a second allowed (+Inf: unlimited).
+	BudgetLimit() float64
+	// ThrottleBackoff is how much longer calls are held back because EC2
+	// throttled the last ones.
+	ThrottleBackoff() time.Duration
 }
 
 // APICallReporter is a Cloud that can report each API call it makes,
