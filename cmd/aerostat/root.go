@@ -50,6 +50,7 @@ func newRootCmd() *cobra.Command {
 		newUpdateCmd(),
 		newRegisterCmd(),
 		newPromoteCmd(),
+		newPlanCmd(),
 	)
 	return root
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/store/embedded"
+)
+
+// storeFlags say which ledger an operator command works on: a MongoDB
+// (--server) or the embedded store's files (--data-dir), as the
+// controller does.
+type storeFlags struct {
+	server, dataDir, database string
+}
+
+func (f *storeFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.server, "server", os.Getenv("AEROSTAT_SERVER"), "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI; empty opens the embedded store in --data-dir (env AEROSTAT_SERVER)")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory, used when --server is empty")
+	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
+}
+
+// open connects to the ledger (starting the embedded store on --data-dir
+// when --server is empty). readOnly opens without any write, not even the
+// index setup. The returned func closes both.
+func (f *storeFlags) open(ctx context.Context, readOnly bool, logger logr.Logger) (*ledger.Mongo, func(), error) {
+	uri := ""
+	var srv *embedded.Server
+	if f.server != "" {
+		var err error
+		if uri, err = mongoURI(f.server); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		if _, err := os.Stat(f.dataDir); err != nil {
+			return nil, nil, fmt.Errorf("--data-dir %q: %w (or give --server)", f.dataDir, err)
+		}
+		var err error
+		srv, err = embedded.Start(ctx, embedded.Options{DataDir: f.dataDir, Logger: logger.WithName("store")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("starting embedded store in %q: %w", f.dataDir, err)
+		}
+		uri = srv.URI()
+	}
+	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, ReadOnly: readOnly, Logger: logger.WithName("ledger")})
+	if err != nil {
+		if srv != nil {
+			_ = srv.Close()
+		}
+		return nil, nil, fmt.Errorf("opening ledger: %w", err)
+	}
+	return m, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = m.Close(cctx)
+		if srv != nil {
+			_ = srv.Close()
+		}
+	}, nil
+}
