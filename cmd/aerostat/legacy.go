@@ -75,7 +75,13 @@ func translateLegacyArgs(args []string) ([][]string, error) {
 		claimArgs = append(append([]string{}, common...), "--offline")
 	}
 	if register {
-		cmds = append(cmds, append([]string{"register"}, claimArgs...))
+		reg := append([]string{"register"}, claimArgs...)
+		// 1.x registration set the system hostname. Not with --offline:
+		// that is a workstation test run, whose hostname must stay.
+		if !offline && !dryRun {
+			reg = append(reg, "--set-hostname")
+		}
+		cmds = append(cmds, reg)
 	}
 	if changeMaster {
 		cmds = append(cmds, append([]string{"promote"}, claimArgs...))

@@ -4,23 +4,34 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 )
 
 func main() {
-	// 1.x command lines (aerostat --update --daemon …) become 2.x commands.
-	cmds, err := translateLegacyArgs(os.Args[1:])
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit status. 1.x command
+// lines (aerostat --update --daemon …) become 2.x commands, run in order;
+// the first failure stops the rest.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds, err := translateLegacyArgs(args)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "error:", err)
+		return 2
 	}
 	for _, args := range cmds {
 		root := newRootCmd()
 		root.SetArgs(args)
-		if err := root.Execute(); err != nil {
-			fmt.Fprintln(os.Stderr, "error:", err)
-			os.Exit(exitCode(err))
+		root.SetOut(stdout)
+		root.SetErr(stderr)
+		if err := root.ExecuteContext(ctx); err != nil {
+			fmt.Fprintln(stderr, "error:", err)
+			return exitCode(err)
 		}
 	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
@@ -12,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/ledger"
@@ -198,9 +201,38 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 	if err != nil {
 		return err
 	}
+	var name string
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		name, err = claimOnce(ctx, f, info, id, ip, promote, log, out)
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			break
+		}
+		// A booting fleet can swamp the store for a moment; retry until
+		// --timeout rather than leave the machine without a name.
+		log.Info("ledger unavailable; retrying", "error", err.Error(), "in", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff/2 + rand.N(backoff)):
+		}
+	}
+	if err != nil || name == "" {
+		return err
+	}
+	if f.setHostname {
+		if err := setHostname(name, f.hostnameFile); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintln(out, name)
+	return err
+}
+
+// claimOnce opens the ledger and claims (or, with --dry-run, prints the
+// plan and returns ""). It returns the name this instance holds.
+func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip string, promote bool, log logr.Logger, out io.Writer) (string, error) {
 	store, err := f.openLedger(ctx, log, f.dryRun)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer func() { _ = store.Close(context.WithoutCancel(ctx)) }()
 
@@ -219,17 +251,17 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 	if f.dryRun {
 		recs, err := store.Records(ctx, info.Service)
 		if err != nil {
-			return fmt.Errorf("reading ledger: %w", err)
+			return "", fmt.Errorf("reading ledger: %w", err)
 		}
 		res, err := plan(recs)
 		if err != nil {
-			return err
+			return "", err
 		}
-		return printPlan(out, res, recs, id)
+		return "", printPlan(out, res, recs, id)
 	}
 	res, err := ledger.Claim(ctx, store, info.Service, plan)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, c := range res.Changes {
 		log.Info("ledger updated", "change", naming.Describe(c))
@@ -239,19 +271,21 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 	}
 	recs, err := store.Records(ctx, info.Service)
 	if err != nil {
-		return fmt.Errorf("reading back the claim: %w", err)
+		return "", fmt.Errorf("reading back the claim: %w", err)
 	}
 	name, ok := holding(recs, id)
 	if !ok {
-		return fmt.Errorf("instance %s got no name in service %s (problems: %s)", id, info.Service, strings.Join(res.Problems, "; "))
+		return "", fmt.Errorf("instance %s got no name in service %s (problems: %s)", id, info.Service, strings.Join(res.Problems, "; "))
 	}
-	if f.setHostname {
-		if err := setHostname(name, f.hostnameFile); err != nil {
-			return err
-		}
-	}
-	_, err = fmt.Fprintln(out, name)
-	return err
+	return name, nil
+}
+
+// transient reports store errors worth retrying: unreachable, timed out,
+// connection pool exhausted. Bad input, planner refusals and lost
+// compare-and-sets (Claim already retried those) are not.
+func transient(err error) bool {
+	// Server selection and pool waits time out wrapping DeadlineExceeded.
+	return mongo.IsNetworkError(err) || mongo.IsTimeout(err)
 }
 
 func printPlan(out io.Writer, res naming.Result, recs []naming.Record, id string) error {

@@ -254,7 +254,10 @@ func RunLegacy(ctx context.Context, prog, legacyFile string, timeout time.Durati
 		return nil, fmt.Errorf("legacy updater %s: timed out after %s", prog, timeout)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("legacy updater %s: %w: %s", prog, err, bytes.TrimSpace(truncate(out, 512)))
+		if msg := bytes.TrimSpace(truncate(out, 512)); len(msg) > 0 {
+			return nil, fmt.Errorf("legacy updater %s: %w: %s", prog, err, msg)
+		}
+		return nil, fmt.Errorf("legacy updater %s: %w", prog, err)
 	}
 	data, err := os.ReadFile(legacyFile)
 	if err != nil {
