@@ -53,6 +53,8 @@ type Pass struct {
 	Records []naming.Record
 	// Rev is the ledger revision after the pass.
 	Rev int64
+	// TagsWritten is how many instances got their name tags (tag write-back).
+	TagsWritten int
 }
 
 // Throttled reports whether EC2 refused the listing for its request rate.
@@ -73,6 +75,9 @@ type SyncerOptions struct {
 	// DryRun plans and writes nothing (`aerostat plan`): Pass.Plan is what
 	// the pass would apply.
 	DryRun bool
+	// Tags writes names back to instance tags after each complete pass;
+	// nil: no tag write-back.
+	Tags *TagWriter
 }
 
 // Syncer runs passes: observe, read the ledger, plan, apply. It is shared by
@@ -85,6 +90,7 @@ type Syncer struct {
 	metrics *Metrics
 	applied func()
 	dryRun  bool
+	tags    *TagWriter
 
 	mu sync.Mutex
 	// missing is the planner's MissingSince per service. It lives in memory
@@ -98,7 +104,7 @@ func NewSyncer(o SyncerOptions) *Syncer {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, missing: map[string]map[string]time.Time{}}
+	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, missing: map[string]map[string]time.Time{}}
 }
 
 // Sync lists the service's instances and runs a pass on what it saw.
@@ -177,6 +183,12 @@ func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []nami
 	}
 	if pass.Rev, err = s.store.Rev(ctx); err != nil {
 		return pass, fmt.Errorf("reading ledger rev: %w", err)
+	}
+	if s.tags != nil && !s.dryRun {
+		var terr error
+		if pass.TagsWritten, terr = s.tags.Write(ctx, pass.Records, instances); terr != nil {
+			log.FromContext(ctx).Error(terr, "tag write-back failed; retried next pass", "service", service)
+		}
 	}
 	return pass, nil
 }

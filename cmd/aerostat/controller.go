@@ -48,6 +48,7 @@ type controllerFlags struct {
 	leaderElect                      bool
 	leaderElectionNamespace, kubecfg string
 	zap                              zap.Options
+	ec2                              ec2Flags
 }
 
 func newControllerCmd() *cobra.Command {
@@ -83,6 +84,7 @@ services nodes registered in the ledger.`,
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "elect one active controller through a Lease (default true in a cluster)")
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
 	fl.StringVar(&f.kubecfg, "kubeconfig", "", "kubeconfig path (default: KUBECONFIG, in-cluster, ~/.kube/config)")
+	f.ec2.register(fl)
 	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	f.zap.BindFlags(gofs)
 	fl.AddGoFlagSet(gofs)
@@ -152,7 +154,11 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return err
 	}
 	defer closeStore()
-	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint})
+	if err := f.ec2.validate(); err != nil {
+		return err
+	}
+	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint,
+		CallsPerSecond: f.ec2.callsPerSecond, Burst: f.ec2.burst})
 	if err != nil {
 		return fmt.Errorf("ec2 client: %w", err)
 	}
@@ -163,11 +169,26 @@ func runController(ctx context.Context, f controllerFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := controllers.SyncerOptions{Cloud: ec2, Store: store, Metrics: metrics}
+	// One sweep of every aerostat:service-tagged instance answers all the
+	// services of a poll: 10 calls a poll at 10,000 instances.
+	shared := cloud.NewShared(ec2, cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: f.pollInterval / 2})
+	opts := controllers.SyncerOptions{Cloud: shared, Store: store, Metrics: metrics}
+	if f.ec2.tagWriteBack {
+		tagger, ok := ec2.(cloud.Tagger)
+		if !ok {
+			return errors.New("--tag-write-back: the EC2 client cannot write tags")
+		}
+		if opts.Tags, err = controllers.NewTagWriter(tagger, f.ec2.tagsPerPass, crmetrics.Registry); err != nil {
+			return err
+		}
+	}
 	if f.feedAddr != "" && !f.once {
 		// Every replica serves the read-only feed, leader or not.
 		fh := feed.NewHandler(store, feed.Options{Logger: logger.WithName("feed")})
 		opts.OnApplied = fh.Notify
+		if err := feed.RegisterMetrics(crmetrics.Registry, fh); err != nil {
+			return err
+		}
 		go func() { _ = fh.Start(ctx) }()
 		serve(ctx, logger, feed.NewServer(f.feedAddr, fh, 0))
 	}
