@@ -222,11 +222,15 @@ func TestSyncShrinkGuard(t *testing.T) {
 		ten = append(ten, Entry{IP: "10.0.0." + string(rune('0'+i)), Hostname: "web-" + string(rune('0'+i))})
 	}
 	tests := map[string]struct {
-		keep    int
-		opts    SyncOptions
-		wantErr bool
+		keep      int
+		maxShrink float64
+		opts      SyncOptions
+		wantErr   bool
 	}{
 		"half removed is allowed":        {keep: 5},
+		"configured fraction: 20% ok":    {keep: 8, maxShrink: 0.2},
+		"configured fraction: 30% not":   {keep: 7, maxShrink: 0.2, wantErr: true},
+		"guard disabled":                 {keep: 0, maxShrink: 1},
 		"more than half refused":         {keep: 4, wantErr: true},
 		"empty refused":                  {keep: 0, wantErr: true},
 		"empty allowed if authoritative": {keep: 0, opts: SyncOptions{Authoritative: true}},
@@ -237,6 +241,7 @@ func TestSyncShrinkGuard(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			w := newWriter(t, userHead)
+			w.MaxShrink = tc.maxShrink
 			if _, err := w.Sync(ten, nil, SyncOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -397,5 +402,39 @@ func TestSyncLegacySection(t *testing.T) {
 	}
 	if got := read(t, w.Path); strings.Contains(got, "LEGACY") {
 		t.Fatalf("file = %q", got)
+	}
+}
+
+// The new content is complete on disk, with the file's mode, in a temp file
+// of the same directory (same filesystem, so rename is atomic) before the
+// rename; readers see the old file or the new one, never a partial one.
+func TestSyncAtomicRename(t *testing.T) {
+	w := newWriter(t, userHead)
+	if err := os.Chmod(w.Path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var renamed bool
+	w.Rename = func(oldpath, newpath string) error {
+		renamed = true
+		if filepath.Dir(oldpath) != filepath.Dir(w.Path) || newpath != w.Path {
+			t.Errorf("rename %s → %s: temp file not next to the target", oldpath, newpath)
+		}
+		if got := read(t, w.Path); got != userHead {
+			t.Errorf("target changed before the rename: %q", got)
+		}
+		if got := read(t, oldpath); !strings.HasSuffix(got, "10.0.0.1 web-0\n# /AEROSTAT\n") {
+			t.Errorf("temp file incomplete at rename time: %q", got)
+		}
+		if st, err := os.Stat(oldpath); err != nil || st.Mode().Perm() != 0o640 {
+			t.Errorf("temp file mode = %v, %v; want the target's 0640", st.Mode(), err)
+		}
+		return os.Rename(oldpath, newpath)
+	}
+	res, err := w.Sync([]Entry{{"10.0.0.1", "web-0"}}, nil, SyncOptions{})
+	if err != nil || !renamed || res.InPlace {
+		t.Fatalf("Sync = %+v, %v (renamed %v)", res, err, renamed)
+	}
+	if st, err := os.Stat(w.Path); err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("mode after write = %v, %v", st.Mode(), err)
 	}
 }
