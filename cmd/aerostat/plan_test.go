@@ -24,12 +24,22 @@ import (
 // ledger database and the command-line flags that reach both.
 type cliFleet struct {
 	fleet *fake.Fleet
+	ec2   *cloud.EC2
 	store *ledger.Mongo
 	sa    *controllers.Standalone // a real standalone controller on the same fleet and ledger
 	flags []string
 }
 
 func newCLIFleet(t *testing.T) *cliFleet {
+	t.Helper()
+	e := newCLIEC2(t)
+	e.open(t, ledgertest.Database(t))
+	return e
+}
+
+// newCLIEC2 starts the fleet and EC2 server only; open adds the ledger
+// (after the test seeded its database, for 1.x data).
+func newCLIEC2(t *testing.T) *cliFleet {
 	t.Helper()
 	// The command builds its EC2 client from the environment, as in
 	// production; these keep it off any real account and metadata.
@@ -42,19 +52,20 @@ func newCLIFleet(t *testing.T) *cliFleet {
 	fleet := fake.NewFleet(clock.RealClock{})
 	srv := httptest.NewServer(fake.NewServer(fleet))
 	t.Cleanup(srv.Close)
-	db := ledgertest.Database(t)
-	store := ledgertest.Open(t, ledger.Options{Database: db})
 	ec2, err := cloud.NewEC2(context.Background(), cloud.EC2Options{Region: "us-east-1", Endpoint: srv.URL,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: ec2, Store: store})
-	return &cliFleet{
-		fleet: fleet, store: store,
-		sa:    controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store}),
-		flags: []string{"--server", ledgertest.URI(t), "--database", db, "--ec2-endpoint", srv.URL, "--region", "us-east-1"},
-	}
+	return &cliFleet{fleet: fleet, ec2: ec2, flags: []string{"--server", ledgertest.URI(t), "--ec2-endpoint", srv.URL, "--region", "us-east-1"}}
+}
+
+func (e *cliFleet) open(t *testing.T, db string) {
+	t.Helper()
+	e.store = ledgertest.Open(t, ledger.Options{Database: db})
+	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: e.ec2, Store: e.store})
+	e.sa = controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: e.ec2, Store: e.store})
+	e.flags = append(e.flags, "--database", db)
 }
 
 func (e *cliFleet) run(t *testing.T, cmd string, args ...string) (string, error) {

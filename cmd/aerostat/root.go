@@ -51,6 +51,7 @@ func newRootCmd() *cobra.Command {
 		newRegisterCmd(),
 		newPromoteCmd(),
 		newPlanCmd(),
+		newAdoptCmd(),
 	)
 	return root
 }
