@@ -69,6 +69,10 @@ bench: ## Go benchmarks and the scale harness; prints a table, writes bench/resu
 	go test -run '^$$' -bench . -benchmem ./internal/... ./controllers/...
 	@if [ -d hack/bench ]; then go run ./hack/bench; fi
 
+.PHONY: soak
+soak: ## Soak (not in CI): SOAK_DURATION (10m) of churn and faults on 1,000 instances and 20 agents; prints fault and violation counts.
+	go run ./hack/soak -duration $${SOAK_DURATION:-10m}
+
 ##@ Build
 
 .PHONY: build

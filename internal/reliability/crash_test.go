@@ -177,18 +177,18 @@ func TestRegisterKilledAfterClaim(t *testing.T) {
 			ctx := context.Background()
 			w := newWorld(t)
 			for i := range 3 {
-				if _, err := register(ctx, w.store, "web", fmt.Sprintf("i-other%d", i), fmt.Sprintf("10.0.1.%d", i+1), epoch); err != nil {
+				if _, err := Register(ctx, w.store, "web", naming.Iterative, fmt.Sprintf("i-other%d", i), fmt.Sprintf("10.0.1.%d", i+1), "", epoch); err != nil {
 					t.Fatal(err)
 				}
 			}
 			// The first attempt: the claim commits, then the process dies.
-			_, _ = ledger.Claim(ctx, store(w), "web", registerPlan("web", "i-self", "10.0.0.9", epoch))
-			claimed := holding(w.records(), "i-self")
+			_, _ = ledger.Claim(ctx, store(w), "web", RegisterPlan("web", naming.Iterative, "i-self", "10.0.0.9", "", epoch))
+			claimed := Holding(w.records(), "i-self")
 			if claimed == "" {
 				t.Fatal("the killed registration committed nothing; the test needs a committed claim")
 			}
 			rev := w.rev()
-			again, err := register(ctx, w.store, "web", "i-self", "10.0.0.9", epoch.Add(time.Minute))
+			again, err := Register(ctx, w.store, "web", naming.Iterative, "i-self", "10.0.0.9", "", epoch.Add(time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}

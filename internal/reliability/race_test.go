@@ -17,54 +17,6 @@ import (
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
-// registerPlan plans a node's own registration the way `aerostat
-// register` does (cmd/aerostat claimInput, which a test cannot import from
-// package main): a partial observation holding the node and the instances
-// already bound in the service, so nothing is reaped.
-func registerPlan(service, id, ip string, now time.Time) func([]naming.Record) (naming.Result, error) {
-	return func(recs []naming.Record) (naming.Result, error) {
-		in := naming.Input{
-			Policy:  naming.Policy{Service: service, Scheme: naming.Iterative, InstanceAliases: map[string][]string{id: {}}},
-			Records: recs,
-			Now:     now,
-		}
-		in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: id, PrivateIP: ip, State: naming.StateRunning, LaunchTime: now})
-		seen := map[string]bool{id: true}
-		for _, r := range recs {
-			if r.Free() || seen[r.InstanceID] || r.Service != service {
-				continue
-			}
-			seen[r.InstanceID] = true
-			in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: r.InstanceID, PrivateIP: r.IP, State: naming.StateRunning, LaunchTime: r.ClaimedAt})
-		}
-		return naming.Plan(in)
-	}
-}
-
-// register claims a name for id and reads back the name it holds, as the
-// register command prints it.
-func register(ctx context.Context, store ledger.Store, service, id, ip string, now time.Time) (string, error) {
-	if _, err := ledger.Claim(ctx, store, service, registerPlan(service, id, ip, now)); err != nil {
-		return "", err
-	}
-	recs, err := store.Records(ctx, service)
-	if err != nil {
-		return "", err
-	}
-	return holding(recs, id), nil
-}
-
-// holding is the name id holds (lowest ordinal first), "" for none.
-func holding(recs []naming.Record, id string) string {
-	best := naming.Record{Ordinal: -1}
-	for _, r := range recs {
-		if r.InstanceID == id && (best.Ordinal < 0 || r.Ordinal < best.Ordinal) {
-			best = r
-		}
-	}
-	return best.Hostname
-}
-
 // legacyClient is a 1.x client registering the 1.x way, with no
 // compare-and-set: refill any gap it finds by hostname alone, else insert
 // <service>-<count of documents>.
@@ -166,7 +118,7 @@ func TestRacingRegistrationsControllerAnd1xClients(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			name, err := register(ctx, w.store, "web", id, ipOf(id), w.clock.Now())
+			name, err := Register(ctx, w.store, "web", naming.Iterative, id, ipOf(id), "", w.clock.Now())
 			if err != nil {
 				t.Errorf("register %s: %v", id, err)
 			}
