@@ -64,10 +64,15 @@ test: lint verify envtest ## Run every test that can run here (builds envtest bi
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	@hack/fuzz.sh $${FUZZTIME:-30s}
 
+# BENCHTIME keeps the Go benchmarks short; BENCH_ARGS go to the harness
+# (e.g. BENCH_ARGS=-quick, or -n 100,1000 -agents 50; see go run ./hack/bench -h).
+BENCHTIME ?= 200ms
+BENCH_ARGS ?=
+
 .PHONY: bench
 bench: ## Go benchmarks and the scale harness; prints a table, writes bench/results.json.
-	go test -run '^$$' -bench . -benchmem ./internal/... ./controllers/...
-	@if [ -d hack/bench ]; then go run ./hack/bench; fi
+	go test -p 1 -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./internal/... ./controllers/...
+	@if [ -d hack/bench ]; then go run ./hack/bench $(BENCH_ARGS); fi
 
 .PHONY: soak
 soak: ## Soak (not in CI): SOAK_DURATION (10m) of churn and faults on 1,000 instances and 20 agents; prints fault and violation counts.

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// countingStore wraps the real ledger to count what a caller asks of it.
+// Apply validates everything first and then applies the changes one at a
+// time, exactly as ledger.Mongo.Apply does, so that each change's commit
+// time is known (onCommit) and not just the end of the batch.
+type countingStore struct {
+	inner    ledger.Store
+	onCommit func(c naming.Change, at time.Time)
+
+	mu                                sync.Mutex
+	reads, docsRead, revReads, deltas int
+	writes, conflicts                 int
+}
+
+type storeCounts struct {
+	Reads, DocsRead, RevReads, Deltas, Writes, Conflicts int
+}
+
+func (s *countingStore) counts() storeCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return storeCounts{s.reads, s.docsRead, s.revReads, s.deltas, s.writes, s.conflicts}
+}
+
+func (a storeCounts) sub(b storeCounts) storeCounts {
+	return storeCounts{a.Reads - b.Reads, a.DocsRead - b.DocsRead, a.RevReads - b.RevReads,
+		a.Deltas - b.Deltas, a.Writes - b.Writes, a.Conflicts - b.Conflicts}
+}
+
+func (s *countingStore) Records(ctx context.Context, service string) ([]naming.Record, error) {
+	recs, err := s.inner.Records(ctx, service)
+	s.mu.Lock()
+	s.reads++
+	s.docsRead += len(recs)
+	s.mu.Unlock()
+	return recs, err
+}
+
+func (s *countingStore) Apply(ctx context.Context, changes []naming.Change) (int, error) {
+	if err := ledger.Validate(changes); err != nil {
+		return 0, err
+	}
+	for i, c := range changes {
+		_, err := s.inner.Apply(ctx, []naming.Change{c})
+		s.mu.Lock()
+		if err == nil {
+			s.writes++
+		} else if errors.Is(err, ledger.ErrConflict) {
+			s.conflicts++
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return i, err
+		}
+		if s.onCommit != nil {
+			s.onCommit(c, time.Now())
+		}
+	}
+	return len(changes), nil
+}
+
+func (s *countingStore) Changes(ctx context.Context, since int64) ([]naming.Record, int64, error) {
+	recs, rev, err := s.inner.Changes(ctx, since)
+	s.mu.Lock()
+	s.deltas++
+	s.docsRead += len(recs)
+	s.mu.Unlock()
+	return recs, rev, err
+}
+
+func (s *countingStore) Rev(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	s.revReads++
+	s.mu.Unlock()
+	return s.inner.Rev(ctx)
+}
+
+// procStatus reads VmHWM (peak RSS) and VmRSS of a process, in bytes
+// ("self" for this one).
+func procStatus(pid string) (hwm, rss int64) {
+	data, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0, 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			hwm = n << 10
+		case "VmRSS:":
+			rss = n << 10
+		}
+	}
+	return hwm, rss
+}
+
+// procCPU is the user+system CPU time a process has used.
+func procCPU(pid string) time.Duration {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz
+}
+
+// dist summarises durations.
+type dist struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50_s"`
+	P99 float64 `json:"p99_s"`
+	Max float64 `json:"max_s"`
+}
+
+func summarize(ds []time.Duration) dist {
+	if len(ds) == 0 {
+		return dist{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	q := func(p float64) float64 {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[max(0, min(i, len(s)-1))].Seconds()
+	}
+	return dist{N: len(s), P50: q(0.5), P99: q(0.99), Max: s[len(s)-1].Seconds()}
+}

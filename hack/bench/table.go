@@ -1,0 +1,258 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// row is one line of the table: a value per fleet size.
+type row struct {
+	section string
+	label   string
+	cell    func(n int) string
+	note    string
+}
+
+func printTable(out io.Writer, cfg config, res results) {
+	scen := map[int]scenarioResult{}
+	legacy := map[int]legacyConvergence{}
+	for i, s := range res.Scenarios {
+		scen[s.N] = s
+		legacy[s.N] = res.Legacy1x[i]
+	}
+	plan := map[int]plannerResult{}
+	for _, p := range res.Planner {
+		plan[p.N] = p
+	}
+	var sizes []int
+	for n := range scen {
+		sizes = append(sizes, n)
+	}
+	for n := range plan {
+		if _, ok := scen[n]; !ok {
+			sizes = append(sizes, n)
+		}
+	}
+	slices.Sort(sizes)
+
+	s := func(f func(scenarioResult) string) func(int) string {
+		return func(n int) string {
+			r, ok := scen[n]
+			if !ok {
+				return "—"
+			}
+			return f(r)
+		}
+	}
+	l := func(f func(legacyConvergence) string) func(int) string {
+		return func(n int) string {
+			r, ok := legacy[n]
+			if !ok {
+				return "—"
+			}
+			return f(r)
+		}
+	}
+	p := func(f func(plannerResult) string) func(int) string {
+		return func(n int) string {
+			r, ok := plan[n]
+			if !ok {
+				return "—"
+			}
+			return f(r)
+		}
+	}
+	conv := fmt.Sprintf("Convergence, p50 / p99 / max (%d agents; controller poll %v; feed long-poll)", cfg.agents, cfg.poll)
+	costs := "Ledger and EC2 per controller pass"
+	model := fmt.Sprintf("Model of 1.x (its queries replayed on the same store; %v server + %v client polls)", cfg.legacyServerPoll, cfg.legacyClientPoll)
+	agentS := "Agent"
+	rows := []row{
+		{conv, "launch (tagged) → name bound in ledger", s(func(r scenarioResult) string { return fmtDist(r.LaunchToBound) }), "bounded by the poll interval"},
+		{conv, "launch (tagged) → in every hosts file", s(func(r scenarioResult) string { return fmtDist(r.LaunchToFiles) }), ""},
+		{conv, "aerostat register → name bound", s(func(r scenarioResult) string { return fmtDist(r.RegisterToBound) }), ""},
+		{conv, "aerostat register → in every hosts file", s(func(r scenarioResult) string { return fmtDist(r.RegisterToFiles) }), "target p99 < 2 s at 1,000"},
+		{conv, "bound → in every hosts file", s(func(r scenarioResult) string { return fmtDist(r.BoundToFiles) }), "feed + agents"},
+		{conv, "terminate → old address gone from every file", s(func(r scenarioResult) string { return fmtDist(r.TerminateToFiles) }), ""},
+		{conv, "model of 1.x: register → in every hosts file", l(func(r legacyConvergence) string { return fmtDist(r.RegisterToFiles) }), "1.x: ~60 s"},
+		{conv, "model of 1.x: terminate → gone from every file", l(func(r legacyConvergence) string { return fmtDist(r.TerminateToFiles) }), "1.x: ~120 s"},
+		{conv, "changes measured (unfinished)", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%d (%d)", r.ChurnEvents, r.UnfinishedChanges)
+		}), "hosts files checked against the ledger after"},
+
+		{costs, "initial fleet: bulk insert of the oldest records", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%s for %s", fmtSec(r.SeedBulkSeconds), commas(r.SeedBulk))
+		}), "the records the controller would write"},
+		{costs, "initial fleet: controller names the newest", s(func(r scenarioResult) string {
+			if r.SeedWrites == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%s for %s (%s/bind)", fmtSec(r.SeedSeconds), commas(r.SeedWrites), fmtSec(r.SeedSeconds/float64(r.SeedWrites)))
+		}), "one write per bind; bind cost grows with N"},
+		{costs, "idle pass: time", s(func(r scenarioResult) string { return fmtSec(r.Steady.Seconds) }), ""},
+		{costs, "idle pass: ledger writes", s(func(r scenarioResult) string { return fmt.Sprintf("%.1f", r.Steady.Writes) }), "target 0"},
+		{costs, "idle pass: ledger reads (records read)", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%.0f (%.0f) + %.0f rev", r.Steady.Reads, r.Steady.DocsRead, r.Steady.RevReads)
+		}), ""},
+		{costs, "idle pass: EC2 calls", s(func(r scenarioResult) string { return fmt.Sprintf("%.1f", r.Steady.EC2Calls) }), "1,000 instances a page"},
+		{costs, "churn: ledger writes (binds + releases)", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%d (%d + %d)", r.ControllerWrites, r.ControllerBinds, r.ControllerFrees)
+		}), "target ~1 per bind or release"},
+		{costs, "churn: pass time / EC2 calls per pass", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%s / %.1f", fmtSec(r.Churn.Seconds), r.Churn.EC2Calls)
+		}), ""},
+		{costs, "register: claim time p50 (writes/claim)", s(func(r scenarioResult) string {
+			if r.Claims == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%s (%.1f, %d lost CAS)", fmtSec(r.ClaimTime.P50), float64(r.ClaimWrites)/float64(r.Claims), r.ClaimConflicts)
+		}), "reads the service, CAS write"},
+		{model, "model of 1.x: register, gap path", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%s, %d queries", fmtSec(r.Legacy.RegisterGapMs/1000), r.Legacy.RegisterGapOps)
+		}), "gap sorted as strings, no claim"},
+		{model, "model of 1.x: register, count path", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%s, %d queries", fmtSec(r.Legacy.RegisterCountMs/1000), r.Legacy.RegisterCountOps)
+		}), "count of named records, insert"},
+		{model, "model of 1.x: server pass (EC2 calls, writes)", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%s (%d, %d)", fmtSec(r.Legacy.ServerPassMs/1000), r.Legacy.ServerEC2Calls, r.Legacy.ServerPassWrites)
+		}), "every 60 s"},
+		{model, "model of 1.x: updater read per node per poll", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%s, %s", fmtSec(r.Legacy.UpdaterReadMs/1000), fmtBytes(r.Legacy.UpdaterBytes))
+		}), "every 60 s, changed or not"},
+
+		{"Planner (naming.Plan, one service)", "idle pass: time, allocs", p(func(r plannerResult) string {
+			return fmt.Sprintf("%.2f ms, %d", r.SteadyMs, r.SteadyAllocs)
+		}), "target 50,000 < 100 ms"},
+		{"Planner (naming.Plan, one service)", "churn pass: time, allocs (changes)", p(func(r plannerResult) string {
+			return fmt.Sprintf("%.2f ms, %d (%d)", r.ChurnMs, r.ChurnAllocs, r.ChurnChanges)
+		}), "10% dead, 10% new, 20% gaps"},
+		{"Planner (naming.Plan, one service)", "churn pass per instance", p(func(r plannerResult) string {
+			return fmt.Sprintf("%.0f ns", r.NsPerInst)
+		}), "flat = linear"},
+
+		{agentS, "bytes per change per agent: delta", s(func(r scenarioResult) string { return fmtBytes(int64(r.DeltaBytesPerAgent)) }), "target O(changed records)"},
+		{agentS, "full snapshot (first sync / 1.x every poll)", s(func(r scenarioResult) string { return fmtBytes(r.FullSnapshotBytes) }), ""},
+		{agentS, "idle: bytes per agent per minute", s(func(r scenarioResult) string { return fmtBytes(int64(r.IdleBytesPerMinute)) }), "long-poll timeouts"},
+		{agentS, "render + write after a change (p50 / p99)", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.AgentRender.P50), fmtSec(r.AgentRender.P99))
+		}), fmt.Sprintf("10,000-name bench: %.1f ms, %d allocs", res.Render.Ms, res.Render.Allocs)},
+		{agentS, "agent process: CPU idle / per change", s(func(r scenarioResult) string {
+			return fmt.Sprintf("%.0f ms/min / %.1f ms", r.AgentProcIdleCPUms, r.AgentProcChurnCPUms)
+		}), "a real agent in its own process"},
+		{agentS, "agent process: peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.AgentProcPeakRSS) }), "VmHWM"},
+		{agentS, "controller process peak RSS (+ store, feed)", s(func(r scenarioResult) string { return fmtBytes(r.ControllerPeakRSS) }), "VmHWM before agents start; store in-process"},
+		{agentS, "whole scenario process peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.ScenarioPeakRSS) }), "+ in-process agents, fake EC2"},
+	}
+
+	header := []string{"metric"}
+	for _, n := range sizes {
+		header = append(header, "N="+commas(n))
+	}
+	header = append(header, "target / note")
+	var lines [][]string
+	section := ""
+	for _, r := range rows {
+		if r.section != section {
+			section = r.section
+			lines = append(lines, []string{"**" + section + "**"})
+		}
+		line := []string{r.label}
+		for _, n := range sizes {
+			line = append(line, r.cell(n))
+		}
+		lines = append(lines, append(line, r.note))
+	}
+	fmt.Fprintf(out, "Aerostat bench — %s, %d CPUs (%s), load %s → %s, %s, %.0f s\n\n",
+		res.Machine.When, res.Machine.NumCPU, res.Machine.CPU, res.Machine.LoadStart, res.Machine.LoadEnd, res.Machine.Go, res.Seconds)
+	writeMarkdown(out, header, lines)
+	for _, sr := range res.Scenarios {
+		for _, n := range sr.Notes {
+			fmt.Fprintf(out, "\nnote (N=%s): %s", commas(sr.N), n)
+		}
+	}
+	fmt.Fprintln(out)
+}
+
+// writeMarkdown prints an aligned Markdown table; a one-cell line is a
+// section heading spanning the row.
+func writeMarkdown(out io.Writer, header []string, lines [][]string) {
+	width := make([]int, len(header))
+	for i, h := range header {
+		width[i] = len([]rune(h))
+	}
+	for _, l := range lines {
+		if len(l) == 1 {
+			continue
+		}
+		for i, c := range l {
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	pr := func(cells []string) {
+		var b strings.Builder
+		b.WriteString("|")
+		for i := range header {
+			c := ""
+			if i < len(cells) {
+				c = cells[i]
+			}
+			b.WriteString(" " + c + strings.Repeat(" ", max(0, width[i]-len([]rune(c)))) + " |")
+		}
+		fmt.Fprintln(out, b.String())
+	}
+	pr(header)
+	seps := make([]string, len(header))
+	for i := range seps {
+		seps[i] = strings.Repeat("-", width[i])
+	}
+	pr(seps)
+	for _, l := range lines {
+		pr(l)
+	}
+}
+
+func fmtDist(d dist) string {
+	if d.N == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%s / %s / %s", fmtSec(d.P50), fmtSec(d.P99), fmtSec(d.Max))
+}
+
+func fmtSec(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.0f s", s)
+	case d >= time.Second:
+		return fmt.Sprintf("%.1f s", s)
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", s*1000)
+	default:
+		return fmt.Sprintf("%.1f ms", s*1000)
+	}
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 10<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}
+
+func commas(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
