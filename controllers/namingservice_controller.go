@@ -35,6 +35,9 @@ type NamingServiceReconciler struct {
 	Syncer   *Syncer
 	Recorder record.EventRecorder
 	Clock    clock.PassiveClock
+	// Hosts reports the nodes' convergence into status.hosts; nil leaves
+	// it out (no feed).
+	Hosts HostsReporter
 	// ConflictBackoff is how soon a pass that lost a compare-and-set runs
 	// again (default one second).
 	ConflictBackoff time.Duration
@@ -177,6 +180,9 @@ func (r *NamingServiceReconciler) setStatus(ns *v1alpha1.NamingService, pass Pas
 	}
 	now := metav1.NewTime(r.clock().Now())
 	st.LastSyncTime, st.Rev, st.ObservedGeneration = &now, pass.Rev, ns.Generation
+	if r.Hosts != nil && pass.Records != nil {
+		st.Hosts = hostsStatus(r.Hosts.Convergence(), pass.Records)
+	}
 	if n := len(pass.Plan.Deferred); n > 0 {
 		msg := fmt.Sprintf("%d releases held back by maxReleasePercent; they are retried each pass", n)
 		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonReapCapped, msg)

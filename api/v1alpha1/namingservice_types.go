@@ -129,6 +129,37 @@ type Member struct {
 	Since *metav1.Time `json:"since,omitempty"`
 }
 
+// HostsStatus summarises which ledger rev the live hosts' files hold,
+// e.g. "2 of 3 hosts at rev 17".
+type HostsStatus struct {
+	// Rev is the ledger rev of this service's latest change.
+	Rev int64 `json:"rev"`
+	// Total is the number of live hosts (agents that asked the feed lately).
+	Total int32 `json:"total"`
+	// AtRev is the number of live hosts whose hosts file holds Rev or later.
+	AtRev int32 `json:"atRev"`
+	// Laggards are hosts behind Rev, longest out of date first (at most
+	// 20; Total - AtRev is the full count).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	Laggards []HostLag `json:"laggards,omitempty"`
+}
+
+// HostLag is one host behind.
+type HostLag struct {
+	// Name of the node (the agent's --node-name).
+	Name string `json:"name"`
+	// Rev its hosts file holds; -1 when unknown (nothing written yet).
+	Rev int64 `json:"rev"`
+	// Behind is how many ledger revs it lacks.
+	Behind int64 `json:"behind"`
+	// StaleSince is when the feed first served a change it has not applied.
+	// +optional
+	StaleSince *metav1.Time `json:"staleSince,omitempty"`
+}
+
 // NamingServiceStatus is what the controller last saw and did.
 type NamingServiceStatus struct {
 	// Bound is the number of names held by an instance.
@@ -159,6 +190,11 @@ type NamingServiceStatus struct {
 	// LastSyncTime is when the last pass that observed EC2 completely ended.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// Hosts is how far the nodes' hosts files have come: a change is done
+	// only when every live host holds it. Reported by the agents that
+	// follow the controller's feed; absent without a feed.
+	// +optional
+	Hosts *HostsStatus `json:"hosts,omitempty"`
 	// Conditions: Ready, Degraded, Throttled.
 	// +optional
 	// +listType=map
@@ -175,6 +211,8 @@ type NamingServiceStatus struct {
 // +kubebuilder:printcolumn:name="Gaps",type=integer,JSONPath=`.status.gaps`
 // +kubebuilder:printcolumn:name="Master",type=string,JSONPath=`.status.master`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Hosts",type=integer,JSONPath=`.status.hosts.total`,priority=1
+// +kubebuilder:printcolumn:name="At-Rev",type=integer,JSONPath=`.status.hosts.atRev`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // NamingService gives the EC2 instances of one service stable names.

@@ -182,9 +182,11 @@ func runController(ctx context.Context, f controllerFlags) error {
 			return err
 		}
 	}
+	var hosts controllers.HostsReporter // status.hosts, from the feed's agents
 	if f.feedAddr != "" && !f.once {
 		// Every replica serves the read-only feed, leader or not.
 		fh := feed.NewHandler(store, feed.Options{Logger: logger.WithName("feed")})
+		hosts = fh
 		opts.OnApplied = fh.Notify
 		if err := feed.RegisterMetrics(crmetrics.Registry, fh); err != nil {
 			return err
@@ -205,7 +207,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		serveStandaloneEndpoints(ctx, f, logger)
 		return sa.Run(ctx)
 	}
-	return runManager(ctx, f, syncer)
+	return runManager(ctx, f, syncer, hosts)
 }
 
 func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (ledger.Store, func(), error) {
@@ -244,7 +246,9 @@ func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (led
 	}, nil
 }
 
-func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Syncer) error {
+// runManager runs the NamingService reconciler; hosts (nil without a feed)
+// fills status.hosts.
+func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Syncer, hosts controllers.HostsReporter) error {
 	cfg, err := restConfig(f.kubecfg)
 	if err != nil {
 		return err
@@ -280,7 +284,7 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	if err := mgr.Add(poller); err != nil {
 		return err
 	}
-	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller")}
+	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller"), Hosts: hosts}
 	if err := r.SetupWithManager(mgr, poller.Ticks()); err != nil {
 		return fmt.Errorf("setting up reconciler: %w", err)
 	}
