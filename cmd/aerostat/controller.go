@@ -40,7 +40,7 @@ import (
 
 type controllerFlags struct {
 	standalone, once                 bool
-	server, dataDir                  string
+	server, database, dataDir        string
 	ec2Endpoint, region              string
 	pollInterval                     time.Duration
 	holdBack, stoppedGrace           time.Duration
@@ -73,6 +73,7 @@ services nodes registered in the ledger.`,
 	fl.BoolVar(&f.standalone, "standalone", false, "run without Kubernetes: policies from EC2 instance tags and the ledger")
 	fl.BoolVar(&f.once, "once", false, "run one full pass and exit (non-zero if EC2 could not be observed)")
 	fl.StringVar(&f.server, "server", os.Getenv("AEROSTAT_SERVER"), "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI; empty starts the embedded store in --data-dir (env AEROSTAT_SERVER)")
+	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory, used when --server is empty")
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
@@ -229,7 +230,7 @@ func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (led
 		}
 		uri = srv.URI()
 	}
-	m, err := ledger.Open(ctx, uri, ledger.Options{Logger: logger.WithName("ledger")})
+	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, Logger: logger.WithName("ledger")})
 	if err != nil {
 		if srv != nil {
 			_ = srv.Close()
