@@ -209,3 +209,33 @@ func TestAgentHealthz(t *testing.T) {
 		}
 	}
 }
+
+// A hand edit of the block is repaired at the next periodic re-check, and
+// the user's own edits outside the block stay.
+func TestAgentRepairsHandEdits(t *testing.T) {
+	st := feedtest.New()
+	st.Bind("web-0", "web", "i-0", "10.0.0.1")
+	st.Bind("web-1", "web", "i-1", "10.0.0.2")
+	f := newFixture(t, ledgerSource(st), Options{ReassertEvery: time.Minute})
+	if err := f.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(f.path)
+	edited := strings.Replace(string(good), "10.0.0.2 web-1\n", "10.6.6.6 web-1\n", 1) + "10.1.1.1 mine\n"
+	if err := os.WriteFile(f.path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sync(t); err != nil { // not due yet
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(f.path); string(b) != edited {
+		t.Fatalf("file rewritten before the re-check was due")
+	}
+	f.clock.Step(time.Minute)
+	if err := f.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(f.path); string(b) != string(good)+"10.1.1.1 mine\n" {
+		t.Fatalf("after the re-check:\n%s", b)
+	}
+}
