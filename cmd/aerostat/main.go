@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,7 +30,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		root.SetOut(stdout)
 		root.SetErr(stderr)
 		if err := root.ExecuteContext(ctx); err != nil {
-			fmt.Fprintln(stderr, "error:", err)
+			if ee := (*exitError)(nil); !errors.As(err, &ee) || !ee.silent {
+				fmt.Fprintln(stderr, "error:", err)
+			}
 			return exitCode(err)
 		}
 	}

@@ -136,7 +136,7 @@ func runPlan(ctx context.Context, f planFlags, out io.Writer) error {
 		return err
 	}
 	if rep.Pending > 0 {
-		return &exitError{code: exitPending, err: fmt.Errorf("%d changes pending", rep.Pending)}
+		return &exitError{code: exitPending, err: fmt.Errorf("%d changes pending", rep.Pending), silent: true}
 	}
 	return nil
 }
@@ -249,7 +249,7 @@ func writePlan(w io.Writer, rep PlanReport, output string, now time.Time) error 
 }
 
 // planSummary is the closing line, e.g. "Plan: 3 changes (2 bind, 1
-// release), 1 deferred, 1 held."
+// release), 0 deferred, 1 held."
 func planSummary(rep PlanReport) string {
 	if rep.Pending == 0 && len(rep.Deferred) == 0 && len(rep.Held) == 0 {
 		return "No changes: the ledger matches the fleet."
@@ -266,7 +266,10 @@ func planSummary(rep PlanReport) string {
 	for _, a := range order {
 		parts = append(parts, fmt.Sprintf("%d %s", count[a], a))
 	}
-	s := fmt.Sprintf("Plan: %d changes", rep.Pending)
+	s := fmt.Sprintf("Plan: %d change", rep.Pending)
+	if rep.Pending != 1 {
+		s += "s"
+	}
 	if len(parts) > 0 {
 		s += " (" + strings.Join(parts, ", ") + ")"
 	}

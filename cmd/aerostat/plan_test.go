@@ -157,7 +157,7 @@ func TestPlanCommand(t *testing.T) {
 		t.Errorf("plan --hold-back 0: %v\n%s", err, out)
 	}
 	out, _ = e.run(t, "plan")
-	for _, want := range []string{"SERVICE", "ACTION", "hold", "web-3", "until", "Plan: 1 changes (1 bind), 0 deferred, 2 held."} {
+	for _, want := range []string{"SERVICE", "ACTION", "hold", "web-3", "until", "Plan: 1 change (1 bind), 0 deferred, 2 held."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan table lacks %q:\n%s", want, out)
 		}

@@ -17,6 +17,8 @@ var version = "dev"
 type exitError struct {
 	code int
 	err  error
+	// silent: the command's output already says it; main prints nothing.
+	silent bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
