@@ -35,3 +35,20 @@ func BenchmarkRenderWrite10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRender10k is the CPU part of BenchmarkRenderWrite10k: entries
+// from records and render, no file I/O (the rest is read, write, fsync).
+func BenchmarkRender10k(b *testing.B) {
+	recs := records(10000)
+	f, err := Parse([]byte(userHead))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		recs[i%len(recs)].IP = fmt.Sprintf("10.200.%d.%d", i>>8&255, i&255)
+		entries, _ := FromRecords(recs)
+		if _, err := f.Render(entries, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
