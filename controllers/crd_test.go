@@ -3,10 +3,13 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"text/tabwriter"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,12 +41,15 @@ func TestCRDPrinterColumns(t *testing.T) {
 	if crd.Spec.Scope != apiextensionsv1.ClusterScoped {
 		t.Errorf("scope = %s, want Cluster", crd.Spec.Scope)
 	}
+	// kubectl get shows the priority 0 columns; -o wide adds the others.
 	var got []string
 	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
-		got = append(got, c.Name)
+		if c.Priority == 0 {
+			got = append(got, c.Name)
+		}
 	}
 	if !slices.Equal(got, wantColumns) {
-		t.Errorf("printer columns = %v, want %v", got, wantColumns)
+		t.Errorf("default printer columns = %v, want %v", got, wantColumns)
 	}
 }
 
@@ -73,20 +79,52 @@ func TestKubectlGetTable(t *testing.T) {
 	if err := json.Unmarshal(body, &table); err != nil {
 		t.Fatalf("decoding table: %v\n%s", err, body)
 	}
+	// The server prepends Name; kubectl get shows the priority 0 columns.
 	var cols []string
-	for _, c := range table.ColumnDefinitions {
-		cols = append(cols, c.Name)
+	var shown []int
+	for i, c := range table.ColumnDefinitions {
+		if c.Priority == 0 {
+			cols = append(cols, c.Name)
+			shown = append(shown, i)
+		}
 	}
-	// The server prepends Name.
 	if !slices.Equal(cols, append([]string{"Name"}, wantColumns...)) {
-		t.Errorf("table columns = %v, want Name + %v", cols, wantColumns)
+		t.Fatalf("table columns = %v, want Name + %v", cols, wantColumns)
 	}
 	if len(table.Rows) != 1 {
 		t.Fatalf("table rows = %d, want 1", len(table.Rows))
 	}
-	row := table.Rows[0].Cells
-	t.Logf("kubectl get namingservices:\n%v\n%v", cols, row)
+	var row []any
+	for _, i := range shown {
+		row = append(row, table.Rows[0].Cells[i])
+	}
+	t.Logf("kubectl get namingservices:\n%s", kubectlText(cols, row))
 	if row[1] != "tbl" || row[2] != "Iterative" || row[3] != float64(3) || row[4] != float64(0) || row[6] != "True" {
 		t.Errorf("row = %v, want tbl Iterative 3 0 <none> True <age>", row)
 	}
+}
+
+// kubectlText lays out one table row the way kubectl get prints it.
+func kubectlText(cols []string, row []any) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 8, 3, ' ', 0)
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(w, "\t")
+		}
+		fmt.Fprint(w, strings.ToUpper(c))
+	}
+	fmt.Fprintln(w)
+	for i, c := range row {
+		if i > 0 {
+			fmt.Fprint(w, "\t")
+		}
+		if c == nil {
+			c = "<none>"
+		}
+		fmt.Fprint(w, c)
+	}
+	fmt.Fprintln(w)
+	_ = w.Flush()
+	return b.String()
 }

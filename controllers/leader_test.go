@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,6 +139,16 @@ func TestLeaderElection(t *testing.T) {
 	for len(r.bound(svc)) < 5 {
 		waitFor(t, leader.store.called, "the leader's ledger calls")
 	}
+	// A spec change while both run reaches only the leader, which writes
+	// the alias it asks for.
+	ns := getService(t, c, svc)
+	ns.Spec.Aliases.ByHostname = map[string][]string{svc + "-0": {svc + "-primary"}}
+	if err := c.Update(context.Background(), ns); err != nil {
+		t.Fatalf("updating the NamingService: %v", err)
+	}
+	for !hasAlias(t, r, svc, svc+"-primary") {
+		waitFor(t, leader.store.called, "the leader's pass after a spec change")
+	}
 	select {
 	case <-follower.mgr.Elected():
 		t.Fatal("both replicas are elected")
@@ -170,4 +181,19 @@ func TestLeaderElection(t *testing.T) {
 	if n := len(r.bound(svc)); n != 5 {
 		t.Errorf("%d names bound after the handover, want 5", n)
 	}
+}
+
+// hasAlias reports whether some record of service carries alias.
+func hasAlias(t *testing.T, r *rig, service, alias string) bool {
+	t.Helper()
+	recs, err := r.store.Records(context.Background(), service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		if slices.Contains(rec.Aliases, alias) {
+			return true
+		}
+	}
+	return false
 }
