@@ -119,8 +119,10 @@ func newAgentCmd() *cobra.Command {
 		Short: "Keep /etc/hosts current on this node (the DaemonSet; 1.x --update --daemon)",
 		Long: `Follows the ledger read-only (--server) or the controller's HTTP feed
 (--feed) and keeps the "# AEROSTAT" block of --hosts-file current. Lines
-outside the block are kept as they are. When the source is down the file is
-left as it was and /readyz reports Degraded.`,
+outside the block are kept as they are. With --server it is woken by the
+ledger's change stream where MongoDB has one (replica set), else it polls
+the rev counter every --interval and reads only what changed. When the
+source is down the file is left as it was and /readyz reports Degraded.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd.Context(), &f, false, cmd.OutOrStdout())
