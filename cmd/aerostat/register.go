@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/aerostat-io/aerostat/controllers"
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -123,7 +124,10 @@ func readInfo(path string) (naming.Info, error) {
 // taken from the ledger, the instances bound in the service, so nothing is
 // reaped and a change-over can move the old master (1.x trusted the ledger
 // the same way). This instance is the newest, so it wins alias conflicts,
-// as a 1.x registration took an alias away from any other record.
+// as a 1.x registration took an alias away from any other record. Names
+// the controller released recently are held back from it as the
+// controller's default policy holds them (a node cannot know the
+// service's own setting); its own former name it may always take back.
 func claimInput(info naming.Info, id, ip string, records []naming.Record, now time.Time, desiredMaster string) naming.Input {
 	in := naming.Input{
 		Policy: naming.Policy{
@@ -131,6 +135,7 @@ func claimInput(info naming.Info, id, ip string, records []naming.Record, now ti
 			Scheme:          info.Scheme,
 			InstanceAliases: map[string][]string{id: slices.Clone(info.Aliases)},
 			DesiredMaster:   desiredMaster,
+			Reap:            naming.ReapPolicy{HoldBack: controllers.DefaultHoldBack},
 		},
 		Records: records,
 		Now:     now,
