@@ -155,7 +155,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return err
 	}
 	defer closeStore()
-	if err := f.ec2.validate(); err != nil {
+	if err := f.ec2.validate(f.standalone); err != nil {
 		return err
 	}
 	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint,
@@ -208,7 +208,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		serveStandaloneEndpoints(ctx, f, logger)
 		return sa.Run(ctx)
 	}
-	return runManager(ctx, f, syncer, hosts)
+	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store})
 }
 
 func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (ledger.Store, func(), error) {
@@ -247,9 +247,15 @@ func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (led
 	}, nil
 }
 
-// runManager runs the NamingService reconciler; hosts (nil without a feed)
-// fills status.hosts.
-func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Syncer, hosts controllers.HostsReporter) error {
+// managerExtras are what the manager's optional parts need.
+type managerExtras struct {
+	hosts controllers.HostsReporter // fills status.hosts; nil without a feed
+	store ledger.Store              // read by the hosts ConfigMap
+}
+
+// runManager runs the NamingService reconciler and, with
+// --hosts-configmap, the hosts ConfigMap for CoreDNS.
+func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Syncer, x managerExtras) error {
 	cfg, err := restConfig(f.kubecfg)
 	if err != nil {
 		return err
@@ -285,9 +291,20 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	if err := mgr.Add(poller); err != nil {
 		return err
 	}
-	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller"), Hosts: hosts}
+	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller"), Hosts: x.hosts}
 	if err := r.SetupWithManager(mgr, poller.Ticks()); err != nil {
 		return fmt.Errorf("setting up reconciler: %w", err)
+	}
+	if f.ec2.hostsConfigMap != "" {
+		key, err := controllers.ParseConfigMapRef(f.ec2.hostsConfigMap)
+		if err != nil {
+			return err
+		}
+		// Uncached reads: a cached client would watch every ConfigMap.
+		cm := controllers.NewHostsConfigMap(controllers.HostsConfigMapOptions{Store: x.store, Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Key: key})
+		if err := mgr.Add(cm); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

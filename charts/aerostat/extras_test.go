@@ -1,0 +1,77 @@
+package chart_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// The opt-in extras: the hosts ConfigMap for CoreDNS (with a Role on that
+// one ConfigMap in CoreDNS's namespace), tag write-back and the EC2 budget.
+func TestControllerExtras(t *testing.T) {
+	ch := loadChart(t)
+	args := func(r rendered) string {
+		t.Helper()
+		var d appsv1.Deployment
+		typed(t, r, "Deployment", "aerostat-controller", &d)
+		return strings.Join(container(t, d.Spec.Template.Spec, "controller").Args, " ")
+	}
+
+	def := mustRender(t, ch, "")
+	if a := args(def); !strings.Contains(a, "--ec2-calls-per-second=5") || !strings.Contains(a, "--ec2-burst=1") ||
+		strings.Contains(a, "--tag-write-back") || strings.Contains(a, "--hosts-configmap") {
+		t.Errorf("default args: %s", a)
+	}
+	if r := def.find("Role", "aerostat-controller-hosts"); r != nil {
+		t.Error("hosts Role rendered while hostsConfigMap is off")
+	}
+
+	on := mustRender(t, ch, `
+controller:
+  ec2CallsPerSecond: 2.5
+  ec2Burst: 3
+  tagWriteBack: {enabled: true, maxPerPass: 7}
+  hostsConfigMap: {enabled: true, namespace: dns, name: fleet-hosts}
+`)
+	a := args(on)
+	for _, want := range []string{"--ec2-calls-per-second=2.5", "--ec2-burst=3", "--tag-write-back", "--tag-write-back-per-pass=7", "--hosts-configmap=dns/fleet-hosts"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("args lack %s: %s", want, a)
+		}
+	}
+	var role rbacv1.Role
+	typed(t, on, "Role", "aerostat-controller-hosts", &role)
+	if role.Namespace != "dns" {
+		t.Errorf("hosts Role in %q, want dns", role.Namespace)
+	}
+	for _, rule := range role.Rules {
+		if !slices.Equal(rule.APIGroups, []string{""}) || !slices.Equal(rule.Resources, []string{"configmaps"}) {
+			t.Errorf("hosts Role grants more than configmaps: %+v", rule)
+		}
+		if slices.ContainsFunc(rule.Verbs, func(v string) bool { return v != "create" }) && !slices.Equal(rule.ResourceNames, []string{"fleet-hosts"}) {
+			t.Errorf("hosts Role rule %+v is not limited to fleet-hosts", rule)
+		}
+		if slices.ContainsFunc(rule.Verbs, func(v string) bool { return v == "list" || v == "watch" || v == "delete" || v == "*" }) {
+			t.Errorf("hosts Role rule %+v grants more than get, update, create", rule)
+		}
+	}
+	var rb rbacv1.RoleBinding
+	typed(t, on, "RoleBinding", "aerostat-controller-hosts", &rb)
+	if rb.Namespace != "dns" || rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != "aerostat-controller" || rb.Subjects[0].Namespace != namespace {
+		t.Errorf("hosts RoleBinding %+v does not bind the controller's ServiceAccount", rb)
+	}
+
+	for name, bad := range map[string]string{
+		"zero budget":      `controller: {ec2CallsPerSecond: 0}`,
+		"bad namespace":    `controller: {hostsConfigMap: {enabled: true, namespace: Kube_System}}`,
+		"unknown key":      `controller: {tagWriteBack: {enable: true}}`,
+		"zero tags a pass": `controller: {tagWriteBack: {enabled: true, maxPerPass: 0}}`,
+	} {
+		if _, err := renderChart(ch, parseValues(t, bad)); err == nil {
+			t.Errorf("%s: rendered without error", name)
+		}
+	}
+}

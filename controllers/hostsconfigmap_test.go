@@ -1,0 +1,130 @@
+package controllers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/internal/hostsfile"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// The controller renders the ledger into a ConfigMap with the agents'
+// renderer; reading the ConfigMap back from the API server and parsing it
+// as a hosts file gives the bound names. Changes and hand edits are
+// written over; an unchanged ledger costs no write.
+func TestHostsConfigMap(t *testing.T) {
+	_, c := envtestClient(t)
+	r := newRig(t)
+	ctx := context.Background()
+	nsName := "dns-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), ns) })
+	key := types.NamespacedName{Namespace: nsName, Name: "aerostat-hosts"}
+	bind := func(host, id, ip string, aliases ...string) {
+		t.Helper()
+		if _, err := r.store.Apply(ctx, []naming.Change{{Type: naming.Bind, Hostname: host, Service: "web", Scheme: naming.Iterative,
+			InstanceID: id, IP: ip, Aliases: aliases, Reason: "test"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() (string, corev1.ConfigMap) {
+		t.Helper()
+		var cm corev1.ConfigMap
+		if err := c.Get(ctx, key, &cm); err != nil {
+			t.Fatal(err)
+		}
+		f, err := hostsfile.Parse([]byte(cm.Data[controllers.HostsConfigMapKey]))
+		if err != nil {
+			t.Fatalf("configmap does not parse as a hosts file: %v\n%s", err, cm.Data[controllers.HostsConfigMapKey])
+		}
+		var out []string
+		for _, e := range f.Entries {
+			out = append(out, e.IP+" "+e.Hostname)
+		}
+		return strings.Join(out, ","), cm
+	}
+
+	bind("web-0", "i-0", "10.0.0.1", "www")
+	bind("web-1", "i-1", "10.0.0.2")
+	h := controllers.NewHostsConfigMap(controllers.HostsConfigMapOptions{Store: r.store, Reader: c, Writer: c, Key: key, Clock: r.clock})
+	if err := h.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, cm := read()
+	if want := "10.0.0.1 web-0,10.0.0.2 web-1,10.0.0.1 www"; got != want {
+		t.Fatalf("configmap names = %s, want %s", got, want)
+	}
+	if cm.Labels["app.kubernetes.io/managed-by"] != "aerostat" {
+		t.Errorf("labels = %v", cm.Labels)
+	}
+	version := cm.ResourceVersion
+
+	r.clock.Step(5 * time.Second)
+	if err := h.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, cm := read(); cm.ResourceVersion != version {
+		t.Errorf("unchanged ledger rewrote the configmap (%s → %s)", version, cm.ResourceVersion)
+	}
+
+	r.clock.Step(31 * time.Second) // past the follower's overlap: deltas
+	bind("web-2", "i-2", "10.0.0.3")
+	if err := h.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := read(); got != "10.0.0.1 web-0,10.0.0.2 web-1,10.0.0.3 web-2,10.0.0.1 www" {
+		t.Errorf("after a bind: %s", got)
+	}
+
+	_, cm = read()
+	cm.Data[controllers.HostsConfigMapKey] = "10.9.9.9 web-0\n"
+	if err := c.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Step(time.Minute)
+	if err := h.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := read(); got != "10.0.0.1 web-0,10.0.0.2 web-1,10.0.0.3 web-2,10.0.0.1 www" {
+		t.Errorf("hand edit not repaired: %s", got)
+	}
+}
+
+func TestParseConfigMapRef(t *testing.T) {
+	tests := map[string]struct {
+		in      string
+		want    types.NamespacedName
+		wantErr bool
+	}{
+		"ok":             {"kube-system/aerostat-hosts", types.NamespacedName{Namespace: "kube-system", Name: "aerostat-hosts"}, false},
+		"dotted name":    {"dns/aerostat.hosts", types.NamespacedName{Namespace: "dns", Name: "aerostat.hosts"}, false},
+		"no namespace":   {"aerostat-hosts", types.NamespacedName{}, true},
+		"empty name":     {"kube-system/", types.NamespacedName{}, true},
+		"upper case":     {"Kube/x", types.NamespacedName{}, true},
+		"extra slash":    {"a/b/c", types.NamespacedName{}, true},
+		"empty":          {"", types.NamespacedName{}, true},
+		"space in name":  {"a/b c", types.NamespacedName{}, true},
+		"long namespace": {strings.Repeat("a", 64) + "/x", types.NamespacedName{}, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := controllers.ParseConfigMapRef(tc.in)
+			if (err != nil) != tc.wantErr || (!tc.wantErr && got != tc.want) {
+				t.Errorf("ParseConfigMapRef(%q) = %v, %v", tc.in, got, err)
+			}
+			if err != nil && !strings.Contains(err.Error(), "--hosts-configmap") {
+				t.Errorf("error %q does not name the flag", err)
+			}
+		})
+	}
+}
