@@ -277,3 +277,50 @@ func TestAdoptLosesToAConcurrentWriter(t *testing.T) {
 		t.Errorf("the 1.x client's write was overwritten")
 	}
 }
+
+func TestAdoptTagRules(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.seed(t, doc("web-9", "web", "iterative", "i-elsewhere", "10.9.0.1"))
+	if err := w.fleet.Terminate(w.ids[5]); err != nil {
+		t.Fatal(err)
+	}
+	w.tag(t, 0, "aerostat:service", "web", "Name", "web-1")
+	w.tag(t, 1, "aerostat:service", "web", "Name", "web-1") // same tag twice
+	w.tag(t, 2, "aerostat:service", "db", "aerostat:service-type", "masterful", "Name", "db-master")
+	w.tag(t, 3, "aerostat:service", "web", "Name", "web-x")
+	w.tag(t, 4, "aerostat:service", "q", "aerostat:service-type", "star", "Name", "q-0")
+	w.tag(t, 5, "aerostat:service", "web", "Name", "web-6") // terminated
+	w.tag(t, 6, "aerostat:service", "web", "aerostat:hostname", "web-2", "Name", "web-3")
+	w.tag(t, 7, "Name", "WEB-4 ") // untagged service, sloppy case and space
+	rep, err := adopt.Run(ctx, adopt.Options{Ledger: w.store, Cloud: w.ec2, Services: map[string]naming.Scheme{"web": naming.Iterative}, Apply: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var binds []string
+	for _, b := range rep.Binds {
+		binds = append(binds, b.Hostname+"="+b.Instance+" "+b.Tag)
+	}
+	want := []string{
+		"db-master=" + w.ids[2] + " Name=db-master",
+		"web-1=" + w.ids[0] + " Name=web-1",
+		"web-2=" + w.ids[6] + " aerostat:hostname=web-2",
+		"web-4=" + w.ids[7] + " Name=WEB-4 ",
+	}
+	if !slices.Equal(binds, want) {
+		t.Errorf("binds:\n%s\nwant:\n%s", strings.Join(binds, "\n"), strings.Join(want, "\n"))
+	}
+	var conflicts []string
+	for _, c := range rep.Conflicts {
+		conflicts = append(conflicts, c.Hostname+": "+c.Reason)
+	}
+	for _, w := range []string{"web-1: tag also on", "web-x: not a Iterative name of service web", `q-0: tag aerostat:service-type "star"`} {
+		if !strings.Contains(strings.Join(conflicts, "\n"), w) {
+			t.Errorf("conflicts lack %q:\n%s", w, strings.Join(conflicts, "\n"))
+		}
+	}
+	recs, _ := w.store.Records(ctx, "db")
+	if len(recs) != 1 || recs[0].Role != naming.RoleMaster || recs[0].Scheme != naming.Masterful {
+		t.Errorf("db records = %+v, want db-master as a masterful master", recs)
+	}
+}
