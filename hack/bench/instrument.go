@@ -27,6 +27,7 @@ type countingStore struct {
 	mu                                sync.Mutex
 	reads, docsRead, revReads, deltas int
 	writes, conflicts                 int
+	readTime, deltaTime, writeTime    time.Duration
 }
 
 type storeCounts struct {
@@ -39,14 +40,48 @@ func (s *countingStore) counts() storeCounts {
 	return storeCounts{s.reads, s.docsRead, s.revReads, s.deltas, s.writes, s.conflicts}
 }
 
+// opTimes is the mean time of one read of records, one delta read and
+// one applied change (rev counter + compare-and-set), and how many of each.
+type opTimes struct {
+	ReadMs  float64 `json:"records_read_ms"`
+	Reads   int     `json:"records_reads"`
+	DeltaMs float64 `json:"delta_read_ms"`
+	Deltas  int     `json:"delta_reads"`
+	WriteMs float64 `json:"write_ms"`
+	Writes  int     `json:"writes"`
+}
+
+func meanOps(stores ...*countingStore) opTimes {
+	var t opTimes
+	var rd, dd, wd time.Duration
+	for _, s := range stores {
+		s.mu.Lock()
+		t.Reads += s.reads
+		t.Deltas += s.deltas
+		t.Writes += s.writes + s.conflicts
+		rd, dd, wd = rd+s.readTime, dd+s.deltaTime, wd+s.writeTime
+		s.mu.Unlock()
+	}
+	mean := func(d time.Duration, n int) float64 {
+		if n == 0 {
+			return 0
+		}
+		return float64(d.Microseconds()) / 1000 / float64(n)
+	}
+	t.ReadMs, t.DeltaMs, t.WriteMs = mean(rd, t.Reads), mean(dd, t.Deltas), mean(wd, t.Writes)
+	return t
+}
+
 func (a storeCounts) sub(b storeCounts) storeCounts {
 	return storeCounts{a.Reads - b.Reads, a.DocsRead - b.DocsRead, a.RevReads - b.RevReads,
 		a.Deltas - b.Deltas, a.Writes - b.Writes, a.Conflicts - b.Conflicts}
 }
 
 func (s *countingStore) Records(ctx context.Context, service string) ([]naming.Record, error) {
+	t0 := time.Now()
 	recs, err := s.inner.Records(ctx, service)
 	s.mu.Lock()
+	s.readTime += time.Since(t0)
 	s.reads++
 	s.docsRead += len(recs)
 	s.mu.Unlock()
@@ -58,8 +93,10 @@ func (s *countingStore) Apply(ctx context.Context, changes []naming.Change) (int
 		return 0, err
 	}
 	for i, c := range changes {
+		t0 := time.Now()
 		_, err := s.inner.Apply(ctx, []naming.Change{c})
 		s.mu.Lock()
+		s.writeTime += time.Since(t0)
 		if err == nil {
 			s.writes++
 		} else if errors.Is(err, ledger.ErrConflict) {
@@ -77,8 +114,10 @@ func (s *countingStore) Apply(ctx context.Context, changes []naming.Change) (int
 }
 
 func (s *countingStore) Changes(ctx context.Context, since int64) ([]naming.Record, int64, error) {
+	t0 := time.Now()
 	recs, rev, err := s.inner.Changes(ctx, since)
 	s.mu.Lock()
+	s.deltaTime += time.Since(t0)
 	s.deltas++
 	s.docsRead += len(recs)
 	s.mu.Unlock()

@@ -42,13 +42,11 @@ type legacyResult struct {
 	UpdaterBytes  int64   `json:"updater_bytes_per_poll"`
 }
 
-const legacyRepeats = 3
-
-func runLegacyModel(ctx context.Context, m *ledger.Mongo, ec2 cloud.Cloud, rng *rand.Rand) (legacyResult, error) {
+func runLegacyModel(ctx context.Context, m *ledger.Mongo, ec2 cloud.Cloud, rng *rand.Rand, repeats int) (legacyResult, error) {
 	var res legacyResult
 	coll := m.Client().Database(m.Database()).Collection("servers")
 	var gap, count, server, updater []time.Duration
-	for i := range legacyRepeats {
+	for i := range repeats {
 		// The server blanks a dead instance's record; a new node refills it.
 		var victim bson.M
 		err := coll.FindOne(ctx, bson.D{{Key: "service", Value: service}, {Key: "instance_id", Value: bson.D{{Key: "$ne", Value: ""}}}},

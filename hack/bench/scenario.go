@@ -60,6 +60,8 @@ type scenarioResult struct {
 	Claims           int     `json:"claims"`
 	ClaimConflicts   int     `json:"claim_conflicts"`
 	ClaimTime        dist    `json:"claim_time"`
+	// ClaimQuiet are registrations after the churn, alone on the store.
+	ClaimQuiet []float64 `json:"claim_quiet_s"`
 
 	LaunchToBound     dist `json:"launch_to_bound"`
 	LaunchToFiles     dist `json:"launch_to_every_file"`
@@ -69,6 +71,9 @@ type scenarioResult struct {
 	TerminateToFiles  dist `json:"terminate_to_gone_from_every_file"`
 	UnfinishedChanges int  `json:"unfinished_changes"`
 
+	// StoreOps is the mean time of one store operation over the whole
+	// scenario (controller, feed and registrations; queueing included).
+	StoreOps           opTimes     `json:"store_ops"`
 	FeedChurn          storeCounts `json:"feed_store_ops_churn"`
 	FeedSteady         storeCounts `json:"feed_store_ops_steady"`
 	LedgerChanges      int         `json:"ledger_changes"`
@@ -80,9 +85,15 @@ type scenarioResult struct {
 
 	AgentProcPeakRSS    int64   `json:"agent_process_peak_rss_bytes"`
 	AgentProcIdleCPUms  float64 `json:"agent_process_idle_cpu_ms_per_min"`
+	IdleWindowS         float64 `json:"idle_window_s"`
 	AgentProcChurnCPUms float64 `json:"agent_process_churn_cpu_ms_per_change"`
 	ControllerPeakRSS   int64   `json:"controller_process_peak_rss_bytes"`
 	ScenarioPeakRSS     int64   `json:"scenario_process_peak_rss_bytes"`
+	// CPU of the scenario process: per idle controller pass (agents idle),
+	// and per ledger change during churn (controller, store, feed, claims
+	// and every in-process agent's render and write).
+	IdleCPUPerPassMs    float64 `json:"scenario_cpu_ms_per_idle_pass"`
+	ChurnCPUPerChangeMs float64 `json:"scenario_cpu_ms_per_change"`
 
 	Legacy legacyResult `json:"model_of_1x"`
 
@@ -233,10 +244,15 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	if child != nil {
 		cpu0 = procCPU(child.pid())
 	}
+	self0 := procCPU("self")
 	w.phase.Store("steady")
 	w.waitPasses(ctx, "steady", cfg.steadyPasses)
 	w.phase.Store("wait")
 	idle := time.Since(t0)
+	w.res.IdleWindowS = idle.Seconds()
+	// Idle agents hold a long-poll and use no CPU: this is the
+	// controller's (and its in-process store's) CPU.
+	w.res.IdleCPUPerPassMs = float64((procCPU("self") - self0).Milliseconds()) / float64(cfg.steadyPasses)
 	w.res.FeedSteady = w.feedDB.counts().sub(feed0)
 	w.res.IdleBytesPerMinute = float64(w.agentBytes()-bytes0) / float64(cfg.agents) / idle.Minutes()
 	var cpu1 time.Duration
@@ -248,6 +264,7 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	// Churn: launches, replacements and registrations.
 	feed1, bytes1 := w.feedDB.counts(), w.agentBytes()
 	rev1, _ := w.ctrlDB.Rev(ctx)
+	self1 := procCPU("self")
 	w.phase.Store("churn")
 	if err := w.churn(ctx); err != nil {
 		return w.res, err
@@ -255,6 +272,9 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	w.phase.Store("done")
 	rev2, _ := w.ctrlDB.Rev(ctx)
 	w.res.LedgerChanges = int(rev2 - rev1)
+	if w.res.LedgerChanges > 0 {
+		w.res.ChurnCPUPerChangeMs = float64((procCPU("self") - self1).Milliseconds()) / float64(w.res.LedgerChanges)
+	}
 	w.res.FeedChurn = w.feedDB.counts().sub(feed1)
 	if w.res.LedgerChanges > 0 {
 		w.res.DeltaBytesPerAgent = float64(w.agentBytes()-bytes1) / float64(cfg.agents) / float64(w.res.LedgerChanges)
@@ -276,7 +296,19 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	// The 1.x model replays its queries against the same store.
 	lctx := context.Background()
 	var lerr error
-	w.res.Legacy, lerr = runLegacyModel(lctx, w.ctrlDB, w.ec2, w.rng)
+	repeats := 3
+	if n >= 10000 {
+		repeats = 1 // each query scans 10,000 documents
+	}
+	// Aerostat 2's registration on the same, now quiet, store: the
+	// like-for-like comparison with the model's registrations.
+	for range repeats {
+		in, _ := w.fleet.Instance(w.fleet.Launch(1, nil)[0])
+		t0 := time.Now()
+		w.register(lctx, in)
+		w.res.ClaimQuiet = append(w.res.ClaimQuiet, time.Since(t0).Seconds())
+	}
+	w.res.Legacy, lerr = runLegacyModel(lctx, w.ctrlDB, w.ec2, w.rng, repeats)
 	if lerr != nil {
 		w.res.Notes = append(w.res.Notes, "model of 1.x: "+lerr.Error())
 	}
@@ -594,9 +626,11 @@ func (w *world) register(ctx context.Context, in naming.Instance) {
 		return naming.Plan(input)
 	})
 	at := time.Now()
-	w.mu.Lock()
-	w.claimDur = append(w.claimDur, at.Sub(t0))
-	w.mu.Unlock()
+	if w.phase.Load() == "churn" {
+		w.mu.Lock()
+		w.claimDur = append(w.claimDur, at.Sub(t0))
+		w.mu.Unlock()
+	}
 	if err != nil {
 		w.logf("register %s: %v", in.ID, err)
 		return
@@ -623,6 +657,7 @@ func (w *world) collect() {
 	if w.res.ControllerBinds > 0 {
 		w.res.WritesPerBind = float64(w.res.ControllerWrites) / float64(w.res.ControllerBinds)
 	}
+	w.res.StoreOps = meanOps(w.ctrl, w.feedDB, w.node)
 	nc := w.node.counts()
 	w.res.ClaimWrites, w.res.ClaimConflicts, w.res.Claims = nc.Writes, nc.Conflicts, len(w.claimDur)
 

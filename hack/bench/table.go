@@ -69,6 +69,7 @@ func printTable(out io.Writer, cfg config, res results) {
 	costs := "Ledger and EC2 per controller pass"
 	model := fmt.Sprintf("Model of 1.x (its queries replayed on the same store; %v server + %v client polls)", cfg.legacyServerPoll, cfg.legacyClientPoll)
 	agentS := "Agent"
+	planS := "Planner (naming.Plan, one service; CPU time, wall in brackets)"
 	rows := []row{
 		{conv, "launch (tagged) → name bound in ledger", s(func(r scenarioResult) string { return fmtDist(r.LaunchToBound) }), "bounded by the poll interval"},
 		{conv, "launch (tagged) → in every hosts file", s(func(r scenarioResult) string { return fmtDist(r.LaunchToFiles) }), ""},
@@ -92,6 +93,7 @@ func printTable(out io.Writer, cfg config, res results) {
 			return fmt.Sprintf("%s for %s (%s/bind)", fmtSec(r.SeedSeconds), commas(r.SeedWrites), fmtSec(r.SeedSeconds/float64(r.SeedWrites)))
 		}), "one write per bind; bind cost grows with N"},
 		{costs, "idle pass: time", s(func(r scenarioResult) string { return fmtSec(r.Steady.Seconds) }), ""},
+		{costs, "idle pass: CPU (controller + in-process store)", s(func(r scenarioResult) string { return fmtSec(r.IdleCPUPerPassMs / 1000) }), "scenario process CPU; agents idle"},
 		{costs, "idle pass: ledger writes", s(func(r scenarioResult) string { return fmt.Sprintf("%.1f", r.Steady.Writes) }), "target 0"},
 		{costs, "idle pass: ledger reads (records read)", s(func(r scenarioResult) string {
 			return fmt.Sprintf("%.0f (%.0f) + %.0f rev", r.Steady.Reads, r.Steady.DocsRead, r.Steady.RevReads)
@@ -103,12 +105,24 @@ func printTable(out io.Writer, cfg config, res results) {
 		{costs, "churn: pass time / EC2 calls per pass", s(func(r scenarioResult) string {
 			return fmt.Sprintf("%s / %.1f", fmtSec(r.Churn.Seconds), r.Churn.EC2Calls)
 		}), ""},
+		{costs, "store: one read of all records / delta / write", s(func(r scenarioResult) string {
+			o := r.StoreOps
+			return fmt.Sprintf("%s / %s / %s", fmtSec(o.ReadMs/1000), fmtSec(o.DeltaMs/1000), fmtSec(o.WriteMs/1000))
+		}), "FerretDB SQLite scans the collection"},
 		{costs, "register: claim time p50 (writes/claim)", s(func(r scenarioResult) string {
 			if r.Claims == 0 {
 				return "—"
 			}
 			return fmt.Sprintf("%s (%.1f, %d lost CAS)", fmtSec(r.ClaimTime.P50), float64(r.ClaimWrites)/float64(r.Claims), r.ClaimConflicts)
-		}), "reads the service, CAS write"},
+		}), "during churn: queued behind passes and feed reads"},
+		{costs, "register alone on the store (writes/claim)", s(func(r scenarioResult) string {
+			if len(r.ClaimQuiet) == 0 {
+				return "—"
+			}
+			q := slices.Clone(r.ClaimQuiet)
+			slices.Sort(q)
+			return fmt.Sprintf("%s, 3 store ops", fmtSec(q[len(q)/2]))
+		}), "read service + rev + CAS write; vs 1.x below"},
 		{model, "model of 1.x: register, gap path", s(func(r scenarioResult) string {
 			return fmt.Sprintf("%s, %d queries", fmtSec(r.Legacy.RegisterGapMs/1000), r.Legacy.RegisterGapOps)
 		}), "gap sorted as strings, no claim"},
@@ -122,25 +136,29 @@ func printTable(out io.Writer, cfg config, res results) {
 			return fmt.Sprintf("%s, %s", fmtSec(r.Legacy.UpdaterReadMs/1000), fmtBytes(r.Legacy.UpdaterBytes))
 		}), "every 60 s, changed or not"},
 
-		{"Planner (naming.Plan, one service)", "idle pass: time, allocs", p(func(r plannerResult) string {
-			return fmt.Sprintf("%.2f ms, %d", r.SteadyMs, r.SteadyAllocs)
+		{planS, "idle pass: CPU (wall), allocs", p(func(r plannerResult) string {
+			return fmt.Sprintf("%s (%s), %d", fmtSec(r.SteadyCPUMs/1000), fmtSec(r.SteadyMs/1000), r.SteadyAllocs)
 		}), "target 50,000 < 100 ms"},
-		{"Planner (naming.Plan, one service)", "churn pass: time, allocs (changes)", p(func(r plannerResult) string {
-			return fmt.Sprintf("%.2f ms, %d (%d)", r.ChurnMs, r.ChurnAllocs, r.ChurnChanges)
+		{planS, "churn pass: CPU (wall), allocs", p(func(r plannerResult) string {
+			return fmt.Sprintf("%s (%s), %d", fmtSec(r.ChurnCPUMs/1000), fmtSec(r.ChurnMs/1000), r.ChurnAllocs)
 		}), "10% dead, 10% new, 20% gaps"},
-		{"Planner (naming.Plan, one service)", "churn pass per instance", p(func(r plannerResult) string {
+		{planS, "churn pass: CPU per instance", p(func(r plannerResult) string {
 			return fmt.Sprintf("%.0f ns", r.NsPerInst)
-		}), "flat = linear"},
-
+		}), "flat = linear in N"},
 		{agentS, "bytes per change per agent: delta", s(func(r scenarioResult) string { return fmtBytes(int64(r.DeltaBytesPerAgent)) }), "target O(changed records)"},
 		{agentS, "full snapshot (first sync / 1.x every poll)", s(func(r scenarioResult) string { return fmtBytes(r.FullSnapshotBytes) }), ""},
-		{agentS, "idle: bytes per agent per minute", s(func(r scenarioResult) string { return fmtBytes(int64(r.IdleBytesPerMinute)) }), "long-poll timeouts"},
+		{agentS, "idle: bytes per agent per minute", s(func(r scenarioResult) string { return fmtBytes(int64(r.IdleBytesPerMinute)) }), fmt.Sprintf("%v long-polls time out", cfg.feedWait)},
 		{agentS, "render + write after a change (p50 / p99)", s(func(r scenarioResult) string {
 			return fmt.Sprintf("%s / %s", fmtSec(r.AgentRender.P50), fmtSec(r.AgentRender.P99))
 		}), fmt.Sprintf("10,000-name bench: %.1f ms, %d allocs", res.Render.Ms, res.Render.Allocs)},
 		{agentS, "agent process: CPU idle / per change", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%.0f ms/min / %.1f ms", r.AgentProcIdleCPUms, r.AgentProcChurnCPUms)
+			idle := fmt.Sprintf("%.0f ms/min", r.AgentProcIdleCPUms)
+			if r.AgentProcIdleCPUms == 0 && r.IdleWindowS > 0 {
+				idle = fmt.Sprintf("< %.0f ms/min", 10/(r.IdleWindowS/60)) // one 10 ms clock tick in the window
+			}
+			return fmt.Sprintf("%s / %.1f ms", idle, r.AgentProcChurnCPUms)
 		}), "a real agent in its own process"},
+		{agentS, "all in-process: CPU per ledger change", s(func(r scenarioResult) string { return fmtSec(r.ChurnCPUPerChangeMs / 1000) }), "controller, store, feed, claims, every agent"},
 		{agentS, "agent process: peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.AgentProcPeakRSS) }), "VmHWM"},
 		{agentS, "controller process peak RSS (+ store, feed)", s(func(r scenarioResult) string { return fmtBytes(r.ControllerPeakRSS) }), "VmHWM before agents start; store in-process"},
 		{agentS, "whole scenario process peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.ScenarioPeakRSS) }), "+ in-process agents, fake EC2"},
