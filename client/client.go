@@ -57,11 +57,11 @@ func New(ctx context.Context, server string, opts Options) (*Client, error) {
 	}
 	m, err := ledger.Open(ctx, uri, ledger.Options{Database: opts.Database, ReadOnly: true, Logger: opts.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("opening ledger at %s: %w", server, err)
+		return nil, fmt.Errorf("opening ledger at %s: %w", ledger.RedactURI(server), err)
 	}
 	c := newClient(m, opts)
 	c.close = m.Close
-	c.where = " at " + server
+	c.where = " at " + ledger.RedactURI(server)
 	return c, nil
 }
 
@@ -88,13 +88,13 @@ func ServerURI(server string) (string, error) {
 	case strings.HasPrefix(server, "mongodb://"), strings.HasPrefix(server, "mongodb+srv://"):
 		return server, nil
 	case strings.Contains(server, "://"):
-		return "", fmt.Errorf("server %q: want a hostname or a mongodb:// URI", server)
+		return "", fmt.Errorf("server %q: want a hostname or a mongodb:// URI", ledger.RedactURI(server))
 	}
 	if _, _, err := net.SplitHostPort(server); err == nil {
 		return "mongodb://" + server + "/", nil
 	}
 	if strings.ContainsAny(server, "/?@ ") {
-		return "", fmt.Errorf("server %q: want a hostname or a mongodb:// URI", server)
+		return "", fmt.Errorf("server %q: want a hostname or a mongodb:// URI", ledger.RedactURI(server))
 	}
 	return "mongodb://" + net.JoinHostPort(server, "27017") + "/", nil
 }

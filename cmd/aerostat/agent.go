@@ -73,7 +73,7 @@ func (f *nodeFlags) openLedger(ctx context.Context, log logr.Logger, readOnly bo
 	}
 	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, ReadOnly: readOnly, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("--server %q: %w", f.server, err)
+		return nil, fmt.Errorf("--server %q: %w", ledger.RedactURI(f.server), err)
 	}
 	return m, nil
 }

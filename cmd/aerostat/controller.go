@@ -128,7 +128,7 @@ func mongoURI(server string) (string, error) {
 	case strings.HasPrefix(server, "mongodb://"), strings.HasPrefix(server, "mongodb+srv://"):
 		return server, nil
 	case strings.Contains(server, "://"):
-		return "", fmt.Errorf("--server %q: want a hostname or a mongodb:// URI", server)
+		return "", fmt.Errorf("--server %q: want a hostname or a mongodb:// URI", ledger.RedactURI(server))
 	}
 	if _, _, err := net.SplitHostPort(server); err == nil {
 		return "mongodb://" + server, nil

@@ -20,6 +20,7 @@ import (
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/client"
 	"github.com/aerostat-io/aerostat/internal/feed"
+	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/table"
 )
@@ -71,7 +72,7 @@ func (f *sourceFlags) openLedgerClient(ctx context.Context) (*client.Client, err
 	defer cancel()
 	c, err := client.New(ctx, f.server, client.Options{Database: f.database})
 	if err != nil {
-		return nil, fmt.Errorf("--server %q: %w", f.server, err)
+		return nil, fmt.Errorf("--server %q: %w", ledger.RedactURI(f.server), err)
 	}
 	return c, nil
 }
