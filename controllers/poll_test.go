@@ -1,0 +1,82 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
+	"github.com/aerostat-io/aerostat/controllers"
+)
+
+// TestPollTickReconcilesEveryService: under a running manager, one poll
+// tick (the channel source) re-runs the pass of every NamingService, so
+// instances launched since the last pass get names without any change to
+// the NamingServices.
+func TestPollTickReconcilesEveryService(t *testing.T) {
+	cfg, c := envtestClient(t)
+	r := newRig(t)
+	services := []string{"polled-a", "polled-b"}
+	for _, svc := range services {
+		r.launch(2, svc)
+		createService(t, c, v1alpha1.NamingServiceSpec{Service: svc})
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 kube.scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newCountingStore(r.store)
+	poller := controllers.NewPoller(controllers.DefaultPollInterval, r.clock)
+	if err := mgr.Add(poller); err != nil {
+		t.Fatal(err)
+	}
+	rec := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: r.syncer(store), Clock: r.clock}
+	if err := rec.SetupWithManager(mgr, poller.Ticks()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	named := func(n int) bool {
+		for _, svc := range services {
+			if len(r.bound(svc)) != n {
+				return false
+			}
+		}
+		return true
+	}
+	// The manager's first passes (one per NamingService as the controller
+	// starts) name the first instances.
+	for !named(2) {
+		waitFor(t, store.called, "the first passes")
+	}
+	for _, svc := range services {
+		r.launch(1, svc)
+	}
+	// No NamingService changed: only a tick can name the new instances.
+	// Wait for the poller's ticker before stepping the fake clock.
+	for !r.clock.HasWaiters() {
+		time.Sleep(time.Millisecond)
+	}
+	r.clock.Step(controllers.DefaultPollInterval)
+	for !named(3) {
+		waitFor(t, store.called, "the passes after a poll tick")
+	}
+}
