@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -224,6 +225,7 @@ func TestSyncShrinkGuard(t *testing.T) {
 	tests := map[string]struct {
 		keep      int
 		maxShrink float64
+		moved     bool // every kept name gets another address
 		opts      SyncOptions
 		wantErr   bool
 	}{
@@ -237,6 +239,7 @@ func TestSyncShrinkGuard(t *testing.T) {
 		"released names do not count": {keep: 2, opts: SyncOptions{Released: func(h string) bool {
 			return h >= "web-5"
 		}}},
+		"names at new addresses do not count": {keep: 10, moved: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -246,7 +249,13 @@ func TestSyncShrinkGuard(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := read(t, w.Path)
-			_, err := w.Sync(ten[:tc.keep], nil, tc.opts)
+			next := slices.Clone(ten[:tc.keep])
+			if tc.moved {
+				for i := range next {
+					next[i].IP = "10.1.0." + string(rune('0'+i))
+				}
+			}
+			_, err := w.Sync(next, nil, tc.opts)
 			if tc.wantErr {
 				if !errors.Is(err, ErrShrink) {
 					t.Fatalf("err = %v, want ErrShrink", err)

@@ -112,8 +112,10 @@ func (w *Writer) maxShrink() float64 {
 func (w *Writer) checkShrink(oldEntries, newEntries []Entry, opts SyncOptions) int {
 	oldEntries = Normalize(oldEntries)
 	keep := make(map[Entry]bool, len(newEntries))
+	names := make(map[string]bool, len(newEntries))
 	for _, e := range newEntries {
 		keep[e] = true
+		names[e.Hostname] = true
 	}
 	removed, unexplained := 0, 0
 	for _, e := range oldEntries {
@@ -121,7 +123,10 @@ func (w *Writer) checkShrink(oldEntries, newEntries []Entry, opts SyncOptions) i
 			continue
 		}
 		removed++
-		if opts.Released == nil || !opts.Released(e.Hostname) {
+		// A name that moved to another address is an update, not a loss:
+		// counting it would wedge an agent after a mass replacement (every
+		// later sync would trip the guard on the same old file).
+		if !names[e.Hostname] && (opts.Released == nil || !opts.Released(e.Hostname)) {
 			unexplained++
 		}
 	}

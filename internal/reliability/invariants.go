@@ -50,7 +50,9 @@ func ReadDocs(ctx context.Context, db *mongo.Database) ([]Doc, error) {
 func CheckUnique(docs []Doc) []string {
 	n := map[string]int{}
 	for _, d := range docs {
-		n[d.Hostname]++
+		if d.Hostname != "" { // no usable hostname: not a name (the ledger skips it)
+			n[d.Hostname]++
+		}
 	}
 	var out []string
 	for h, c := range n {
