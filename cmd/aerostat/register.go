@@ -79,7 +79,9 @@ func (f *registerFlags) identity(ctx context.Context) (id, ip string, err error)
 	default:
 		who, err := cloud.SelfIdentity(ctx, cloud.IMDSOptions{Endpoint: f.imdsEndpoint})
 		if err != nil {
-			return "", "", fmt.Errorf("finding this instance (use --instance-id and --ip, or --offline, off EC2): %w", err)
+			// A container behind a bridge is one hop further away: with the
+			// default hop limit of 1 the token PUT's answer never arrives.
+			return "", "", fmt.Errorf("finding this instance (off EC2 use --instance-id and --ip, or --offline; in a container the instance's metadata hop limit must be 2 or more for IMDSv2): %w", err)
 		}
 		id, ip = who.InstanceID, who.PrivateIP
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -258,3 +259,30 @@ func TestUpdateOnce(t *testing.T) {
 }
 
 const defaultTestTimeout = 2 * time.Minute
+
+// IMDSv2 behind one hop too many (a container with the default hop limit
+// of 1): the token PUT gets no answer and IMDSv1 is refused. The error
+// says what to do.
+func TestRegisterIMDSHopLimit(t *testing.T) {
+	e := newNodeEnv(t, "web\n")
+	imds := fake.NewIMDS(cloud.Identity{InstanceID: "i-0abc", PrivateIP: "10.0.0.5", Region: "us-east-1"})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/latest/api/token" {
+			if hj, ok := w.(http.Hijacker); ok { // the answer is lost on the way back
+				if c, _, err := hj.Hijack(); err == nil {
+					_ = c.Close()
+					return
+				}
+			}
+		}
+		imds.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	_, err := e.run(t, "register", "--imds-endpoint", srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "hop limit") || !strings.Contains(err.Error(), "--instance-id") {
+		t.Fatalf("register = %v, want an error naming the hop limit and --instance-id", err)
+	}
+	if recs, _ := e.store.Records(context.Background(), ""); len(recs) != 0 {
+		t.Errorf("records written: %+v", recs)
+	}
+}
