@@ -190,7 +190,13 @@ func runController(ctx context.Context, f controllerFlags) error {
 	var hosts controllers.HostsReporter // status.hosts, from the feed's agents
 	if f.feedAddr != "" && !f.once {
 		// Every replica serves the read-only feed, leader or not.
-		fh := feed.NewHandler(store, feed.Options{Logger: logger.WithName("feed")})
+		fo := feed.Options{Logger: logger.WithName("feed")}
+		if share, ok := store.(feed.NodeShare); ok {
+			// Agents spread over the replicas; each reports them all.
+			fo.Share = share
+			fo.Replica, _ = os.Hostname() // the pod name in a cluster
+		}
+		fh := feed.NewHandler(store, fo)
 		hosts = fh
 		opts.OnApplied = fh.Notify
 		if err := feed.RegisterMetrics(crmetrics.Registry, fh); err != nil {

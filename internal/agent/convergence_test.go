@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -162,4 +163,85 @@ func getNodes(t *testing.T, base string) feed.Convergence {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Two controller replicas serve the feed; agents spread over them. Through
+// the node reports in the ledger each replica reports all three nodes and
+// names the stalled one, whichever replica it talks to.
+func TestConvergenceAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	store := ledgertest.New(t)
+	fc := clocktesting.NewFakeClock(t0)
+	newFeed := func(replica string) (*feed.Handler, *httptest.Server) {
+		h := feed.NewHandler(store, feed.Options{Clock: fc, Share: store, Replica: replica,
+			Follower: feed.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return h, srv
+	}
+	ha, srvA := newFeed("controller-a")
+	hb, srvB := newFeed("controller-b")
+	bind(t, store, "web-0", "i-0", "10.0.0.1")
+	syncFeeds := func() {
+		t.Helper()
+		for _, h := range []*feed.Handler{ha, hb} {
+			if err := h.SyncOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	syncFeeds()
+	var agents []*Agent
+	var dirs []string
+	for i, base := range []string{srvA.URL, srvA.URL, srvB.URL} {
+		dir := t.TempDir()
+		c, err := feed.NewClient(base, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetNode(fmt.Sprintf("node-%d", i+1))
+		a, err := New(Options{Source: c, Writer: &hostsfile.Writer{Path: filepath.Join(dir, "hosts")}, Clock: fc, Metrics: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents, dirs = append(agents, a), append(dirs, dir)
+	}
+	syncAgents := func() {
+		for _, a := range agents {
+			_ = a.SyncOnce(ctx)
+			_ = a.SyncOnce(ctx)
+		}
+	}
+	syncAgents()
+	share := func() {
+		t.Helper()
+		for _, h := range []*feed.Handler{ha, hb, ha} {
+			if err := h.ShareOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	share()
+	for name, h := range map[string]*feed.Handler{"a": ha, "b": hb} {
+		if c := h.Convergence(); c.Total != 3 || c.AtRev != 3 {
+			t.Fatalf("replica %s before the change: %s", name, c.Summary())
+		}
+	}
+
+	if err := os.RemoveAll(dirs[2]); err != nil { // node-3, on replica b, stalls
+		t.Fatal(err)
+	}
+	bind(t, store, "web-1", "i-1", "10.0.0.2")
+	fc.Step(2 * time.Second)
+	syncFeeds()
+	fc.Step(10 * time.Second)
+	syncAgents()
+	share()
+	for name, h := range map[string]*feed.Handler{"a": ha, "b": hb} {
+		c := h.Convergence()
+		lag := c.Laggards()
+		if c.Total != 3 || c.AtRev != 2 || len(lag) != 1 || lag[0].Name != "node-3" || lag[0].Behind != 1 {
+			t.Errorf("replica %s: %s, laggards %+v; want 2 of 3, node-3 one behind", name, c.Summary(), lag)
+		}
+	}
 }

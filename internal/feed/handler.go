@@ -54,8 +54,25 @@ type Options struct {
 	// defaults DefaultNodeTTL and DefaultMaxNodes.
 	NodeTTL  time.Duration
 	MaxNodes int
-	Logger   logr.Logger
-	Clock    clock.WithTicker
+	// Share, when set, exchanges node tables with the other replicas
+	// serving the same ledger every ShareEvery (default 10 s), under the
+	// name Replica (unique per replica, e.g. the pod name), so each one
+	// reports every agent and not only those whose requests it served.
+	Share      NodeShare
+	Replica    string
+	ShareEvery time.Duration
+	Logger     logr.Logger
+	Clock      clock.WithTicker
+}
+
+// NodeShare stores each replica's node table (ledger.Mongo does).
+//
+// Error contract: a failed call changes nothing the caller keeps; the
+// handler reports its own agents only until the next exchange works.
+type NodeShare interface {
+	PutNodeReport(ctx context.Context, r ledger.NodeReport) error
+	// NodeReports returns the reports written since notBefore.
+	NodeReports(ctx context.Context, notBefore time.Time) ([]ledger.NodeReport, error)
 }
 
 // Handler serves the feed. Start (a controller-runtime Runnable) follows
@@ -76,6 +93,7 @@ type Handler struct {
 	current map[string]Entry // bound names
 	storeRv int64
 	wake    chan struct{} // closed and replaced on every change
+	others  []ledger.NodeReport
 }
 
 // NewHandler returns a feed over store. Only GET and HEAD of /v1/hosts and
@@ -95,6 +113,12 @@ func NewHandler(store ledger.Store, opts Options) *Handler {
 	}
 	if opts.Follower.Clock == nil {
 		opts.Follower.Clock = opts.Clock
+	}
+	if opts.ShareEvery <= 0 {
+		opts.ShareEvery = 10 * time.Second
+	}
+	if opts.NodeTTL <= 0 {
+		opts.NodeTTL = DefaultNodeTTL
 	}
 	return &Handler{
 		follower: NewFollower(store, opts.Follower),
@@ -121,6 +145,9 @@ func (h *Handler) Notify() {
 // Start polls the store until ctx ends. Store errors are logged and retried
 // at the next tick; clients keep getting the last good state.
 func (h *Handler) Start(ctx context.Context) error {
+	if h.opts.Share != nil {
+		go h.shareLoop(ctx)
+	}
 	t := h.opts.Clock.NewTicker(h.opts.PollInterval)
 	defer t.Stop()
 	for {
@@ -234,9 +261,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // headers of their requests).
 func (h *Handler) Convergence() Convergence {
 	h.mu.Lock()
+	epoch, others := h.epoch, h.others
+	h.mu.Unlock()
+	own := h.nodes.snapshot(epoch, h.opts.Clock.Now())
+	if len(others) == 0 {
+		return own
+	}
+	return merge(own, others, h.opts.Replica, h.opts.NodeTTL)
+}
+
+func (h *Handler) shareLoop(ctx context.Context) {
+	t := h.opts.Clock.NewTicker(h.opts.ShareEvery)
+	defer t.Stop()
+	for {
+		if err := h.ShareOnce(ctx); err != nil && ctx.Err() == nil {
+			h.opts.Logger.Error(err, "feed: exchanging node tables with the other replicas")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// ShareOnce writes this replica's node table and reads the others'.
+func (h *Handler) ShareOnce(ctx context.Context) error {
+	h.mu.Lock()
 	epoch := h.epoch
 	h.mu.Unlock()
-	return h.nodes.snapshot(epoch, h.opts.Clock.Now())
+	now := h.opts.Clock.Now()
+	own := h.nodes.snapshot(epoch, now)
+	r := ledger.NodeReport{Replica: h.opts.Replica, At: now, Rev: own.Rev, Nodes: make([]ledger.NodeRow, 0, len(own.Nodes))}
+	for _, n := range own.Nodes {
+		r.Nodes = append(r.Nodes, ledger.NodeRow{Name: n.Name, Rev: n.Rev, StaleSince: n.StaleSince, LastSeen: n.LastSeen})
+	}
+	if err := h.opts.Share.PutNodeReport(ctx, r); err != nil {
+		return err
+	}
+	reports, err := h.opts.Share.NodeReports(ctx, now.Add(-2*h.opts.NodeTTL))
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.others = reports
+	h.mu.Unlock()
+	return nil
 }
 
 func (h *Handler) serveNodes(w http.ResponseWriter, r *http.Request) {

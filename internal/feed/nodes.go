@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aerostat-io/aerostat/internal/ledger"
 )
 
 // Agents say who they are and what their hosts file holds in request
@@ -215,19 +217,25 @@ func (t *nodeTable) snapshot(epoch string, now time.Time) Convergence {
 			at := t.history[0].at
 			s.StaleSince = &at
 		}
-		if s.Rev >= 0 {
-			s.Behind = c.Rev - s.Rev
-		} else {
-			s.Behind = c.Rev
-		}
-		if s.StaleSince != nil {
-			c.OldestAppliedAgeSeconds = max(c.OldestAppliedAgeSeconds, now.Sub(*s.StaleSince).Seconds())
-		} else {
-			c.AtRev++
-		}
 		c.Nodes = append(c.Nodes, s)
 	}
-	c.Total = len(c.Nodes)
+	finish(&c)
+	return c
+}
+
+// finish fills the counts and order of c from its nodes.
+func finish(c *Convergence) {
+	c.Total, c.AtRev, c.OldestAppliedAgeSeconds = len(c.Nodes), 0, 0
+	for i := range c.Nodes {
+		s := &c.Nodes[i]
+		if s.Current() {
+			s.Behind = 0
+			c.AtRev++
+			continue
+		}
+		s.Behind = c.Rev - max(s.Rev, 0)
+		c.OldestAppliedAgeSeconds = max(c.OldestAppliedAgeSeconds, c.Time.Sub(*s.StaleSince).Seconds())
+	}
 	slices.SortFunc(c.Nodes, func(a, b NodeState) int {
 		switch {
 		case a.Current() != b.Current():
@@ -237,6 +245,34 @@ func (t *nodeTable) snapshot(epoch string, now time.Time) Convergence {
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+}
+
+// merge adds other replicas' reports to c (a node another replica heard
+// from more recently is taken from there) and recomputes it.
+func merge(c Convergence, reports []ledger.NodeReport, self string, ttl time.Duration) Convergence {
+	byName := make(map[string]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		byName[n.Name] = i
+	}
+	for _, r := range reports {
+		if r.Replica == self || c.Time.Sub(r.At) > ttl {
+			continue
+		}
+		c.Rev = max(c.Rev, r.Rev)
+		for _, row := range r.Nodes {
+			if c.Time.Sub(row.LastSeen) > ttl {
+				continue
+			}
+			s := NodeState{Name: row.Name, Rev: row.Rev, StaleSince: row.StaleSince, LastSeen: row.LastSeen}
+			if i, ok := byName[row.Name]; !ok {
+				byName[row.Name] = len(c.Nodes)
+				c.Nodes = append(c.Nodes, s)
+			} else if row.LastSeen.After(c.Nodes[i].LastSeen) {
+				c.Nodes[i] = s
+			}
+		}
+	}
+	finish(&c)
 	return c
 }
 
