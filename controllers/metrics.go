@@ -14,6 +14,7 @@ type Metrics struct {
 	namesFree    *prometheus.GaugeVec
 	namesUnnamed *prometheus.GaugeVec
 	deferred     *prometheus.GaugeVec
+	held         *prometheus.GaugeVec
 	passDuration prometheus.Histogram
 	planChanges  *prometheus.CounterVec
 	listings     *prometheus.CounterVec
@@ -37,6 +38,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		deferred: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aerostat_releases_deferred", Help: "Releases held back by the reap cap in the last pass, by service.",
 		}, []string{"service"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aerostat_names_held", Help: "Names kept from waiting instances by hold-back or the stopped grace period after the last pass, by service.",
+		}, []string{"service"}),
 		passDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "aerostat_reconcile_duration_seconds",
 			Help:    "Time of one pass for one service: observe, read, plan, apply.",
@@ -54,6 +58,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.namesFree, err = register(reg, m.namesFree, err)
 	m.namesUnnamed, err = register(reg, m.namesUnnamed, err)
 	m.deferred, err = register(reg, m.deferred, err)
+	m.held, err = register(reg, m.held, err)
 	m.passDuration, err = register(reg, m.passDuration, err)
 	m.planChanges, err = register(reg, m.planChanges, err)
 	m.listings, err = register(reg, m.listings, err)

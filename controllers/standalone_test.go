@@ -88,6 +88,10 @@ func TestStandalone(t *testing.T) {
 	if b := r.bound("legacy"); len(b) != 0 {
 		t.Errorf("legacy names after its instance terminated = %v, want none", b)
 	}
+	// The released name is held back (default policy) and says so.
+	if v := gauge(t, reg, "aerostat_names_held", "legacy"); v != 1 {
+		t.Errorf("aerostat_names_held{service=legacy} = %v, want 1", v)
+	}
 }
 
 // gauge reads one service's value of a gauge from reg.

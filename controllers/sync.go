@@ -239,6 +239,7 @@ func (s *Syncer) record(service string, start time.Time, pass Pass) {
 		m.namesFree.WithLabelValues(service).Set(float64(c.Gaps))
 		m.namesUnnamed.WithLabelValues(service).Set(float64(c.Unnamed))
 		m.deferred.WithLabelValues(service).Set(float64(len(pass.Plan.Deferred)))
+		m.held.WithLabelValues(service).Set(float64(len(pass.Plan.Held)))
 	}
 }
 
