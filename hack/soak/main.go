@@ -326,7 +326,7 @@ func (s *soak) launch(m services, n int) []string {
 
 func (s *soak) controllerPass(ctx context.Context) {
 	s.clock.Step(5 * time.Second)
-	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	s.inc("passes", 1)
 	start := time.Now()

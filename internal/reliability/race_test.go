@@ -109,7 +109,7 @@ func TestRacingRegistrationsControllerAnd1xClients(t *testing.T) {
 			passes.Add(1)
 			// Paced like a busy controller (a pass per second or so in
 			// production), not a tight loop starving the nodes.
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(200 * time.Millisecond)
 		}
 	}()
 	var wg sync.WaitGroup
@@ -125,10 +125,13 @@ func TestRacingRegistrationsControllerAnd1xClients(t *testing.T) {
 			told[i] = name
 		}()
 	}
-	for _, id := range oldIDs {
+	for i, id := range oldIDs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Spread over the registrations' run, so the 1.x writes land
+			// between compare-and-set writes, not before them.
+			time.Sleep(time.Duration(i) * 300 * time.Millisecond)
 			if err := lc.register(ctx, "web", id, ipOf(id)); err != nil {
 				t.Errorf("1.x register %s: %v", id, err)
 			}
