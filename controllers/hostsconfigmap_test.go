@@ -64,6 +64,7 @@ func TestHostsConfigMap(t *testing.T) {
 	if want := "10.0.0.1 web-0,10.0.0.2 web-1,10.0.0.1 www"; got != want {
 		t.Fatalf("configmap names = %s, want %s", got, want)
 	}
+	t.Logf("configmap %s, key %s:\n%s", key, controllers.HostsConfigMapKey, cm.Data[controllers.HostsConfigMapKey])
 	if cm.Labels["app.kubernetes.io/managed-by"] != "aerostat" {
 		t.Errorf("labels = %v", cm.Labels)
 	}
