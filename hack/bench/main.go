@@ -58,6 +58,7 @@ type config struct {
 	seed                uint64
 	noRegister          bool
 	child               string
+	print               string
 	size                int
 	feedURL, hostsFile  string
 }
@@ -81,6 +82,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.legacyClientPoll, "legacy-client-poll", time.Minute, "model of 1.x: updater poll on each node")
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "per size: longest wait for agents to sync or changes to converge")
 	fs.StringVar(&c.out, "out", "bench/results.json", "results file")
+	fs.StringVar(&c.print, "print", "", "print the table of an earlier results file and exit")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (which instances churn)")
 	fs.BoolVar(&c.noRegister, "no-register", false, "churn only through the controller (no registrations)")
 	quick := fs.Bool("quick", false, "small run (about a minute): sizes 100,1000; planner to 10,000; 5 agents; 6 changes; 2s polls")
@@ -178,6 +180,10 @@ func main() {
 	defer stop()
 	switch cfg.child {
 	case "":
+		if cfg.print != "" {
+			err = reprint(cfg)
+			break
+		}
 		err = run(ctx, cfg)
 	case "scenario":
 		ctrllog.SetLogger(logr.Discard()) // pass errors are counted, not logged
@@ -240,6 +246,30 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s (%.0fs)\n", cfg.out, res.Seconds)
+	return nil
+}
+
+// reprint prints the table of a results file with the settings it was
+// measured with.
+func reprint(cfg config) error {
+	data, err := os.ReadFile(cfg.print)
+	if err != nil {
+		return err
+	}
+	var res results
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("reading %s: %w", cfg.print, err)
+	}
+	c := res.Config
+	cfg.agents, _ = strconv.Atoi(c["agents"])
+	cfg.initialMax, _ = strconv.Atoi(c["initial_max"])
+	for name, d := range map[string]*time.Duration{"controller_poll": &cfg.poll, "feed_wait": &cfg.feedWait,
+		"legacy_server_poll": &cfg.legacyServerPoll, "legacy_client_poll": &cfg.legacyClientPoll} {
+		if v, err := time.ParseDuration(c[name]); err == nil {
+			*d = v
+		}
+	}
+	printTable(os.Stdout, cfg, res)
 	return nil
 }
 
