@@ -142,8 +142,10 @@ func TestLeaderElection(t *testing.T) {
 	// A spec change while both run reaches only the leader, which writes
 	// the alias it asks for.
 	ns := getService(t, c, svc)
+	base := ns.DeepCopy()
 	ns.Spec.Aliases.ByHostname = map[string][]string{svc + "-0": {svc + "-primary"}}
-	if err := c.Update(context.Background(), ns); err != nil {
+	// A merge patch: the leader's status writes must not make it conflict.
+	if err := c.Patch(context.Background(), ns, client.MergeFrom(base)); err != nil {
 		t.Fatalf("updating the NamingService: %v", err)
 	}
 	for !hasAlias(t, r, svc, svc+"-primary") {
