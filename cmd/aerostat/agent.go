@@ -150,7 +150,7 @@ func newUpdateCmd() *cobra.Command {
 	}
 	f.register(cmd.Flags())
 	fl := cmd.Flags()
-	fl.BoolVar(&f.daemon, "daemon", false, "keep running, as `aerostat agent`")
+	fl.BoolVar(&f.daemon, "daemon", false, "keep running, as aerostat agent does")
 	fl.DurationVar(&f.interval, "interval", time.Second, "with --daemon: ledger poll interval")
 	fl.DurationVar(&f.feedWait, "feed-wait", 30*time.Second, "with --daemon: long-poll duration asked of the feed")
 	fl.StringVar(&f.listen, "listen", "", "with --daemon: address of /metrics, /healthz and /readyz")

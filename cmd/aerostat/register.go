@@ -41,7 +41,7 @@ func (f *registerFlags) register(fl *pflag.FlagSet) {
 	if info == "" {
 		info = "/etc/aerostat_info"
 	}
-	fl.StringVar(&f.infoFile, "info-file", info, "1.x info file `service [service_type [alias...]]` (env AEROSTAT_INFO)")
+	fl.StringVar(&f.infoFile, "info-file", info, "1.x info file: service [service_type [alias...]] (env AEROSTAT_INFO)")
 	fl.StringVar(&f.instanceID, "instance-id", "", "this instance's id (default: from EC2 instance metadata, IMDSv2)")
 	fl.StringVar(&f.ip, "ip", "", "this instance's private IP (default: from EC2 instance metadata)")
 	fl.StringVar(&f.imdsEndpoint, "imds-endpoint", "", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or 169.254.169.254)")
