@@ -447,30 +447,30 @@ func (s *soak) inject(ctx context.Context) {
 	case r < 55:
 		s.ec2srv.ThrottleFraction(0.9, uint64(s.intn(1<<30)))
 		s.inc("fault_ec2_storm", 1)
-	case r < 52:
+	case r < 60:
 		status := []int{http.StatusInternalServerError, http.StatusServiceUnavailable}[s.intn(2)]
 		s.ec2srv.FailNext(1+s.intn(2), status)
 		s.inc("fault_ec2_5xx", 1)
-	case r < 58:
+	case r < 65:
 		s.ec2srv.FailOnPage(1 + s.intn(2))
 		s.inc("fault_ec2_page", 1)
-	case r < 62:
+	case r < 69:
 		s.ec2srv.NotFoundNext(1)
 		s.inc("fault_ec2_notfound", 1)
-	case r < 66:
+	case r < 73:
 		s.ec2srv.EmptyListing(true)
 		s.inc("fault_ec2_empty", 1)
-	case r < 72:
+	case r < 79:
 		s.stopStore(ctx, time.Duration(500+s.intn(2500))*time.Millisecond)
 		s.inc("fault_store_stop", 1)
-	case r < 78:
+	case r < 84:
 		s.ctlProxy.SetLatency(time.Duration(50+s.intn(300)) * time.Millisecond)
 		s.agtProxy.SetLatency(time.Duration(50+s.intn(300)) * time.Millisecond)
 		sleep(ctx, time.Duration(500+s.intn(1500))*time.Millisecond)
 		s.ctlProxy.SetLatency(0)
 		s.agtProxy.SetLatency(0)
 		s.inc("fault_store_slow", 1)
-	case r < 89:
+	case r < 92:
 		s.ctlProxy.DropReplyAfter(s.intn(4), 1)
 		s.inc("fault_write_reply_lost", 1)
 	default:
