@@ -129,3 +129,17 @@ func TestParseConfigMapRef(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseConfigMapRef(f *testing.F) {
+	f.Add("kube-system/aerostat-hosts")
+	f.Add("a/b/c")
+	f.Fuzz(func(t *testing.T, s string) {
+		key, err := controllers.ParseConfigMapRef(s)
+		if err != nil {
+			return
+		}
+		if key.Namespace+"/"+key.Name != s || key.Namespace == "" || key.Name == "" || strings.Contains(key.Name, "/") {
+			t.Fatalf("ParseConfigMapRef(%q) = %v", s, key)
+		}
+	})
+}
