@@ -93,7 +93,7 @@ func (w *TagWriter) Write(ctx context.Context, records []naming.Record, observed
 		written++
 	}
 	if written > 0 || len(errs) > 0 {
-		log.FromContext(ctx).Info("tags written", "instances", written, "due", len(due), "failed", len(errs))
+		log.FromContext(ctx).Info("tags written", "service", due[0].Service, "instances", written, "due", len(due), "failed", len(errs))
 	}
 	return written, errors.Join(errs...)
 }
