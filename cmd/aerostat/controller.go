@@ -36,7 +36,6 @@ import (
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
-	"github.com/aerostat-io/aerostat/internal/store/embedded"
 )
 
 type controllerFlags struct {
@@ -222,39 +221,8 @@ func runController(ctx context.Context, f controllerFlags) error {
 }
 
 func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (ledger.Store, func(), error) {
-	uri := ""
-	var srv *embedded.Server
-	if f.server != "" {
-		var err error
-		if uri, err = mongoURI(f.server); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		if err := os.MkdirAll(f.dataDir, 0o750); err != nil {
-			return nil, nil, fmt.Errorf("--data-dir %q: %w", f.dataDir, err)
-		}
-		var err error
-		srv, err = embedded.Start(ctx, embedded.Options{DataDir: f.dataDir, Logger: logger.WithName("store")})
-		if err != nil {
-			return nil, nil, fmt.Errorf("starting embedded store in %q: %w", f.dataDir, err)
-		}
-		uri = srv.URI()
-	}
-	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, Logger: logger.WithName("ledger")})
-	if err != nil {
-		if srv != nil {
-			_ = srv.Close()
-		}
-		return nil, nil, fmt.Errorf("opening ledger: %w", err)
-	}
-	return m, func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = m.Close(cctx)
-		if srv != nil {
-			_ = srv.Close()
-		}
-	}, nil
+	sf := storeFlags{server: f.server, dataDir: f.dataDir, database: f.database, createDataDir: true}
+	return sf.open(ctx, false, logger)
 }
 
 // managerExtras are what the manager's optional parts need.

@@ -18,6 +18,10 @@ import (
 // controller does.
 type storeFlags struct {
 	server, dataDir, database string
+	// createDataDir makes a missing --data-dir (the controller owns its
+	// store); operator commands instead refuse one, as a typo there would
+	// otherwise show an empty ledger.
+	createDataDir bool
 }
 
 func (f *storeFlags) register(fl *pflag.FlagSet) {
@@ -38,7 +42,11 @@ func (f *storeFlags) open(ctx context.Context, readOnly bool, logger logr.Logger
 			return nil, nil, err
 		}
 	} else {
-		if _, err := os.Stat(f.dataDir); err != nil {
+		if f.createDataDir {
+			if err := os.MkdirAll(f.dataDir, 0o750); err != nil {
+				return nil, nil, fmt.Errorf("--data-dir %q: %w", f.dataDir, err)
+			}
+		} else if _, err := os.Stat(f.dataDir); err != nil {
 			return nil, nil, fmt.Errorf("--data-dir %q: %w (or give --server)", f.dataDir, err)
 		}
 		var err error
