@@ -18,15 +18,19 @@ func newDemoCmd() *cobra.Command {
 	var o demo.Options
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Play the whole system on this machine: store, fleet, controller, agent",
+		Short: "Play the whole system on this machine: store, fleet, controller, feed, agents",
 		Long: `Starts the embedded store, a simulated EC2 fleet, the controller in standalone
-mode and an agent writing a local hosts file, then plays a story: web and db
-fleets are named, nodes die and leave gaps, new nodes refill them, a db slave
-is promoted. Then it keeps running with live changes until Ctrl-C.
+mode serving its HTTP feed on a loopback port, and three agents following
+that feed, each writing a hosts file (the first one --hosts-file), then plays
+a story: web and db fleets are named, nodes die and leave gaps, new nodes
+refill them, a db slave is promoted. After each change it prints how long it
+took until the feed saw every agent's hosts file at the new rev. Then it
+keeps running with live changes until Ctrl-C.
 
 With --once it stops after the story and exits non-zero unless every
-invariant held (no duplicate names, every running instance named, the hosts
-file matching the ledger). Nothing to install: this is what make run does.`,
+invariant held (no duplicate names, every running instance named, every
+agent at the final rev, the hosts files matching the ledger). Nothing to
+install: this is what make run does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Everything the demo has to say is the story; the components'
@@ -46,7 +50,7 @@ file matching the ledger). Nothing to install: this is what make run does.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.HostsFile, "hosts-file", "demo-hosts", "hosts file the agent keeps")
+	fl.StringVar(&o.HostsFile, "hosts-file", "demo-hosts", "hosts file the first agent keeps (the others write theirs in the data dir)")
 	fl.IntVar(&o.Web, "web", 5, "web (iterative) fleet size")
 	fl.IntVar(&o.DB, "db", 3, "db (masterful) fleet size")
 	fl.DurationVar(&o.StepDelay, "step-delay", time.Second, "pause after each step of the story (0: none)")

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,11 @@ func TestDemoOnce(t *testing.T) {
 	}
 	if strings.Contains(out, "FAIL") || !strings.Contains(out, "All invariants held.") {
 		t.Errorf("demo output:\n%s", out)
+	}
+	// Three agents follow the controller's feed; each change is timed
+	// until all of them hold it.
+	if !regexp.MustCompile(`(?m)^      convergence: 3 of 3 hosts at rev \d+, \d+ ms after the change$`).MatchString(out) {
+		t.Errorf("demo output lacks a convergence line:\n%s", out)
 	}
 	data, err := os.ReadFile(hosts)
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package demo plays Aerostat's story on one machine with nothing
 // installed: the embedded store, a simulated EC2 fleet, the standalone
-// controller and a node agent writing a local hosts file. It is what
+// controller serving its HTTP feed, and three node agents following that
+// feed, each writing a local hosts file. It is what
 // `make run` (aerostat demo) shows a newcomer, and its invariant checks make
 // it a smoke test of the whole system.
 package demo
@@ -10,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,8 +42,9 @@ import (
 type Options struct {
 	// Out receives the story; required.
 	Out io.Writer
-	// HostsFile is the file the agent keeps (default ./demo-hosts). Lines
-	// outside Aerostat's block are kept.
+	// HostsFile is the file the first agent keeps (default ./demo-hosts).
+	// Lines outside Aerostat's block are kept. The other agents write
+	// hosts-<node> files in the data dir.
 	HostsFile string
 	// Web and DB are the initial fleet sizes (defaults 5 and 3; at least 2
 	// each: the story frees two web names and promotes a db slave).
@@ -92,23 +97,44 @@ const (
 	defaultWeb   = 5
 	defaultDB    = 3
 	defaultChurn = 5 * time.Second
+
+	// agents is how many nodes follow the feed: enough for "N of M hosts".
+	agents = 3
+	// feedWait is the agents' long-poll: a change reaches them as soon as
+	// the feed has it, not at their next poll.
+	feedWait = 30 * time.Second
+	// convergeTimeout bounds the wait for every agent to report a rev; far
+	// above what a loopback feed takes (milliseconds).
+	convergeTimeout = 30 * time.Second
 )
+
+// node is one simulated host: an agent following the feed under a node
+// name, writing its own hosts file.
+type node struct {
+	name  string
+	path  string
+	agent *agent.Agent
+}
 
 // world is the running system.
 type world struct {
-	opts    Options
-	out     io.Writer
-	fleet   *fake.Fleet
-	store   *ledger.Mongo // the controller's writable ledger
-	reader  *client.Client
-	ctrl    *controllers.Standalone
-	agent   *agent.Agent
-	writer  *hostsfile.Writer
-	uri     string
-	report  Report
-	step    int
-	steps   int
-	agentMu sync.Mutex // SyncOnce is not concurrent-safe
+	opts   Options
+	out    io.Writer
+	fleet  *fake.Fleet
+	store  *ledger.Mongo // the controller's writable ledger
+	reader *client.Client
+	ctrl   *controllers.Standalone
+	feed   *feed.Handler
+	feedLn net.Listener
+	nodes  []node
+	writer *hostsfile.Writer // the first node's file, for prepareHostsFile
+	uri    string
+	report Report
+	step   int
+	steps  int
+
+	mu    sync.Mutex
+	wrote time.Time // when the last ledger write not yet awaited committed
 }
 
 // Run plays the story. With Once it returns after the checks: an error
@@ -141,6 +167,15 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return Report{}, err
 	}
 	defer closeAll()
+	// Before the agents start: they write the same file.
+	if err := w.prepareHostsFile(); err != nil {
+		return Report{}, err
+	}
+	stop, err := w.start(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	defer stop()
 
 	if err := w.story(ctx); err != nil {
 		return w.report, err
@@ -198,14 +233,13 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	}
 	closers = append(closers, func() { _ = store.Close(context.Background()) })
 
-	// The agent and the tables read through read-only connections, as
-	// nodes and admin tools do.
-	agentStore, err := ledger.Open(ctx, uri, ledger.Options{ReadOnly: true, Logger: opts.Logger})
+	// The feed and the tables read through read-only connections.
+	feedStore, err := ledger.Open(ctx, uri, ledger.Options{ReadOnly: true, Logger: opts.Logger})
 	if err != nil {
 		closeAll()
 		return nil, nil, fmt.Errorf("opening demo ledger read-only: %w", err)
 	}
-	closers = append(closers, func() { _ = agentStore.Close(context.Background()) })
+	closers = append(closers, func() { _ = feedStore.Close(context.Background()) })
 	reader, err := client.New(ctx, uri, client.Options{Logger: opts.Logger})
 	if err != nil {
 		closeAll()
@@ -213,8 +247,18 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	}
 	closers = append(closers, func() { _ = reader.Close(context.Background()) })
 
+	w := &world{opts: opts, out: opts.Out, uri: uri, steps: 6, report: Report{Names: map[string][]client.Name{}}}
+	// The controller's feed, as `aerostat controller --feed-addr` serves
+	// it, on a loopback port; the controller's writes wake it.
+	w.feed = feed.NewHandler(feedStore, feed.Options{Logger: opts.Logger})
+	if w.feedLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("listening for the demo feed: %w", err)
+	}
+	closers = append(closers, func() { _ = w.feedLn.Close() })
+
 	fleet := fake.NewFleet(&launchClock{})
-	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: fleet, Store: store})
+	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: fleet, Store: store, OnApplied: w.written})
 	interval := max(opts.StepDelay, 500*time.Millisecond)
 	// The story refills gaps within seconds of a termination: no hold-back
 	// (a real fleet keeps the default of a few minutes).
@@ -222,22 +266,72 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	reap.HoldBack = 0
 	ctrl := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: fleet, Store: store, Interval: interval, Reap: reap})
 
-	writer := &hostsfile.Writer{Path: opts.HostsFile, BackupPath: filepath.Join(dataDir, "hosts.bak")}
-	ag, err := agent.New(agent.Options{
-		Source:   agent.NewLedgerSource(agentStore, feed.FollowerOptions{}),
-		Writer:   writer,
-		Interval: interval,
-		Metrics:  prometheus.NewRegistry(),
-		Logger:   opts.Logger,
-	})
-	if err != nil {
-		closeAll()
-		return nil, nil, err
+	w.fleet, w.store, w.reader, w.ctrl = fleet, store, reader, ctrl
+
+	feedURL := "http://" + w.feedLn.Addr().String()
+	for i := range agents {
+		n := node{name: fmt.Sprintf("demo-node-%d", i+1), path: opts.HostsFile}
+		backup := filepath.Join(dataDir, "hosts.bak")
+		if i > 0 {
+			n.path = filepath.Join(dataDir, "hosts-"+n.name)
+			backup = n.path + ".bak"
+			// This demo's own file: a previous run's block would be stale.
+			if err := os.Remove(n.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				closeAll()
+				return nil, nil, err
+			}
+		}
+		c, err := feed.NewClient(feedURL, &http.Client{Timeout: feedWait + 30*time.Second}, feedWait)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		c.SetNode(n.name)
+		writer := &hostsfile.Writer{Path: n.path, BackupPath: backup}
+		if i == 0 {
+			w.writer = writer
+		}
+		// Interval 0: long-poll again as soon as a sync is done; that
+		// request also tells the feed what the file now holds.
+		if n.agent, err = agent.New(agent.Options{Source: c, Writer: writer, Metrics: prometheus.NewRegistry(), Logger: opts.Logger}); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		w.nodes = append(w.nodes, n)
 	}
-	w := &world{opts: opts, out: opts.Out, fleet: fleet, store: store, reader: reader, ctrl: ctrl,
-		agent: ag, writer: writer, uri: uri, steps: 6,
-		report: Report{Names: map[string][]client.Name{}}}
 	return w, closeAll, nil
+}
+
+// start serves the feed and runs the agents until the returned stop.
+func (w *world) start(ctx context.Context) (stop func(), err error) {
+	// Synced before the agents ask, so their first request gets names,
+	// not a 503 and a backoff.
+	if err := w.feed.SyncOnce(ctx); err != nil {
+		return nil, fmt.Errorf("first feed sync: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	srv := feed.NewServer("", w.feed, 0)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = srv.Serve(w.feedLn) })
+	wg.Go(func() { _ = w.feed.Start(ctx) })
+	for _, n := range w.nodes {
+		wg.Go(func() { _ = n.agent.Run(ctx) })
+	}
+	return func() {
+		cancel()
+		_ = srv.Close()
+		wg.Wait()
+	}, nil
+}
+
+// written is called when the controller (or a promotion) committed
+// ledger changes: it wakes the feed and notes the time, from which the
+// next convergence is measured.
+func (w *world) written() {
+	w.mu.Lock()
+	w.wrote = time.Now()
+	w.mu.Unlock()
+	w.feed.Notify()
 }
 
 // launchClock hands out strictly increasing times, so instances launched
@@ -300,8 +394,8 @@ func (w *world) launch(service string, scheme naming.Scheme, n int) []string {
 // service's names per pass, so freeing all of a small fleet takes a few.
 const maxPasses = 8
 
-// converge runs controller passes until nothing is held back, then one
-// agent sync, and prints what the controller changed.
+// converge runs controller passes until nothing is held back, prints what
+// the controller changed, then waits until every agent has it.
 func (w *world) converge(ctx context.Context) error {
 	for range maxPasses {
 		sum, err := w.ctrl.Pass(ctx)
@@ -320,16 +414,80 @@ func (w *world) converge(ctx context.Context) error {
 		}
 		w.say("      controller: %d release(s) held back by the reap cap (at most half a service per pass); passing again", deferred)
 	}
-	return w.syncAgent(ctx)
+	return w.awaitHosts(ctx)
 }
 
-func (w *world) syncAgent(ctx context.Context) error {
-	w.agentMu.Lock()
-	defer w.agentMu.Unlock()
-	if err := w.agent.SyncOnce(ctx); err != nil {
-		return fmt.Errorf("agent sync: %w", err)
+// awaitHosts waits until the feed's node table shows every agent at the
+// ledger's current rev and prints how long that took after the last
+// write. It fails after convergeTimeout.
+func (w *world) awaitHosts(ctx context.Context) error {
+	rev, err := w.store.Rev(ctx)
+	if err != nil {
+		return fmt.Errorf("reading ledger rev: %w", err)
 	}
+	c, at, err := w.waitConverged(ctx, rev)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	wrote := w.wrote
+	w.wrote = time.Time{}
+	w.mu.Unlock()
+	if wrote.IsZero() {
+		w.say("      convergence: %d of %d hosts at rev %d (nothing written)", c.AtLeast(rev), c.Total, rev)
+		return nil
+	}
+	w.say("      convergence: %d of %d hosts at rev %d, %d ms after the change", c.AtLeast(rev), c.Total, rev, at.Sub(wrote).Milliseconds())
 	return nil
+}
+
+// waitConverged polls the feed's node table (in-process, as GET
+// /v1/nodes serves it) until every agent holds at least rev; at is when
+// it first did.
+func (w *world) waitConverged(ctx context.Context, rev int64) (c feed.Convergence, at time.Time, err error) {
+	ctx, cancel := context.WithTimeout(ctx, convergeTimeout)
+	defer cancel()
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		c = w.feed.Convergence()
+		if converged(c, rev, w.nodeNames()).OK {
+			return c, time.Now(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return c, time.Time{}, fmt.Errorf("waiting for every host to reach rev %d: %s: %w", rev, converged(c, rev, w.nodeNames()).Detail, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (w *world) nodeNames() []string {
+	names := make([]string, len(w.nodes))
+	for i, n := range w.nodes {
+		names[i] = n.name
+	}
+	return names
+}
+
+// converged checks that the node table has every one of nodes, live, with
+// its hosts file at rev or later.
+func converged(c feed.Convergence, rev int64, nodes []string) Check {
+	ck := Check{Name: fmt.Sprintf("every agent reached the final rev %d (feed: %d of %d hosts)", rev, c.AtLeast(rev), c.Total), OK: true}
+	var bad []string
+	for _, name := range nodes {
+		i := slices.IndexFunc(c.Nodes, func(s feed.NodeState) bool { return s.Name == name })
+		switch {
+		case i < 0:
+			bad = append(bad, name+" is not in the feed's node table")
+		case c.Nodes[i].Rev < rev:
+			bad = append(bad, fmt.Sprintf("%s is at rev %d", name, c.Nodes[i].Rev))
+		}
+	}
+	if len(bad) > 0 {
+		ck.OK, ck.Detail = false, strings.Join(bad, "; ")
+	}
+	return ck
 }
 
 // show prints the names table and keeps it in the report.

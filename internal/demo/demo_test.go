@@ -5,12 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aerostat-io/aerostat/client"
+	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
@@ -24,8 +26,15 @@ func TestStoryOnce(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("report not OK: %+v\n%s", rep, out.String())
 	}
-	if len(rep.Checks) != 3 || len(rep.Facts) < 6 {
-		t.Errorf("got %d checks and %d facts, want 3 and at least 6", len(rep.Checks), len(rep.Facts))
+	if len(rep.Checks) != 4 || len(rep.Facts) < 6 {
+		t.Errorf("got %d checks and %d facts, want 4 and at least 6", len(rep.Checks), len(rep.Facts))
+	}
+	// Each of the four changing steps waits for the three agents.
+	if got := convergenceLine.FindAllString(out.String(), -1); len(got) != 4 {
+		t.Errorf("got %d convergence lines, want 4:\n%s", len(got), out.String())
+	}
+	if !strings.Contains(out.String(), "ok   every agent reached the final rev") {
+		t.Errorf("output lacks the final-rev check:\n%s", out.String())
 	}
 
 	// The story's key facts, read back from the tables it showed.
@@ -57,6 +66,8 @@ func TestStoryOnce(t *testing.T) {
 		}
 	}
 }
+
+var convergenceLine = regexp.MustCompile(`(?m)^      convergence: 3 of 3 hosts at rev \d+, \d+ ms after the change$`)
 
 func hostnames(names []client.Name, service string) string {
 	var parts []string
@@ -154,6 +165,20 @@ func TestChecksFail(t *testing.T) {
 	}
 	if c := checkHostsFile(recs, path); !c.OK {
 		t.Errorf("a matching hosts file failed: %s", c.Detail)
+	}
+
+	nodes := []string{"n1", "n2", "n3"}
+	conv := feed.Convergence{Rev: 7, Nodes: []feed.NodeState{{Name: "n1", Rev: 7}, {Name: "n2", Rev: 7}, {Name: "n3", Rev: 6}}}
+	if c := converged(conv, 7, nodes); c.OK || !strings.Contains(c.Detail, "n3 is at rev 6") {
+		t.Errorf("an agent one rev behind passed: %+v", c)
+	}
+	conv.Nodes = conv.Nodes[:2]
+	if c := converged(conv, 7, nodes); c.OK || !strings.Contains(c.Detail, "n3 is not in") {
+		t.Errorf("a missing agent passed: %+v", c)
+	}
+	conv.Nodes = append(conv.Nodes, feed.NodeState{Name: "n3", Rev: 8})
+	if c := converged(conv, 7, nodes); !c.OK {
+		t.Errorf("every agent at or past the rev failed: %s", c.Detail)
 	}
 }
 

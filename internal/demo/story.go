@@ -24,10 +24,9 @@ import (
 func (w *world) story(ctx context.Context) error {
 	o := w.opts
 	w.say("Aerostat demo: an embedded MongoDB-wire store (%s), a simulated EC2 fleet,", w.uri)
-	w.say("the standalone controller and a node agent writing %s. Nothing else needed.", o.HostsFile)
-	if err := w.prepareHostsFile(); err != nil {
-		return err
-	}
+	w.say("the standalone controller serving its feed (http://%s) and %d node agents", w.feedLn.Addr(), len(w.nodes))
+	w.say("following it (%s writes %s). Nothing else needed.", w.nodes[0].name, o.HostsFile)
+	w.say("After each change: the time until the feed saw every agent's hosts file at its rev.")
 
 	// 1. A fresh fleet is named in launch order.
 	w.begin("Launch %d web nodes (iterative) and %d db nodes (masterful), tagged aerostat:service.", o.Web, o.DB)
@@ -123,7 +122,7 @@ func (w *world) story(ctx context.Context) error {
 	w.pause(ctx)
 
 	// 5. What every node resolves.
-	w.begin("The agent keeps the managed block of %s (the lines outside it are left alone):", o.HostsFile)
+	w.begin("%s keeps the managed block of %s (the lines outside it are left alone):", w.nodes[0].name, o.HostsFile)
 	data, err := os.ReadFile(o.HostsFile)
 	if err != nil {
 		return err
@@ -136,7 +135,7 @@ func (w *world) story(ctx context.Context) error {
 	w.pause(ctx)
 
 	// 6. Check, for real.
-	w.begin("Check the invariants against the store, the fleet and the file:")
+	w.begin("Check the invariants against the store, the fleet, the feed and the files:")
 	w.report.Checks = w.check(ctx)
 	for _, c := range append(slices.Clone(w.report.Checks), w.report.Facts...) {
 		mark := "ok  "
@@ -194,16 +193,40 @@ func (w *world) promote(ctx context.Context, service, instanceID string) error {
 	for _, c := range res.Changes {
 		w.say("      promote: %s", naming.Describe(c))
 	}
-	return w.syncAgent(ctx)
+	if len(res.Changes) > 0 {
+		w.written()
+	}
+	return nil
 }
 
-// check verifies the invariants on the real store, fleet and file.
+// check verifies the invariants on the real store, fleet, feed and files.
 func (w *world) check(ctx context.Context) []Check {
+	rev, err := w.store.Rev(ctx)
+	if err != nil {
+		return []Check{{Name: "read the ledger rev", Detail: err.Error()}}
+	}
+	// Every agent has the final rev before its file is compared.
+	c, _, err := w.waitConverged(ctx, rev)
+	conv := converged(c, rev, w.nodeNames())
+	if err != nil && conv.OK {
+		conv.OK, conv.Detail = false, err.Error()
+	}
 	recs, err := w.store.Records(ctx, "")
 	if err != nil {
-		return []Check{{Name: "read the ledger", Detail: err.Error()}}
+		return []Check{conv, {Name: "read the ledger", Detail: err.Error()}}
 	}
-	return []Check{checkUnique(recs), checkNamed(recs, w.fleet.Instances()), checkHostsFile(recs, w.opts.HostsFile)}
+	want, _ := hostsfile.FromRecords(recs)
+	files := Check{Name: fmt.Sprintf("the hosts file block of each of the %d agents matches the ledger (%d entries)", len(w.nodes), len(want)), OK: true}
+	var bad []string
+	for _, n := range w.nodes {
+		if fc := checkHostsFile(recs, n.path); !fc.OK {
+			bad = append(bad, n.name+": "+fc.Detail)
+		}
+	}
+	if len(bad) > 0 {
+		files.OK, files.Detail = false, strings.Join(bad, "; ")
+	}
+	return []Check{checkUnique(recs), checkNamed(recs, w.fleet.Instances()), conv, files}
 }
 
 func checkUnique(recs []naming.Record) Check {
@@ -291,22 +314,23 @@ func checkHostsFile(recs []naming.Record, path string) Check {
 	return c
 }
 
-// live keeps everything running: the controller and agent loops, a web
-// node replaced every ChurnEvery, and the changes as they happen.
+// live keeps everything running: the controller loop (the feed and the
+// agents already run), a web node replaced every ChurnEvery, and the
+// changes as they happen.
 func (w *world) live(ctx context.Context) error {
 	out := &lockedWriter{w: w.out}
 	w.out = out
 	w.say("")
-	w.say("Live: the controller and the agent keep running; every %v a web node is replaced.", w.opts.ChurnEvery)
+	w.say("Live: the controller and the agents keep running; every %v a web node is replaced.", w.opts.ChurnEvery)
 	w.say("Changes are printed as they happen (like kubectl get -w). Ctrl-C to stop.")
 	w.say("In another terminal: aerostat get names --server %s", w.uri)
+	w.say("                     aerostat get nodes --feed http://%s", w.feedLn.Addr())
 	w.say("")
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = w.ctrl.Run(ctx) })
-	wg.Go(func() { _ = w.agent.Run(ctx) })
 	wg.Go(func() { w.churn(ctx) })
 	stream := table.NewStream(out, table.Table, time.Now)
 	err := w.reader.Watch(ctx, client.Selector{}, stream.Print)
