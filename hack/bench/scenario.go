@@ -341,7 +341,7 @@ func (w *world) start(ctx context.Context) error {
 	w.node = &countingStore{inner: w.nodeDB}
 	w.feedDB = &countingStore{inner: w.ctrlDB}
 
-	w.fleet = fake.NewFleet(&launchClock{})
+	w.fleet = fake.NewFleet(&fake.LaunchClock{})
 	w.ec2srv = fake.NewServer(w.fleet)
 	w.closers = append(w.closers, w.ec2srv.Close)
 	w.ec2, err = cloud.NewEC2(ctx, cloud.EC2Options{
@@ -803,22 +803,3 @@ func stopChild(c *childProc) {
 	}
 }
 
-// launchClock hands out strictly increasing launch times so the fleet is
-// named oldest first, deterministically.
-type launchClock struct {
-	mu   sync.Mutex
-	last time.Time
-}
-
-func (c *launchClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	if !now.After(c.last) {
-		now = c.last.Add(time.Millisecond)
-	}
-	c.last = now
-	return now
-}
-
-func (c *launchClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }

@@ -23,7 +23,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/utils/clock"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/aerostat-io/aerostat/client"
@@ -257,7 +256,7 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	}
 	closers = append(closers, func() { _ = w.feedLn.Close() })
 
-	fleet := fake.NewFleet(&launchClock{})
+	fleet := fake.NewFleet(&fake.LaunchClock{})
 	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: fleet, Store: store, OnApplied: w.written})
 	interval := max(opts.StepDelay, 500*time.Millisecond)
 	// The story refills gaps within seconds of a termination: no hold-back
@@ -333,29 +332,6 @@ func (w *world) written() {
 	w.mu.Unlock()
 	w.feed.Notify()
 }
-
-// launchClock hands out strictly increasing times, so instances launched
-// one after another have distinct launch times and are named in launch
-// order (oldest first).
-type launchClock struct {
-	mu   sync.Mutex
-	last time.Time
-}
-
-func (c *launchClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	if !now.After(c.last) {
-		now = c.last.Add(time.Millisecond)
-	}
-	c.last = now
-	return now
-}
-
-func (c *launchClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
-
-var _ clock.PassiveClock = (*launchClock)(nil)
 
 func (w *world) say(format string, args ...any) {
 	fmt.Fprintf(w.out, format+"\n", args...)
