@@ -802,4 +802,3 @@ func stopChild(c *childProc) {
 		<-done
 	}
 }
-
