@@ -43,6 +43,31 @@ func BenchmarkPass(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("instances=%d/steady", n), func(b *testing.B) { benchPass(b, n, 0) })
 		b.Run(fmt.Sprintf("instances=%d/churn=10", n), func(b *testing.B) { benchPass(b, n, 10) })
+		b.Run(fmt.Sprintf("instances=%d/standalone/steady", n), func(b *testing.B) { benchStandalone(b, n) })
+	}
+}
+
+// benchStandalone times an idle standalone pass (one listing of every
+// tagged instance, then one pass per service) and reports its ledger
+// reads: each reads the whole collection on the embedded store.
+func benchStandalone(b *testing.B, n int) {
+	ctx := context.Background()
+	r := newRig(b)
+	const name = "bench"
+	seedNames(b, r, name, r.launch(n, name))
+	store := &readCounter{Store: r.store}
+	sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: r.syncer(store), Cloud: r.ec2, Store: store, Clock: r.clock})
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := sa.Pass(ctx); err != nil {
+			b.Fatalf("pass: %v", err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(store.records.Load()+store.changes.Load())/float64(b.N), "ledger-reads/pass")
+	b.ReportMetric(float64(r.server.TotalCalls())/float64(b.N), "ec2-calls/pass")
+	if w := store.writes.Load(); w != 0 {
+		b.Errorf("steady-state passes wrote %d ledger documents, want 0", w)
 	}
 }
 

@@ -86,11 +86,33 @@ type Summary struct {
 // or a service's ledger pass failed; other services still run.
 func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 	sum := Summary{Passes: map[string]Pass{}}
+	tagged, listErr := s.cloud.List(ctx, cloud.Filter{Name: "tag-key", Values: []string{TagService}})
+	if listErr != nil {
+		listErr = fmt.Errorf("listing instances tagged %s: %w", TagService, listErr)
+	}
+	// One ledger read for every service (each read scans the collection on
+	// the embedded store), taken after the listing as each service's own
+	// read used to be: a name claimed while the listing ran is then in the
+	// records, not bound a second time.
+	// The counter before the records, as ledger.Store.Changes does: the
+	// rev may then be below a record's, never above what was read.
+	rev, err := s.store.Rev(ctx)
+	if err != nil {
+		return sum, fmt.Errorf("reading ledger rev: %w", err)
+	}
 	records, err := s.store.Records(ctx, "")
 	if err != nil {
 		return sum, fmt.Errorf("reading ledger records: %w", err)
 	}
-	fleet, listErr := s.observe(ctx, records)
+	ledgerRecs := map[string][]naming.Record{}
+	for _, r := range records {
+		ledgerRecs[r.Service] = append(ledgerRecs[r.Service], r)
+		rev = max(rev, r.Rev)
+	}
+	var fleet fleet
+	if listErr == nil {
+		fleet, listErr = s.observe(ctx, tagged, records)
+	}
 
 	services := map[string]Service{}
 	byService := map[string][]naming.Instance{}
@@ -142,7 +164,11 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 	}
 	sort.Strings(sum.Services)
 	for _, name := range sum.Services {
-		pass, err := s.syncer.SyncObserved(ctx, services[name], byService[name], listErr)
+		// Every service starts from the one read above. A write since then
+		// makes a compare-and-set fail; the pass reports the conflict and
+		// the next one reads again, as before.
+		snap := &snapshot{records: ledgerRecs[name], rev: rev}
+		pass, err := s.syncer.syncObserved(ctx, services[name], byService[name], listErr, snap)
 		sum.Passes[name] = pass
 		sum.Changes += pass.Applied
 		if err != nil {
@@ -167,15 +193,11 @@ type fleet struct {
 	byID   map[string]naming.Instance
 }
 
-// observe lists every instance tagged with a service, then by id the bound
-// instances that listing did not return (nodes named without a tag). Any
-// failed listing makes the whole observation unknown.
-func (s *Standalone) observe(ctx context.Context, records []naming.Record) (fleet, error) {
+// observe adds to the instances tagged with a service, listed by id, the
+// bound instances that listing did not return (nodes named without a tag).
+// Any failed listing makes the whole observation unknown.
+func (s *Standalone) observe(ctx context.Context, tagged []naming.Instance, records []naming.Record) (fleet, error) {
 	var f fleet
-	tagged, err := s.cloud.List(ctx, cloud.Filter{Name: "tag-key", Values: []string{TagService}})
-	if err != nil {
-		return f, fmt.Errorf("listing instances tagged %s: %w", TagService, err)
-	}
 	f.tagged = tagged
 	f.byID = make(map[string]naming.Instance, len(tagged))
 	for _, in := range tagged {

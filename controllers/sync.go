@@ -126,6 +126,21 @@ func (s *Syncer) Sync(ctx context.Context, svc Service) (Pass, error) {
 // ledger failure (wrapping ledger.ErrConflict when a compare-and-set was
 // lost and the caller should re-run the pass soon).
 func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []naming.Instance, listErr error) (pass Pass, err error) {
+	return s.syncObserved(ctx, svc, instances, listErr, nil)
+}
+
+// snapshot is a ledger read a pass may start from instead of reading its
+// service's records again: on the embedded store every read scans the
+// whole collection, so the standalone loop reads once for all services.
+// A stale snapshot is safe: the writes are compare-and-set, and a lost one
+// is a conflict.
+type snapshot struct {
+	records []naming.Record // the service's records, in store order
+	rev     int64           // the store rev, read before the records
+}
+
+// syncObserved is SyncObserved starting from snap when it is not nil.
+func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []naming.Instance, listErr error, snap *snapshot) (pass Pass, err error) {
 	start := s.clock.Now()
 	service := svc.Policy.Service
 	defer func() { s.record(service, start, pass) }()
@@ -136,8 +151,10 @@ func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []nami
 	}
 	pass.Observed = naming.Observation{Instances: instances, Complete: true}
 
-	records, err := s.store.Records(ctx, service)
-	if err != nil {
+	var records []naming.Record
+	if snap != nil {
+		records, pass.Rev = snap.records, snap.rev
+	} else if records, err = s.store.Records(ctx, service); err != nil {
 		return pass, fmt.Errorf("reading ledger records of service %q: %w", service, err)
 	}
 	pass.Records = records
@@ -177,12 +194,17 @@ func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []nami
 		if err != nil {
 			return pass, fmt.Errorf("applying %d changes to service %q (%d applied): %w", len(pass.Plan.Changes), service, pass.Applied, err)
 		}
+		// Apply does not return the records it wrote (their revs come from
+		// the store), so a pass that wrote reads its service again.
 		if pass.Records, err = s.store.Records(ctx, service); err != nil {
 			return pass, fmt.Errorf("re-reading ledger records of service %q: %w", service, err)
 		}
+		snap = nil
 	}
-	if pass.Rev, err = s.store.Rev(ctx); err != nil {
-		return pass, fmt.Errorf("reading ledger rev: %w", err)
+	if snap == nil {
+		if pass.Rev, err = s.store.Rev(ctx); err != nil {
+			return pass, fmt.Errorf("reading ledger rev: %w", err)
+		}
 	}
 	if s.tags != nil && !s.dryRun {
 		var terr error
