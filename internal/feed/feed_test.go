@@ -89,6 +89,57 @@ func TestFollowerOutOfOrderCommits(t *testing.T) {
 	}
 }
 
+// After one change and nothing else, the overlap window is re-read with a
+// backoff instead of on every poll (each read scans the collection on the
+// embedded store), and the read that closes the window still catches a
+// write that took its rev before the change and committed just before the
+// window closed.
+func TestFollowerIdleAfterChangeBacksOff(t *testing.T) {
+	ctx := context.Background()
+	fc := clocktesting.NewFakeClock(t0)
+	st := feedtest.New()
+	st.Bind("web-0", "web", "i-0", "10.0.0.1")
+	const overlap = 30 * time.Second
+	f := NewFollower(st, FollowerOptions{Clock: fc, Overlap: overlap, ResyncEvery: time.Hour})
+	poll := func() {
+		t.Helper()
+		fc.Step(time.Second)
+		if _, err := f.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 31 { // past the follow-up full read
+		poll()
+	}
+	fullsBefore, _ := f.Reads()
+
+	slow := st.TakeRev() // a writer that holds its rev for most of the window
+	st.Bind("web-2", "web", "i-2", "10.0.0.3")
+	changesBefore := st.Calls("Changes")
+	poll() // sees the change
+	for range 28 {
+		poll()
+	}
+	if got := hostnames(f.Records(), true); got != "web-0,web-2" {
+		t.Fatalf("records before the slow commit = %s", got)
+	}
+	st.Commit(naming.Record{Hostname: "web-1", Service: "web", InstanceID: "i-1", IP: "10.0.0.2"}, slow)
+	for range 30 {
+		poll()
+	}
+	if got := hostnames(f.Records(), true); got != "web-0,web-1,web-2" {
+		t.Errorf("records = %s, want the slow commit picked up by deltas", got)
+	}
+	if fulls, _ := f.Reads(); fulls != fullsBefore {
+		t.Errorf("%d full reads, want the slow commit found by a delta read", fulls-fullsBefore)
+	}
+	// The change, then 1s, 2s, 4s, 8s and 16s later, then the read that
+	// closes the window: 6 reads in 59 polls, not one a poll for 30 s.
+	if n := st.Calls("Changes") - changesBefore; n != 6 {
+		t.Errorf("%d delta reads over %d idle seconds after one change, want 6", n, 59)
+	}
+}
+
 // A write in flight during the very first full read is picked up.
 func TestFollowerInFlightAtStartup(t *testing.T) {
 	ctx := context.Background()

@@ -45,15 +45,29 @@ type FollowerOptions struct {
 // every writer has committed (or abandoned) by now. After its first full
 // read it does a second one Overlap later, which covers writes that were in
 // flight during the first.
+//
+// Each delta read asks for the revs above the mark of the previous delta
+// read, not the current one: a rev that became safe since then may have
+// committed after that read. While nothing new is written the window is
+// re-read with a backoff (1s, 2s, 4s … up to Overlap) instead of on every
+// poll, since each read scans the collection on the embedded store; the
+// read that makes the window safe is never skipped.
 type Follower struct {
 	store ledger.Store
 	opts  FollowerOptions
 
-	records  map[string]naming.Record
-	synced   bool
-	lastRev  int64 // highest store rev returned by the last read
-	obs      []observation
-	nextFull time.Time
+	records map[string]naming.Record
+	synced  bool
+	lastRev int64 // highest store rev returned by the last read
+	obs     []observation
+	// readFrom is the safe mark at the last read: every rev at or below it
+	// has been read.
+	readFrom int64
+	// recheckAt is when the window above readFrom is next re-read while the
+	// store rev stands still; recheckStep is the backoff that got there.
+	recheckAt   time.Time
+	recheckStep time.Duration
+	nextFull    time.Time
 	// provisional covers the window after the first full read, until the
 	// follow-up full read replaces it.
 	provisional      int64
@@ -97,15 +111,23 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 		return f.full(ctx, now)
 	}
 	f.observe(f.opts.Clock.Now(), rev)
-	from := f.safeMark(now)
-	if rev == f.lastRev && from >= f.lastRev {
+	mark := f.safeMark(now)
+	switch {
+	case rev != f.lastRev:
+		f.recheckStep = time.Second // something new: re-read soon after
+	case f.readFrom >= f.lastRev:
 		return nil, nil // nothing new, nothing in flight
+	case mark < f.lastRev && now.Before(f.recheckAt):
+		return nil, nil // an out-of-order commit waits for the backoff
 	}
-	recs, storeRev, err := f.store.Changes(ctx, from)
+	recs, storeRev, err := f.store.Changes(ctx, f.readFrom)
 	if err != nil {
-		return nil, fmt.Errorf("reading ledger changes since rev %d: %w", from, err)
+		return nil, fmt.Errorf("reading ledger changes since rev %d: %w", f.readFrom, err)
 	}
 	f.deltas++
+	f.readFrom = max(f.readFrom, mark)
+	f.recheckAt = now.Add(f.recheckStep)
+	f.recheckStep = min(2*f.recheckStep, f.opts.Overlap)
 	for _, r := range recs {
 		if old, ok := f.records[r.Hostname]; !ok || !sameRecord(old, r) {
 			changed = append(changed, r.Hostname)
@@ -158,6 +180,9 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	} else {
 		f.nextFull = now.Add(f.opts.ResyncEvery)
 	}
+	// Everything safe by now had committed before this read.
+	f.readFrom = f.safeMark(now)
+	f.recheckAt, f.recheckStep = now, time.Second
 	return changed, nil
 }
 
