@@ -266,26 +266,36 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		}
 		return "", printPlan(out, res, recs, id)
 	}
-	res, err := ledger.Claim(ctx, store, info.Service, plan)
-	if err != nil {
-		return "", err
+	// A 1.x client still writing without compare-and-set can overwrite the
+	// name between our claim and the read-back; claiming again then gets
+	// this instance the next free name instead of failing the boot.
+	var problems []string
+	for range maxClaimRounds {
+		res, err := ledger.Claim(ctx, store, info.Service, plan)
+		if err != nil {
+			return "", err
+		}
+		for _, c := range res.Changes {
+			log.Info("ledger updated", "change", naming.Describe(c))
+		}
+		for _, p := range res.Problems {
+			log.Info("ledger problem", "problem", p)
+		}
+		problems = res.Problems
+		recs, err := store.Records(ctx, info.Service)
+		if err != nil {
+			return "", fmt.Errorf("reading back the claim: %w", err)
+		}
+		if name, ok := holding(recs, id); ok {
+			return name, nil
+		}
 	}
-	for _, c := range res.Changes {
-		log.Info("ledger updated", "change", naming.Describe(c))
-	}
-	for _, p := range res.Problems {
-		log.Info("ledger problem", "problem", p)
-	}
-	recs, err := store.Records(ctx, info.Service)
-	if err != nil {
-		return "", fmt.Errorf("reading back the claim: %w", err)
-	}
-	name, ok := holding(recs, id)
-	if !ok {
-		return "", fmt.Errorf("instance %s got no name in service %s (problems: %s)", id, info.Service, strings.Join(res.Problems, "; "))
-	}
-	return name, nil
+	return "", fmt.Errorf("instance %s got no name in service %s after %d claims (problems: %s)", id, info.Service, maxClaimRounds, strings.Join(problems, "; "))
 }
+
+// maxClaimRounds bounds claim-then-read-back rounds lost to writers
+// without compare-and-set (1.x clients).
+const maxClaimRounds = 3
 
 // transient reports store errors worth retrying: unreachable, timed out,
 // connection pool exhausted. Bad input, planner refusals and lost

@@ -37,14 +37,22 @@ func RegisterPlan(service string, scheme naming.Scheme, id, ip, desiredMaster st
 // Register claims a name for id through ledger.Claim and reads back the
 // name it holds, as the register command prints it.
 func Register(ctx context.Context, store ledger.Store, service string, scheme naming.Scheme, id, ip, desiredMaster string, now time.Time) (string, error) {
-	if _, err := ledger.Claim(ctx, store, service, RegisterPlan(service, scheme, id, ip, desiredMaster, now)); err != nil {
-		return "", err
+	// As the register command does: a 1.x client writing without
+	// compare-and-set may take the name between the claim and the
+	// read-back, and claiming again gets the next free one.
+	for range 3 {
+		if _, err := ledger.Claim(ctx, store, service, RegisterPlan(service, scheme, id, ip, desiredMaster, now)); err != nil {
+			return "", err
+		}
+		recs, err := store.Records(ctx, service)
+		if err != nil {
+			return "", err
+		}
+		if name := Holding(recs, id); name != "" {
+			return name, nil
+		}
 	}
-	recs, err := store.Records(ctx, service)
-	if err != nil {
-		return "", err
-	}
-	return Holding(recs, id), nil
+	return "", nil
 }
 
 // Holding is the name id holds (the master first, then the lowest
