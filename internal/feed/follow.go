@@ -4,6 +4,7 @@
 package feed
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -220,7 +221,7 @@ func (f *Follower) Records() []naming.Record {
 	for _, r := range f.records {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b naming.Record) int { return compareStrings(a.Hostname, b.Hostname) })
+	slices.SortFunc(out, func(a, b naming.Record) int { return cmp.Compare(a.Hostname, b.Hostname) })
 	return out
 }
 
@@ -238,13 +239,3 @@ func (f *Follower) Rev() int64 { return f.lastRev }
 
 // Reads returns how many full and delta reads were made (for metrics and benchmarks).
 func (f *Follower) Reads() (fulls, deltas int) { return f.fulls, f.deltas }
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -202,7 +203,7 @@ func (t *nodeTable) snapshot(epoch string, now time.Time) Convergence {
 		case e.epoch == epoch && e.seq >= latest.seq:
 			s.Rev = latest.storeRev
 		case e.epoch == epoch && e.seq >= 0:
-			i, found := slices.BinarySearchFunc(t.history, e.seq, func(p published, seq int64) int { return cmpInt(p.seq, seq) })
+			i, found := slices.BinarySearchFunc(t.history, e.seq, func(p published, seq int64) int { return cmp.Compare(p.seq, seq) })
 			if found {
 				s.Rev = t.history[i].storeRev
 				i++
@@ -305,16 +306,6 @@ func ValidNodeName(s string) bool {
 		}
 	}
 	return true
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func boolInt(b bool) int {
