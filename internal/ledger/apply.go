@@ -238,6 +238,42 @@ func (m *Mongo) insert(ctx context.Context, c naming.Change, set bson.D) error {
 	if res.UpsertedCount == 0 {
 		return &ConflictError{Hostname: c.Hostname, Change: c}
 	}
+	return m.restoreEmpty(ctx, doc)
+}
+
+// restoreEmpty sets again the null and empty-array fields of a document
+// just created by an upsert: FerretDB v1 drops them from $setOnInsert, and
+// 1.x's updater reads item['aliases'] of every record, so a record without
+// the field kills every 1.x updater. Real MongoDB keeps them; the write is
+// then a no-op. Its filter pins the rev just written, so it never touches
+// a record another writer changed since.
+func (m *Mongo) restoreEmpty(ctx context.Context, doc bson.D) error {
+	var id, rev any
+	var empty bson.D
+	for _, e := range doc {
+		switch v := e.Value.(type) {
+		case nil:
+			empty = append(empty, e)
+		case []string:
+			if len(v) == 0 {
+				empty = append(empty, e)
+			}
+		}
+		switch e.Key {
+		case "_id":
+			id = e.Value
+		case "rev":
+			rev = e.Value
+		}
+	}
+	if len(empty) == 0 {
+		return nil
+	}
+	_, err := m.servers.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "rev", Value: rev}},
+		bson.D{{Key: "$set", Value: empty}})
+	if err != nil {
+		return fmt.Errorf("writing the empty 1.x fields of %v: %w", id, err)
+	}
 	return nil
 }
 
