@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
@@ -24,11 +23,21 @@ import (
 // hosts plugin reads it where the ConfigMap is mounted.
 const HostsConfigMapKey = "hosts"
 
+// HostsLabel (value "true") marks the ConfigMap the controller may
+// overwrite: one pointed by mistake at another ConfigMap (coredns,
+// aws-auth) is refused, not replaced.
+const HostsLabel = "aerostat.io/hosts-configmap"
+
 // maxConfigMapBytes keeps the hosts file under the 1 MiB object limit with
 // room for metadata (about 30,000 names).
 const maxConfigMapBytes = 900 << 10
 
-// +kubebuilder:rbac:groups="",namespace=kube-system,resources=configmaps,verbs=get;create;update
+// The Role names the one ConfigMap it may read and update. There is no
+// create: RBAC cannot limit create by name, and create on every ConfigMap
+// of kube-system would let the controller make an aws-auth (cluster admin
+// on EKS) where there is none. The ConfigMap must exist (the chart makes
+// it) and carry HostsLabel before the controller writes it.
+// +kubebuilder:rbac:groups="",namespace=kube-system,resources=configmaps,resourceNames=aerostat-hosts,verbs=get;update
 
 // HostsConfigMapOptions configure a HostsConfigMap.
 type HostsConfigMapOptions struct {
@@ -152,18 +161,13 @@ func (h *HostsConfigMap) write(ctx context.Context, data string) (bool, error) {
 	var cm corev1.ConfigMap
 	err := h.opts.Reader.Get(ctx, h.opts.Key, &cm)
 	if apierrors.IsNotFound(err) {
-		cm = corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: h.opts.Key.Namespace, Name: h.opts.Key.Name,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "aerostat"}},
-			Data: map[string]string{HostsConfigMapKey: data},
-		}
-		if err := h.opts.Writer.Create(ctx, &cm); err != nil {
-			return false, fmt.Errorf("creating configmap %s: %w", h.opts.Key, err)
-		}
-		return true, nil
+		return false, fmt.Errorf("configmap %s does not exist: create it with label %s=true (the Helm chart does); the controller may not create ConfigMaps", h.opts.Key, HostsLabel)
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading configmap %s: %w", h.opts.Key, err)
+	}
+	if cm.Labels[HostsLabel] != "true" {
+		return false, fmt.Errorf("configmap %s lacks label %s=true: refusing to overwrite a ConfigMap Aerostat does not manage", h.opts.Key, HostsLabel)
 	}
 	if cm.Data[HostsConfigMapKey] == data {
 		return false, nil

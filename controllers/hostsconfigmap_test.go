@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/aerostat-io/aerostat/controllers"
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
@@ -57,6 +58,31 @@ func TestHostsConfigMap(t *testing.T) {
 	bind("web-0", "i-0", "10.0.0.1", "www")
 	bind("web-1", "i-1", "10.0.0.2")
 	h := controllers.NewHostsConfigMap(controllers.HostsConfigMapOptions{Store: r.store, Reader: c, Writer: c, Key: key, Clock: r.clock})
+	// The controller has no create permission: a missing ConfigMap is an
+	// error and nothing is created; one without the managed-by label (say
+	// aws-auth named by mistake) is refused and left as it was.
+	if err := h.SyncOnce(ctx); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("sync with no ConfigMap = %v, want an error saying it does not exist", err)
+	}
+	var none corev1.ConfigMap
+	if err := c.Get(ctx, key, &none); err == nil {
+		t.Fatal("the controller created the ConfigMap")
+	}
+	foreign := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
+		Data: map[string]string{"mapRoles": "- rolearn: x"}}
+	if err := c.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SyncOnce(ctx); err == nil || !strings.Contains(err.Error(), controllers.HostsLabel) {
+		t.Fatalf("sync over an unlabelled ConfigMap = %v, want a refusal naming %s", err, controllers.HostsLabel)
+	}
+	if _, cm := readRaw(t, c, key); cm.Data["mapRoles"] != "- rolearn: x" || len(cm.Data) != 1 {
+		t.Fatalf("unlabelled ConfigMap changed: %v", cm.Data)
+	}
+	foreign.Labels = map[string]string{controllers.HostsLabel: "true"}
+	if err := c.Update(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.SyncOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +91,6 @@ func TestHostsConfigMap(t *testing.T) {
 		t.Fatalf("configmap names = %s, want %s", got, want)
 	}
 	t.Logf("configmap %s, key %s:\n%s", key, controllers.HostsConfigMapKey, cm.Data[controllers.HostsConfigMapKey])
-	if cm.Labels["app.kubernetes.io/managed-by"] != "aerostat" {
-		t.Errorf("labels = %v", cm.Labels)
-	}
 	version := cm.ResourceVersion
 
 	r.clock.Step(5 * time.Second)
@@ -99,6 +122,15 @@ func TestHostsConfigMap(t *testing.T) {
 	if got, _ := read(); got != "10.0.0.1 web-0,10.0.0.2 web-1,10.0.0.3 web-2,10.0.0.1 www" {
 		t.Errorf("hand edit not repaired: %s", got)
 	}
+}
+
+func readRaw(t *testing.T, c client.Client, key types.NamespacedName) (string, corev1.ConfigMap) {
+	t.Helper()
+	var cm corev1.ConfigMap
+	if err := c.Get(context.Background(), key, &cm); err != nil {
+		t.Fatal(err)
+	}
+	return cm.ResourceVersion, cm
 }
 
 func TestParseConfigMapRef(t *testing.T) {

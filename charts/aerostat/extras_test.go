@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 )
 
@@ -47,16 +48,27 @@ controller:
 	if role.Namespace != "dns" {
 		t.Errorf("hosts Role in %q, want dns", role.Namespace)
 	}
+	// get and update of that one ConfigMap, nothing else: no create (it
+	// cannot be limited by name, and would let the controller make an
+	// aws-auth), so the chart makes the ConfigMap itself.
+	if len(role.Rules) != 1 {
+		t.Errorf("hosts Role has %d rules, want 1: %+v", len(role.Rules), role.Rules)
+	}
 	for _, rule := range role.Rules {
 		if !slices.Equal(rule.APIGroups, []string{""}) || !slices.Equal(rule.Resources, []string{"configmaps"}) {
 			t.Errorf("hosts Role grants more than configmaps: %+v", rule)
 		}
-		if slices.ContainsFunc(rule.Verbs, func(v string) bool { return v != "create" }) && !slices.Equal(rule.ResourceNames, []string{"fleet-hosts"}) {
+		if !slices.Equal(rule.ResourceNames, []string{"fleet-hosts"}) {
 			t.Errorf("hosts Role rule %+v is not limited to fleet-hosts", rule)
 		}
-		if slices.ContainsFunc(rule.Verbs, func(v string) bool { return v == "list" || v == "watch" || v == "delete" || v == "*" }) {
-			t.Errorf("hosts Role rule %+v grants more than get, update, create", rule)
+		if v := slices.Sorted(slices.Values(rule.Verbs)); !slices.Equal(v, []string{"get", "update"}) {
+			t.Errorf("hosts Role rule verbs %v, want get and update", v)
 		}
+	}
+	var cm corev1.ConfigMap
+	typed(t, on, "ConfigMap", "fleet-hosts", &cm)
+	if cm.Namespace != "dns" || cm.Labels["aerostat.io/hosts-configmap"] != "true" || cm.Annotations["helm.sh/resource-policy"] != "keep" || len(cm.Data) != 0 {
+		t.Errorf("hosts ConfigMap %+v: want it in dns, labelled, kept on uninstall, data left to the controller", cm.ObjectMeta)
 	}
 	var rb rbacv1.RoleBinding
 	typed(t, on, "RoleBinding", "aerostat-controller-hosts", &rb)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -19,6 +20,13 @@ const DefaultMaxShrink = 0.5
 
 // ErrShrink is returned when a write would remove too much of the block at once.
 var ErrShrink = errors.New("refusing to shrink the aerostat block")
+
+// ErrNotPlainFile is returned when the hosts file is a symlink, has other
+// hard links or is not a regular file: writing through it could change a
+// file other than the one configured (a hosts symlink or hard link to
+// /etc/passwd), and inside a container an absolute symlink resolves in the
+// container's own filesystem, where it reads as empty.
+var ErrNotPlainFile = errors.New("not a plain hosts file")
 
 // Writer keeps one hosts file up to date.
 type Writer struct {
@@ -65,6 +73,9 @@ type SyncOptions struct {
 // block would shrink by more than MaxShrink (ErrShrink).
 // A missing file is treated as empty.
 func (w *Writer) Sync(entries []Entry, legacy []byte, opts SyncOptions) (Result, error) {
+	if err := checkPlain(w.Path); err != nil {
+		return Result{}, err
+	}
 	old, err := os.ReadFile(w.Path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Result{}, fmt.Errorf("reading %s: %w", w.Path, err)
@@ -152,8 +163,38 @@ func (w *Writer) backup(old []byte) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("checking backup %s: %w", path, err)
 	}
-	if err := os.WriteFile(path, old, 0o644); err != nil {
+	// O_EXCL with O_NOFOLLOW: a symlink planted at the backup path is
+	// refused, never followed.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
 		return fmt.Errorf("writing backup %s: %w", path, err)
+	}
+	if _, err := f.Write(old); err != nil {
+		f.Close()
+		return fmt.Errorf("writing backup %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing backup %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkPlain refuses a hosts file that is a symlink or not a regular file.
+// A missing file is fine (it is created by rename).
+func checkPlain(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", path, err)
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(path)
+		return fmt.Errorf("%w: %s is a symlink to %q; refusing to write through it (in a container an absolute symlink points into the container's own files and reads as empty): give the real file's path", ErrNotPlainFile, path, target)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is a %s, not a regular file", ErrNotPlainFile, path, st.Mode().Type())
 	}
 	return nil
 }
@@ -163,11 +204,17 @@ func (w *Writer) backup(old []byte) error {
 // mount point (EBUSY: a bind-mounted /etc/hosts in a container).
 func (w *Writer) write(data []byte) (inPlace bool, err error) {
 	mode := fs.FileMode(0o644)
-	st, statErr := os.Stat(w.Path)
+	st, statErr := os.Lstat(w.Path)
 	if statErr == nil {
 		mode = st.Mode().Perm()
 	}
 	dir := filepath.Dir(w.Path)
+	if statErr == nil && isMountPoint(st, dir) {
+		// A single bind-mounted file (the agent's DaemonSet mounts only
+		// /etc/hosts): its directory is the container's read-only root,
+		// and rename onto a mount point fails anyway.
+		return true, writeInPlace(w.Path, st, data)
+	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(w.Path)+".aerostat-*")
 	if err != nil {
 		return false, fmt.Errorf("creating temp file in %s: %w", dir, err)
@@ -201,7 +248,7 @@ func (w *Writer) write(data []byte) (inPlace bool, err error) {
 		if !errors.Is(err, syscall.EBUSY) {
 			return false, fmt.Errorf("replacing %s: %w", w.Path, err)
 		}
-		return true, writeInPlace(w.Path, data)
+		return true, writeInPlace(w.Path, st, data)
 	}
 	if d, err := os.Open(dir); err == nil {
 		err = d.Sync()
@@ -221,20 +268,57 @@ func statErrSys(st fs.FileInfo, err error) (*syscall.Stat_t, bool) {
 	return sys, ok
 }
 
-// writeInPlace rewrites the same inode. It writes over the old bytes before
-// truncating, so a concurrent reader never sees an empty file (it may see a
-// mix for a moment, which a rename would have avoided).
-func writeInPlace(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+// isMountPoint reports whether the file at st lives on another device than
+// its directory: a bind-mounted file.
+func isMountPoint(st fs.FileInfo, dir string) bool {
+	dst, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	a, ok1 := st.Sys().(*syscall.Stat_t)
+	b, ok2 := dst.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && a.Dev != b.Dev
+}
+
+// writeInPlace rewrites the same inode, which must still be the plain file
+// want describes (no symlink followed, no other hard link: a hosts file
+// hard-linked to /etc/passwd is refused, not written).
+//
+// A reader of the file (glibc reads /etc/hosts in 4 KiB read calls) must
+// never see it empty or cut short, so the file is never truncated first:
+// the new content, padded with trailing newlines to the old length when it
+// is shorter, goes down in one write at offset 0, and only then is the
+// padding (blank lines, harmless to any reader) cut off. A file that fits
+// one read is seen whole, old or new; a larger one can be read across a
+// rewrite (first pages old, later ones new), which only rename avoids.
+func writeInPlace(path string, want fs.FileInfo, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("opening %s for in-place rewrite: %w", path, err)
 	}
 	defer f.Close()
-	if _, err := f.WriteAt(data, 0); err != nil {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", path, err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || !st.Mode().IsRegular() || (want != nil && !os.SameFile(st, want)) {
+		return fmt.Errorf("%w: %s changed under the writer; refusing the in-place rewrite", ErrNotPlainFile, path)
+	}
+	if sys.Nlink > 1 {
+		return fmt.Errorf("%w: %s has %d hard links; refusing to rewrite a file that is also another name", ErrNotPlainFile, path, sys.Nlink)
+	}
+	padded := data
+	if n := int(st.Size()) - len(data); n > 0 {
+		padded = append(slices.Clip(data), bytes.Repeat([]byte{'\n'}, n)...)
+	}
+	if _, err := f.WriteAt(padded, 0); err != nil {
 		return fmt.Errorf("rewriting %s in place: %w", path, err)
 	}
-	if err := f.Truncate(int64(len(data))); err != nil {
-		return fmt.Errorf("truncating %s: %w", path, err)
+	if len(padded) != len(data) {
+		if err := f.Truncate(int64(len(data))); err != nil {
+			return fmt.Errorf("truncating %s: %w", path, err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", path, err)

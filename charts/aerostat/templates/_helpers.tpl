@@ -99,7 +99,10 @@ template includes this so a bad combination fails the whole render.
 {{- fail "agent.source=mongodb needs agent.mongodb.existingSecret: a Secret with a read-only user's URI (agents must not hold read-write credentials)" }}
 {{- end }}
 {{- if hasSuffix "/hosts" (trimSuffix "/" .Values.agent.hostEtcDir) }}
-{{- fail (printf "agent.hostEtcDir=%q names the hosts file: give its directory (e.g. /etc); the agent renames a temp file over hosts, which a single-file mount refuses" .Values.agent.hostEtcDir) }}
+{{- fail (printf "agent.hostEtcDir=%q names the hosts file: give its directory (e.g. /etc) and the file's name in agent.hostsFileName" .Values.agent.hostEtcDir) }}
+{{- end }}
+{{- if and .Values.agent.hostsDirectory (has (trimSuffix "/" .Values.agent.hostsDirectory) (list "" "/etc" "/" "/var" "/var/lib" "/root" "/usr" "/run")) }}
+{{- fail (printf "agent.hostsDirectory=%q is a system directory: give a directory that holds nothing but the hosts file (e.g. /etc/aerostat), so the agent can write nothing else" .Values.agent.hostsDirectory) }}
 {{- end }}
 {{- if and (not .Values.controller.leaderElection) (gt (int .Values.controller.replicas) 1) }}
 {{- fail (printf "controller.leaderElection=false with controller.replicas=%d: more than one replica needs leader election" (int .Values.controller.replicas)) }}
