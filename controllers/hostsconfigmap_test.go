@@ -24,11 +24,13 @@ func TestHostsConfigMap(t *testing.T) {
 	_, c := envtestClient(t)
 	r := newRig(t)
 	ctx := context.Background()
-	nsName := "dns-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName}}
+	// envtest has no namespace controller, so a deleted namespace stays
+	// Terminating: each run takes a fresh name, and -count=N works.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dns-"}}
 	if err := c.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
+	nsName := ns.Name
 	t.Cleanup(func() { _ = c.Delete(context.Background(), ns) })
 	key := types.NamespacedName{Namespace: nsName, Name: "aerostat-hosts"}
 	bind := func(host, id, ip string, aliases ...string) {

@@ -87,14 +87,35 @@ func TestBindMountedHosts(t *testing.T) {
 	if err := os.WriteFile(hostname, []byte("ip-10-9-0-4\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, bakErr := os.Stat("/etc/hosts.bak")
+	// The child sees dir/etc as its whole /etc: nothing of the machine's
+	// /etc is read or written, whatever it holds (a hosts.bak, say).
+	etc := filepath.Join(dir, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"nsswitch.conf": "hosts: files\n", "hosts": "", "hostname": ""} {
+		if err := os.WriteFile(filepath.Join(etc, name), []byte(content), 0o644); err != nil { // mount points and config
+			t.Fatal(err)
+		}
+	}
 	var before syscall.Stat_t
 	if err := syscall.Stat(hosts, &before); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("unshare", "-m", "-u", "--propagation", "private", os.Args[0], "-test.run=^TestBindMountedHosts$", "-test.v")
-	cmd.Env = append(os.Environ(), bindMountChildEnv+"="+dir, "AEROSTAT_SERVER="+server, "AEROSTAT_INFO="+info,
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL, "AWS_EC2_METADATA_DISABLED=false", "AWS_REGION=us-east-1")
+	// HOME and the AWS config files point into dir, so the SDK reads no
+	// profile of the machine's.
+	// The machine's own AWS_* settings (a CA bundle in /etc, a profile)
+	// are left out.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, bindMountChildEnv+"="+dir, "AEROSTAT_SERVER="+server, "AEROSTAT_INFO="+info,
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL, "AWS_EC2_METADATA_DISABLED=false", "AWS_REGION=us-east-1",
+		"HOME="+dir, "AWS_CONFIG_FILE="+filepath.Join(dir, "aws-config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "aws-credentials"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
@@ -121,8 +142,8 @@ func TestBindMountedHosts(t *testing.T) {
 	if b, err := os.ReadFile(hosts + ".bak"); err == nil {
 		t.Errorf("a backup was written next to the bind-mount source: %q", b)
 	}
-	if _, err := os.Stat("/etc/hosts.bak"); bakErr != nil && err == nil {
-		t.Error("the test wrote the real /etc/hosts.bak")
+	if b, err := os.ReadFile(filepath.Join(etc, "hosts.bak")); err != nil || string(b) != "127.0.0.1 localhost\n# my line\n" {
+		t.Errorf("the child's /etc/hosts.bak = %q, %v; want the file as it was before", b, err)
 	}
 	if h, _ := os.Hostname(); h == "web-3" {
 		t.Error("the test machine's hostname changed; sethostname must stay in the child's UTS namespace")
@@ -131,23 +152,11 @@ func TestBindMountedHosts(t *testing.T) {
 
 func bindMountChild(t *testing.T) {
 	dir := os.Getenv(bindMountChildEnv)
-	// An overlay keeps the files the 1.x line writes next to /etc/hosts
-	// (hosts.bak) off the real /etc; they land in a tmpfs.
-	ovl := filepath.Join(dir, "overlay")
-	if err := os.Mkdir(ovl, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", ovl, "tmpfs", 0, ""); err != nil {
-		t.Skipf("mounting a tmpfs to shield /etc: %v", err)
-	}
-	for _, d := range []string{"upper", "work"} {
-		if err := os.Mkdir(filepath.Join(ovl, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := syscall.Mount("overlay", "/etc", "overlay", 0,
-		"lowerdir=/etc,upperdir="+filepath.Join(ovl, "upper")+",workdir="+filepath.Join(ovl, "work")); err != nil {
-		t.Skipf("overlay on /etc (to keep the real /etc untouched): %v", err)
+	// dir/etc becomes this namespace's /etc, so what the 1.x line writes
+	// next to /etc/hosts (hosts.bak) lands in the test's directory and the
+	// machine's /etc is neither read nor written.
+	if err := syscall.Mount(filepath.Join(dir, "etc"), "/etc", "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount of a private /etc: %v", err)
 	}
 	for _, m := range []struct{ src, dst string }{{filepath.Join(dir, "hosts"), "/etc/hosts"}, {filepath.Join(dir, "hostname"), "/etc/hostname"}} {
 		if err := syscall.Mount(m.src, m.dst, "", syscall.MS_BIND, ""); err != nil {

@@ -163,7 +163,8 @@ type Agent struct {
 
 	stamp fileStamp // the file as the last sync left it
 
-	afterSync func(error) // test hook: called by Run after each SyncOnce
+	afterSync func(error)                           // test hook: called by Run after each SyncOnce
+	armed     func(wait time.Duration, pushed bool) // test hook: Run's timer is armed and Run is about to block
 }
 
 // New returns an Agent. It registers its metrics in opts.Metrics.
@@ -374,11 +375,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		if wait <= 0 && wake == nil {
 			continue
 		}
+		// A timer stopped on every other wake-up: one left armed would fire
+		// later for nothing (and, under a fake clock, count as a waiter).
+		timer := a.opts.Clock.NewTimer(wait)
+		if a.armed != nil {
+			a.armed(wait, wake != nil)
+		}
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
-		case <-a.opts.Clock.After(wait):
+		case <-timer.C():
 		case _, ok := <-wake:
+			timer.Stop()
 			if !ok {
 				a.opts.Logger.Info("change stream closed; polling the rev counter", "interval", a.opts.Interval)
 				a.m.pushing.Set(0)

@@ -346,15 +346,15 @@ func TestAgentRunStopsOnCancel(t *testing.T) {
 	st := feedtest.New()
 	st.Bind("web-0", "web", "i-0", "10.0.0.1")
 	f := newFixture(t, ledgerSource(st), Options{Interval: time.Second})
+	armed := make(chan struct{}, 10)
+	f.agent.armed = func(time.Duration, bool) { armed <- struct{}{} }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- f.agent.Run(ctx) }()
-	for !f.clock.HasWaiters() { // first sync done, waiting for the next
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v", err)
-		default:
-		}
+	select { // first sync done, waiting for the next
+	case <-armed:
+	case err := <-done:
+		t.Fatalf("Run returned early: %v", err)
 	}
 	if got := f.block(t); got != "10.0.0.1 web-0" {
 		t.Errorf("block = %s", got)

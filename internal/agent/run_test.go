@@ -32,12 +32,25 @@ func (p *pushSource) Notify(context.Context) (<-chan struct{}, error) {
 	}
 }
 
-// running starts f.agent.Run and returns a channel that receives the
-// result of every SyncOnce Run makes, and a stop function.
-func (f *fixture) running(t *testing.T) (syncs <-chan error, stop func()) {
+// run is an Agent.Run under test: every SyncOnce result in order, and
+// every timer Run arms before it blocks.
+type run struct {
+	syncs <-chan error
+	armed <-chan armedWait
+}
+
+type armedWait struct {
+	wait   time.Duration
+	pushed bool
+}
+
+// running starts f.agent.Run and returns what it does and a stop function.
+func (f *fixture) running(t *testing.T) (r run, stop func()) {
 	t.Helper()
-	ch := make(chan error, 100)
-	f.agent.afterSync = func(err error) { ch <- err }
+	syncs := make(chan error, 100)
+	armed := make(chan armedWait, 100)
+	f.agent.afterSync = func(err error) { syncs <- err }
+	f.agent.armed = func(d time.Duration, pushed bool) { armed <- armedWait{d, pushed} }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -46,13 +59,14 @@ func (f *fixture) running(t *testing.T) (syncs <-chan error, stop func()) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	return ch, func() { cancel(); <-done }
+	return run{syncs, armed}, func() { cancel(); <-done }
 }
 
-func next(t *testing.T, syncs <-chan error) error {
+// next returns the result of Run's next SyncOnce.
+func (r run) next(t *testing.T) error {
 	t.Helper()
 	select {
-	case err := <-syncs:
+	case err := <-r.syncs:
 		return err
 	case <-time.After(30 * time.Second): // a hang guard, not a timing assertion
 		t.Fatal("no sync happened")
@@ -60,15 +74,16 @@ func next(t *testing.T, syncs <-chan error) error {
 	}
 }
 
-// waitIdle returns once Run is blocked waiting on the clock.
-func (f *fixture) waitIdle(t *testing.T) {
+// idle returns once Run has armed the timer it will wait on next (so a
+// clock step from now on reaches that timer) and what that timer is.
+func (r run) idle(t *testing.T) armedWait {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f.clock.HasWaiters() {
-		if time.Now().After(deadline) {
-			t.Fatal("Run never waited on the clock")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case a := <-r.armed:
+		return a
+	case <-time.After(30 * time.Second): // a hang guard
+		t.Fatal("Run never waited on the clock")
+		return armedWait{}
 	}
 }
 
@@ -84,41 +99,44 @@ func TestAgentRunWokenByChangeStream(t *testing.T) {
 		src.streams <- stream
 		return src
 	}, Options{Interval: time.Second, ReassertEvery: time.Hour})
-	syncs, stop := f.running(t)
+	r, stop := f.running(t)
 	defer stop()
-	if err := next(t, syncs); err != nil { // first sync
+	if err := r.next(t); err != nil { // first sync
 		t.Fatal(err)
 	}
-	if err := next(t, syncs); err != nil { // at once after the stream opened
+	if err := r.next(t); err != nil { // at once after the stream opened
 		t.Fatal(err)
 	}
 	if v := testutil.ToFloat64(f.agent.m.pushing); v != 1 {
 		t.Errorf("change_stream gauge = %v, want 1", v)
 	}
-	f.waitIdle(t)
+	// While pushed, the agent does not poll the rev counter every Interval:
+	// its only timer is the safety net (ReassertEvery, ±20% jitter).
+	if a := r.idle(t); !a.pushed || a.wait < 48*time.Minute {
+		t.Fatalf("while the stream is up Run waits %v (pushed %v), want the ReassertEvery safety net", a.wait, a.pushed)
+	}
 	st.Bind("web-1", "web", "i-1", "10.0.0.2")
 	stream <- struct{}{}
-	if err := next(t, syncs); err != nil {
+	if err := r.next(t); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.block(t); got != "10.0.0.1 web-0,10.0.0.2 web-1" {
 		t.Fatalf("block after a push = %s", got)
 	}
-	// Polling the rev counter every Interval would not happen while pushed:
-	// only the clock's safety-net timer (ReassertEvery) is pending.
-	f.waitIdle(t)
-	f.clock.Step(2 * time.Second)
-	select {
-	case err := <-syncs:
-		t.Fatalf("agent polled on the clock while the stream was up (%v)", err)
-	default:
+	if a := r.idle(t); !a.pushed || a.wait < 48*time.Minute {
+		t.Fatalf("after a push Run waits %v (pushed %v), want the ReassertEvery safety net", a.wait, a.pushed)
 	}
 
-	close(stream) // stream lost: back to polling every Interval
-	f.waitIdle(t)
+	close(stream) // stream lost: sync once, then back to polling every Interval
+	if err := r.next(t); err != nil {
+		t.Fatal(err)
+	}
+	if a := r.idle(t); a.pushed || a.wait > 1200*time.Millisecond {
+		t.Fatalf("after the stream closed Run waits %v (pushed %v), want Interval", a.wait, a.pushed)
+	}
 	st.Bind("web-2", "web", "i-2", "10.0.0.3")
 	f.clock.Step(2 * time.Second)
-	if err := next(t, syncs); err != nil {
+	if err := r.next(t); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.block(t); !strings.Contains(got, "10.0.0.3 web-2") {
@@ -138,23 +156,23 @@ func TestAgentPollsWithoutChangeStream(t *testing.T) {
 	if _, ok := f.agent.opts.Source.(Notifier); !ok {
 		t.Fatal("LedgerSource is not a Notifier")
 	}
-	syncs, stop := f.running(t)
+	r, stop := f.running(t)
 	defer stop()
-	if err := next(t, syncs); err != nil {
+	if err := r.next(t); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 { // settle the follower (follow-up read after Overlap)
-		f.waitIdle(t)
+		r.idle(t)
 		f.clock.Step(2 * time.Second)
-		if err := next(t, syncs); err != nil {
+		if err := r.next(t); err != nil {
 			t.Fatal(err)
 		}
 	}
 	fullReads := st.Calls("Records")
 	st.Bind("web-1", "web", "i-1", "10.0.0.2")
-	f.waitIdle(t)
+	r.idle(t)
 	f.clock.Step(2 * time.Second)
-	if err := next(t, syncs); err != nil {
+	if err := r.next(t); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.block(t); got != "10.0.0.1 web-0,10.0.0.2 web-1" {
