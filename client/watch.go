@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/aerostat-io/aerostat/internal/feed"
+	"github.com/aerostat-io/aerostat/internal/ledger"
 )
 
 // EventType says what happened to a name.
@@ -34,7 +34,7 @@ type Event struct {
 // An error on the first read is returned; later read errors are logged and
 // retried on the next poll, without events.
 func (c *Client) Watch(ctx context.Context, sel Selector, fn func([]Event) error) error {
-	f := feed.NewFollower(c.store, feed.FollowerOptions{Clock: c.opts.Clock})
+	f := ledger.NewFollower(c.store, ledger.FollowerOptions{Clock: c.opts.Clock})
 	seen := map[string]Name{}
 	if _, err := f.Poll(ctx); err != nil {
 		if ctx.Err() != nil {

@@ -8,6 +8,7 @@ import (
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/internal/feed"
+	"github.com/aerostat-io/aerostat/internal/ledger"
 )
 
 // Three agents follow the controller's feed; one stops writing its hosts
@@ -20,7 +21,7 @@ func TestStatusHostsConvergence(t *testing.T) {
 	const svc = "conv"
 	r.launch(2, svc)
 	createService(t, c, v1alpha1.NamingServiceSpec{Service: svc})
-	h := feed.NewHandler(r.store, feed.Options{Clock: r.clock, Follower: feed.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
+	h := feed.NewHandler(r.store, feed.Options{Clock: r.clock, Follower: ledger.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	rc := r.reconciler(c, r.store)

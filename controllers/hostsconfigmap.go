@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 )
@@ -54,7 +53,7 @@ type HostsConfigMapOptions struct {
 	// change, to repair hand edits (default 1 min).
 	ReassertEvery time.Duration
 	Clock         clock.WithTicker
-	Follower      feed.FollowerOptions
+	Follower      ledger.FollowerOptions
 }
 
 // HostsConfigMap keeps a ConfigMap in hosts-file format, rendered by the
@@ -63,7 +62,7 @@ type HostsConfigMapOptions struct {
 // of the ledger leaves the ConfigMap as it was.
 type HostsConfigMap struct {
 	opts       HostsConfigMapOptions
-	follower   *feed.Follower
+	follower   *ledger.Follower
 	last       []byte
 	dirty      bool
 	nextAssert time.Time
@@ -83,7 +82,7 @@ func NewHostsConfigMap(o HostsConfigMapOptions) *HostsConfigMap {
 	if o.Follower.Clock == nil {
 		o.Follower.Clock = o.Clock
 	}
-	return &HostsConfigMap{opts: o, follower: feed.NewFollower(o.Store, o.Follower)}
+	return &HostsConfigMap{opts: o, follower: ledger.NewFollower(o.Store, o.Follower)}
 }
 
 // ParseConfigMapRef checks a --hosts-configmap value, namespace/name.

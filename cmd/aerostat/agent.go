@@ -132,8 +132,8 @@ source is down the file is left as it was and /readyz reports Degraded.`,
 	fl := cmd.Flags()
 	fl.DurationVar(&f.interval, "interval", time.Second, "ledger poll interval (±20% jitter)")
 	fl.DurationVar(&f.feedWait, "feed-wait", 30*time.Second, "long-poll duration asked of the feed")
-	fl.DurationVar(&f.overlap, "overlap", feed.DefaultOverlap, "how far back deltas re-read, for writes that commit out of order")
-	fl.DurationVar(&f.resync, "resync", feed.DefaultResyncEvery, "period of full re-reads of the ledger (anti-entropy)")
+	fl.DurationVar(&f.overlap, "overlap", ledger.DefaultOverlap, "how far back deltas re-read, for writes that commit out of order")
+	fl.DurationVar(&f.resync, "resync", ledger.DefaultResyncEvery, "period of full re-reads of the ledger (anti-entropy)")
 	fl.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz; empty disables")
 	return cmd
 }
@@ -189,7 +189,7 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 			return err
 		}
 		defer func() { _ = store.Close(context.WithoutCancel(ctx)) }()
-		src = agent.NewLedgerSource(store, feed.FollowerOptions{Overlap: f.overlap, ResyncEvery: f.resync})
+		src = agent.NewLedgerSource(store, ledger.FollowerOptions{Overlap: f.overlap, ResyncEvery: f.resync})
 	}
 	opts := agent.Options{
 		Source:   src,

@@ -245,11 +245,11 @@ func setup(instances, agents int, seed uint64) (*soak, error) {
 		return nil, err
 	}
 	s.feedClock = clocktesting.NewFakeClock(s.clock.Now())
-	follow := func(fc *clocktesting.FakeClock) feed.FollowerOptions {
+	follow := func(fc *clocktesting.FakeClock) ledger.FollowerOptions {
 		// Simulated time runs several times faster than real time here,
 		// and the overlap must cover a writer's real rev-to-commit time on
 		// a slowed, overloaded store: be generous.
-		return feed.FollowerOptions{Clock: fc, Overlap: 2 * time.Minute, ResyncEvery: 10 * time.Minute}
+		return ledger.FollowerOptions{Clock: fc, Overlap: 2 * time.Minute, ResyncEvery: 10 * time.Minute}
 	}
 	s.feedH = feed.NewHandler(ro, feed.Options{Clock: s.feedClock, Follower: follow(s.feedClock)})
 	feedSrv := httptest.NewServer(s.feedH)

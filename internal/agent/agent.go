@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/utils/clock"
 
-	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -68,14 +67,14 @@ type AppliedMarker interface {
 
 // LedgerSource follows a ledger.Store directly (read only).
 type LedgerSource struct {
-	f     *feed.Follower
+	f     *ledger.Follower
 	watch watcher // nil when the store has no change streams at all
 }
 
 // NewLedgerSource returns a Source over store. When store can open a
 // change stream (ledger.Mongo on a replica set) the source is a Notifier.
-func NewLedgerSource(store ledger.Store, opts feed.FollowerOptions) *LedgerSource {
-	s := &LedgerSource{f: feed.NewFollower(store, opts)}
+func NewLedgerSource(store ledger.Store, opts ledger.FollowerOptions) *LedgerSource {
+	s := &LedgerSource{f: ledger.NewFollower(store, opts)}
 	if w, ok := store.(watcher); ok {
 		s.watch = w
 	}

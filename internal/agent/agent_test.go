@@ -19,6 +19,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/feed/feedtest"
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
+	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
@@ -54,7 +55,7 @@ func newFixture(t *testing.T, src func(*clocktesting.FakeClock) Source, opts Opt
 
 func ledgerSource(st *feedtest.MemStore) func(*clocktesting.FakeClock) Source {
 	return func(fc *clocktesting.FakeClock) Source {
-		return NewLedgerSource(st, feed.FollowerOptions{Clock: fc, Overlap: 5 * time.Second, ResyncEvery: time.Hour})
+		return NewLedgerSource(st, ledger.FollowerOptions{Clock: fc, Overlap: 5 * time.Second, ResyncEvery: time.Hour})
 	}
 }
 

@@ -83,7 +83,7 @@ func BenchmarkIdleMinute(b *testing.B) {
 	store := ledgertest.Open(b, ledger.Options{Database: db, ReadOnly: true})
 	fc := clocktesting.NewFakeClock(t0)
 	a, err := New(Options{
-		Source:  NewLedgerSource(store, feed.FollowerOptions{Clock: fc}),
+		Source:  NewLedgerSource(store, ledger.FollowerOptions{Clock: fc}),
 		Writer:  &hostsfile.Writer{Path: filepath.Join(b.TempDir(), "hosts")},
 		Clock:   fc,
 		Metrics: prometheus.NewRegistry(),
@@ -225,7 +225,7 @@ func BenchmarkLedgerBytesPerChange10k(b *testing.B) {
 	}
 	defer func() { _ = ro.Close(ctx) }()
 	fc := clocktesting.NewFakeClock(t0)
-	f := feed.NewFollower(ro, feed.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Hour})
+	f := ledger.NewFollower(ro, ledger.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Hour})
 	for range 4 {
 		fc.Step(2 * time.Second)
 		if _, err := f.Poll(ctx); err != nil {

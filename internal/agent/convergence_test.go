@@ -18,6 +18,7 @@ import (
 
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
+	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
 )
 
@@ -36,7 +37,7 @@ func TestConvergenceThreeAgentsOneStalled(t *testing.T) {
 	store := ledgertest.New(t)
 	fc := clocktesting.NewFakeClock(t0)
 	h := feed.NewHandler(store, feed.Options{Clock: fc, NodeTTL: 5 * time.Minute,
-		Follower: feed.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
+		Follower: ledger.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	reg := prometheus.NewRegistry()
@@ -174,7 +175,7 @@ func TestConvergenceAcrossReplicas(t *testing.T) {
 	fc := clocktesting.NewFakeClock(t0)
 	newFeed := func(replica string) (*feed.Handler, *httptest.Server) {
 		h := feed.NewHandler(store, feed.Options{Clock: fc, Share: store, Replica: replica,
-			Follower: feed.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
+			Follower: ledger.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Hour}})
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		return h, srv

@@ -33,7 +33,7 @@ func bind(t *testing.T, store ledger.Store, host, id, ip string, aliases ...stri
 func readOnlySource(t *testing.T, db string) func(*clocktesting.FakeClock) Source {
 	ro := ledgertest.Open(t, ledger.Options{Database: db, ReadOnly: true})
 	return func(fc *clocktesting.FakeClock) Source {
-		return NewLedgerSource(ro, feed.FollowerOptions{Clock: fc, Overlap: 5 * time.Second, ResyncEvery: time.Hour})
+		return NewLedgerSource(ro, ledger.FollowerOptions{Clock: fc, Overlap: 5 * time.Second, ResyncEvery: time.Hour})
 	}
 }
 
@@ -162,7 +162,7 @@ func TestAgentStoreRestart(t *testing.T) {
 	defer func() { _ = ro.Close(ctx) }()
 	bind(t, w, "web-0", "i-0", "10.0.0.1")
 	f := newFixture(t, func(fc *clocktesting.FakeClock) Source {
-		return NewLedgerSource(ro, feed.FollowerOptions{Clock: fc, Overlap: 5 * time.Second, ResyncEvery: time.Hour})
+		return NewLedgerSource(ro, ledger.FollowerOptions{Clock: fc, Overlap: 5 * time.Second, ResyncEvery: time.Hour})
 	}, Options{})
 	if err := f.sync(t); err != nil {
 		t.Fatal(err)

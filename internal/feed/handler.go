@@ -1,3 +1,6 @@
+// Package feed serves the ledger read-only over HTTP (GET /v1/hosts), so
+// that node agents need no database credentials, and holds the agent-side
+// client of that feed.
 package feed
 
 import (
@@ -46,7 +49,7 @@ type Response struct {
 
 // Options tune a Handler.
 type Options struct {
-	Follower     FollowerOptions
+	Follower     ledger.FollowerOptions
 	PollInterval time.Duration // how often Start polls the store; default 1s
 	MaxWait      time.Duration // cap on ?wait=; default 60s
 	MaxInFlight  int           // concurrent requests; default 4096 (one long-poll per node)
@@ -78,7 +81,7 @@ type NodeShare interface {
 // Handler serves the feed. Start (a controller-runtime Runnable) follows
 // the store; SyncOnce does one step of it; Notify asks for a prompt poll.
 type Handler struct {
-	follower *Follower // owned by the polling goroutine (syncMu)
+	follower *ledger.Follower // owned by the polling goroutine (syncMu)
 	syncMu   sync.Mutex
 	opts     Options
 	slots    chan struct{}
@@ -121,7 +124,7 @@ func NewHandler(store ledger.Store, opts Options) *Handler {
 		opts.NodeTTL = DefaultNodeTTL
 	}
 	return &Handler{
-		follower: NewFollower(store, opts.Follower),
+		follower: ledger.NewFollower(store, opts.Follower),
 		opts:     opts,
 		slots:    make(chan struct{}, opts.MaxInFlight),
 		notify:   make(chan struct{}, 1),

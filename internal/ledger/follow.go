@@ -1,10 +1,10 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -12,173 +12,226 @@ import (
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
-// FollowerOptions configure NewFollower.
+// Defaults for FollowerOptions.
+const (
+	DefaultOverlap     = 30 * time.Second
+	DefaultResyncEvery = 5 * time.Minute
+)
+
+// FollowerOptions tune a Follower.
 type FollowerOptions struct {
-	// Overlap is how long a write may take between taking its rev and
-	// committing and still be seen by deltas: each poll re-reads every rev
-	// handed out after the counter value seen at least Overlap ago.
-	// 30s when zero.
+	// Overlap is how long a writer may hold a rev before it commits (the
+	// ledger's write timeout). Deltas are re-read from the highest rev seen
+	// at least this long ago, so a commit that lands after a higher rev is
+	// still picked up. Default DefaultOverlap.
 	Overlap time.Duration
-	// Resync is the period of full reads (anti-entropy for writes slower
-	// than Overlap and for 1.x clients, which write no rev). 10m when zero.
-	Resync time.Duration
-	// Clock is the real clock when nil.
-	Clock clock.PassiveClock
+	// ResyncEvery is the period of full re-reads (anti-entropy: records
+	// written without a rev by 1.x clients, deleted documents, writers slower
+	// than Overlap). Default DefaultResyncEvery.
+	ResyncEvery time.Duration
+	Clock       clock.PassiveClock
 }
 
-// Follower keeps a full, current copy of the ledger from deltas, following
-// the overlap rule (DESIGN.md): a writer takes its rev before it commits,
-// so writes can land out of order, and a reader that asks only for revs
-// above the highest it has seen can miss the slower writer forever.
-// Instead each Poll asks for every rev above the counter value seen at
-// least Overlap before the previous poll started, and every Resync it
-// reads everything.
+// Follower keeps a copy of every ledger record, bound and free, reading
+// only deltas where it safely can. It is not safe for concurrent use.
 //
-// Why that bound: a write W that commits after the previous poll started
-// (else that poll or an earlier one saw it) took its rev less than Overlap
-// before committing, so after the counter value chosen was read; its rev
-// is therefore above it. This holds whatever the poll interval, provided
-// writes commit within Overlap of taking their rev; slower ones, and 1.x
-// clients, which write no rev, wait for the next full read.
+// The trap it avoids: revs are taken before commit, so rev 6 can be visible
+// while rev 5 is still in flight. A reader that jumped to 6 would miss 5
+// forever. The Follower remembers (time, store rev) observations and asks
+// for Changes above the highest rev observed at least Overlap ago, which
+// every writer has committed (or abandoned) by now. After its first full
+// read it does a second one Overlap later, which covers writes that were in
+// flight during the first.
 //
-// Records are keyed by hostname; where 1.x duplicates share one, the
-// highest rev wins. A Follower is not safe for concurrent use.
+// Each delta read asks for the revs above the mark of the previous delta
+// read, not the current one: a rev that became safe since then may have
+// committed after that read. While nothing new is written the window is
+// re-read with a backoff (1s, 2s, 4s … up to Overlap) instead of on every
+// poll, since each read scans the collection on the embedded store; the
+// read that makes the window safe is never skipped.
 type Follower struct {
-	store   Store
-	opts    FollowerOptions
+	store Store
+	opts  FollowerOptions
+
 	records map[string]naming.Record
-	marks   []mark // counter values seen by past polls, oldest first
-	synced  time.Time
-	prev    time.Time // start of the previous successful poll
+	synced  bool
+	lastRev int64 // highest store rev returned by the last read
+	obs     []observation
+	// readFrom is the safe mark at the last read: every rev at or below it
+	// has been read.
+	readFrom int64
+	// recheckAt is when the window above readFrom is next re-read while the
+	// store rev stands still; recheckStep is the backoff that got there.
+	recheckAt   time.Time
+	recheckStep time.Duration
+	nextFull    time.Time
+	// provisional covers the window after the first full read, until the
+	// follow-up full read replaces it.
+	provisional      int64
+	provisionalUntil time.Time
+	fulls, deltas    int
 }
 
-// mark is a counter value and a time by which it had been read.
-type mark struct {
+type observation struct {
 	at  time.Time
 	rev int64
 }
 
-// NewFollower returns a Follower that has not read anything yet.
+// NewFollower returns a Follower of store; it reads nothing until Poll.
 func NewFollower(store Store, opts FollowerOptions) *Follower {
-	if opts.Overlap == 0 {
-		opts.Overlap = 30 * time.Second
+	if opts.Overlap <= 0 {
+		opts.Overlap = DefaultOverlap
 	}
-	if opts.Resync == 0 {
-		opts.Resync = 10 * time.Minute
+	if opts.ResyncEvery <= 0 {
+		opts.ResyncEvery = DefaultResyncEvery
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	return &Follower{store: store, opts: opts}
+	return &Follower{store: store, opts: opts, records: map[string]naming.Record{}}
 }
 
-// Poll brings the copy up to date and returns all records (sorted by
-// hostname) and whether any changed since the previous Poll. On error the
-// copy is unchanged: the caller keeps what it had (and reports Degraded).
-func (f *Follower) Poll(ctx context.Context) (records []naming.Record, changed bool, err error) {
+// Poll brings the copy up to date and returns the hostnames whose record
+// changed, appeared or disappeared. On error the copy is left as it was
+// (never partially updated).
+func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	now := f.opts.Clock.Now()
-	if f.records == nil || now.Sub(f.synced) >= f.opts.Resync {
-		changed, err = f.resync(ctx, now)
-	} else {
-		changed, err = f.delta(ctx, now)
+	if !f.synced || !now.Before(f.nextFull) {
+		return f.full(ctx, now)
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	f.prev = now
-	return f.snapshot(), changed, nil
-}
-
-func (f *Follower) resync(ctx context.Context, now time.Time) (bool, error) {
-	// The counter is read first: a write committing during the read
-	// carries a higher rev and is picked up by the next delta.
 	rev, err := f.store.Rev(ctx)
 	if err != nil {
-		return false, fmt.Errorf("following ledger: %w", err)
+		return nil, fmt.Errorf("reading ledger rev: %w", err)
+	}
+	if rev < f.lastRev {
+		// The counter went back: the store was replaced. Start over.
+		return f.full(ctx, now)
+	}
+	f.observe(f.opts.Clock.Now(), rev)
+	mark := f.safeMark(now)
+	switch {
+	case rev != f.lastRev:
+		f.recheckStep = time.Second // something new: re-read soon after
+	case f.readFrom >= f.lastRev:
+		return nil, nil // nothing new, nothing in flight
+	case mark < f.lastRev && now.Before(f.recheckAt):
+		return nil, nil // an out-of-order commit waits for the backoff
+	}
+	recs, storeRev, err := f.store.Changes(ctx, f.readFrom)
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger changes since rev %d: %w", f.readFrom, err)
+	}
+	f.deltas++
+	f.readFrom = max(f.readFrom, mark)
+	f.recheckAt = now.Add(f.recheckStep)
+	f.recheckStep = min(2*f.recheckStep, f.opts.Overlap)
+	for _, r := range recs {
+		if old, ok := f.records[r.Hostname]; !ok || !sameRecord(old, r) {
+			changed = append(changed, r.Hostname)
+		}
+		f.records[r.Hostname] = r
+	}
+	f.lastRev = max(f.lastRev, storeRev, rev)
+	return changed, nil
+}
+
+func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
+	rev, err := f.store.Rev(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger rev: %w", err)
 	}
 	recs, err := f.store.Records(ctx, "")
 	if err != nil {
-		return false, fmt.Errorf("following ledger: %w", err)
+		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
-	next := map[string]naming.Record{}
+	f.fulls++
+	next := make(map[string]naming.Record, len(recs))
+	var changed []string
 	for _, r := range recs {
-		merge(next, r)
+		if prev, dup := next[r.Hostname]; dup && prev.InstanceID != "" && r.Free() {
+			continue // 1.x duplicate: prefer the bound copy
+		}
+		next[r.Hostname] = r
 	}
-	changed := !equalSets(f.records, next)
-	f.records, f.synced = next, now
-	f.marks = append(f.marks, mark{at: f.opts.Clock.Now(), rev: rev})
+	for h, r := range next {
+		if old, ok := f.records[h]; !ok || !sameRecord(old, r) {
+			changed = append(changed, h)
+		}
+	}
+	for h := range f.records {
+		if _, ok := next[h]; !ok {
+			changed = append(changed, h)
+		}
+	}
+	slices.Sort(changed)
+	f.records = next
+	if rev < f.lastRev {
+		f.obs = nil
+	}
+	f.lastRev = rev
+	f.observe(now, rev)
+	if !f.synced {
+		f.synced = true
+		f.provisional, f.provisionalUntil = rev, now.Add(f.opts.Overlap)
+		f.nextFull = now.Add(f.opts.Overlap)
+	} else {
+		f.nextFull = now.Add(f.opts.ResyncEvery)
+	}
+	// Everything safe by now had committed before this read.
+	f.readFrom = f.safeMark(now)
+	f.recheckAt, f.recheckStep = now, time.Second
 	return changed, nil
 }
 
-func (f *Follower) delta(ctx context.Context, _ time.Time) (bool, error) {
-	since := f.low()
-	recs, rev, err := f.store.Changes(ctx, since)
-	if err != nil {
-		return false, fmt.Errorf("following ledger from rev %d: %w", since, err)
-	}
-	changed := false
-	for _, r := range recs {
-		if old, ok := f.records[r.Hostname]; ok && old.Rev > r.Rev {
-			continue
-		}
-		if old, ok := f.records[r.Hostname]; !ok || !equalRecord(old, r) {
-			changed = true
-		}
-		merge(f.records, r)
-	}
-	f.marks = append(f.marks, mark{at: f.opts.Clock.Now(), rev: rev})
-	return changed, nil
+func (f *Follower) observe(at time.Time, rev int64) {
+	f.obs = append(f.obs, observation{at, rev})
 }
 
-// low is the latest counter value read at least Overlap before the
-// previous poll started, 0 (read everything) when there is none yet.
-// Older marks are dropped.
-func (f *Follower) low() int64 {
-	i := -1
-	for j, m := range f.marks {
-		if !m.at.After(f.prev.Add(-f.opts.Overlap)) {
-			i = j
+// safeMark returns the highest rev every writer has committed by now, and
+// drops observations it no longer needs.
+func (f *Follower) safeMark(now time.Time) int64 {
+	cut := now.Add(-f.opts.Overlap)
+	mark := int64(0)
+	keep := 0
+	for i, o := range f.obs {
+		if !o.at.After(cut) {
+			mark = max(mark, o.rev)
+			keep = i
 		}
 	}
-	if i < 0 {
-		return 0
+	f.obs = f.obs[keep:] // the newest old-enough observation stays as the mark
+	if now.Before(f.provisionalUntil) {
+		mark = max(mark, f.provisional)
 	}
-	f.marks = f.marks[i:]
-	return f.marks[0].rev
+	return mark
 }
 
-func (f *Follower) snapshot() []naming.Record {
+func sameRecord(a, b naming.Record) bool {
+	return a.Hostname == b.Hostname && a.IP == b.IP && a.InstanceID == b.InstanceID &&
+		a.Service == b.Service && a.Rev == b.Rev && slices.Equal(a.Aliases, b.Aliases)
+}
+
+// Records returns a copy of every record (bound and free), sorted by hostname.
+func (f *Follower) Records() []naming.Record {
 	out := make([]naming.Record, 0, len(f.records))
 	for _, r := range f.records {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b naming.Record) int { return strings.Compare(a.Hostname, b.Hostname) })
+	slices.SortFunc(out, func(a, b naming.Record) int { return cmp.Compare(a.Hostname, b.Hostname) })
 	return out
 }
 
-func merge(m map[string]naming.Record, r naming.Record) {
-	if old, ok := m[r.Hostname]; ok && (old.Rev > r.Rev || (old.Rev == r.Rev && r.Free())) {
-		return
-	}
-	m[r.Hostname] = r
+// Record returns the record of one hostname.
+func (f *Follower) Record(hostname string) (naming.Record, bool) {
+	r, ok := f.records[hostname]
+	return r, ok
 }
 
-func equalSets(a, b map[string]naming.Record) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for h, r := range a {
-		if o, ok := b[h]; !ok || !equalRecord(r, o) {
-			return false
-		}
-	}
-	return true
-}
+// Synced reports whether a full read has succeeded.
+func (f *Follower) Synced() bool { return f.synced }
 
-func equalRecord(a, b naming.Record) bool {
-	return a.Hostname == b.Hostname && a.Service == b.Service && a.Scheme == b.Scheme &&
-		a.Role == b.Role && a.Ordinal == b.Ordinal && a.InstanceID == b.InstanceID &&
-		a.IP == b.IP && slices.Equal(a.Aliases, b.Aliases) && a.Rev == b.Rev &&
-		a.UpdatedAt.Equal(b.UpdatedAt) && a.ClaimedAt.Equal(b.ClaimedAt) &&
-		a.ReleasedAt.Equal(b.ReleasedAt) && a.LastInstanceID == b.LastInstanceID
-}
+// Rev returns the highest store rev seen.
+func (f *Follower) Rev() int64 { return f.lastRev }
+
+// Reads returns how many full and delta reads were made (for metrics and benchmarks).
+func (f *Follower) Reads() (fulls, deltas int) { return f.fulls, f.deltas }

@@ -27,9 +27,9 @@ type Store interface {
 	// compare-and-set returns an error wrapping ErrConflict.
 	Apply(ctx context.Context, changes []naming.Change) (applied int, err error)
 	// Changes returns the records written with rev > since and the highest
-	// rev the store has handed out. Readers must follow the overlap rule in
-	// DESIGN.md (revs are taken before commit, so commits can land out of
-	// order).
+	// rev the store has handed out. Revs are taken before commit, so commits
+	// can land out of order: read through a Follower, which re-reads an
+	// overlap window.
 	Changes(ctx context.Context, since int64) (records []naming.Record, rev int64, err error)
 	// Rev returns the highest rev handed out so far.
 	Rev(ctx context.Context) (int64, error)

@@ -15,7 +15,6 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/agent"
-	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
@@ -106,7 +105,7 @@ func TestCorruptLedgerDocuments(t *testing.T) {
 	}
 
 	n := newNodeAgent(t, "corrupt", func(fc *clocktesting.FakeClock) agent.Source {
-		return agent.NewLedgerSource(seed, feed.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute})
+		return agent.NewLedgerSource(seed, ledger.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute})
 	})
 	for range 3 {
 		if err := n.sync(); err != nil {
@@ -136,7 +135,7 @@ func TestAgentHandEditedHostsFile(t *testing.T) {
 	}
 	ro := ledgertest.Open(t, ledger.Options{Database: w.db, ReadOnly: true})
 	n := newNodeAgent(t, "edited", func(fc *clocktesting.FakeClock) agent.Source {
-		return agent.NewLedgerSource(ro, feed.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute})
+		return agent.NewLedgerSource(ro, ledger.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute})
 	})
 	want := Want(w.records())
 
@@ -201,7 +200,7 @@ func TestAgentLegacyUpdaterFailsOrHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, err := agent.New(agent.Options{
-		Source: agent.NewLedgerSource(ro, feed.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute}),
+		Source: agent.NewLedgerSource(ro, ledger.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute}),
 		Writer: &hostsfile.Writer{Path: path},
 		Legacy: func(ctx context.Context) ([]byte, error) {
 			return hostsfile.RunLegacy(ctx, prog, legacyFile, 300*time.Millisecond)

@@ -208,7 +208,7 @@ func TestAgentNeedsNoWriteAccess(t *testing.T) {
 	t.Cleanup(func() { _ = roLedger.Close(ctx) })
 	spy := &spyStore{Store: roLedger}
 	n := newNodeAgent(t, "ro", func(fc *clocktesting.FakeClock) agent.Source {
-		return agent.NewLedgerSource(spy, feed.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute})
+		return agent.NewLedgerSource(spy, ledger.FollowerOptions{Clock: fc, Overlap: time.Second, ResyncEvery: time.Minute})
 	})
 	rev := w.rev()
 	for range 5 {

@@ -109,8 +109,8 @@ func TestStoreFaults(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ro.Close(ctx) })
 
-	followOpts := func(fc *clocktesting.FakeClock) feed.FollowerOptions {
-		return feed.FollowerOptions{Clock: fc, Overlap: 3 * time.Second, ResyncEvery: time.Minute}
+	followOpts := func(fc *clocktesting.FakeClock) ledger.FollowerOptions {
+		return ledger.FollowerOptions{Clock: fc, Overlap: 3 * time.Second, ResyncEvery: time.Minute}
 	}
 	var nodes []*nodeAgent
 	for i := range 3 {
