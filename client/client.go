@@ -205,7 +205,26 @@ func (c *Client) Services(ctx context.Context) ([]Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Summarize(names), nil
+	svcs := Summarize(names)
+	ps, ok := c.store.(interface {
+		Policies(ctx context.Context) ([]ledger.Policy, error)
+	})
+	if !ok {
+		return svcs, nil
+	}
+	policies, err := ps.Policies(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger%s: %w", c.where, err)
+	}
+	for i := range svcs {
+		svcs[i].HoldBack, svcs[i].PolicySource = &Duration{ledger.DefaultHoldBack}, "default"
+		for _, p := range policies {
+			if p.Service == svcs[i].Service {
+				svcs[i].HoldBack, svcs[i].PolicySource = &Duration{p.HoldBack}, p.Source
+			}
+		}
+	}
+	return svcs, nil
 }
 
 func selectNames(recs []naming.Record, sel Selector) []Name {

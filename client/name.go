@@ -209,6 +209,29 @@ type Service struct {
 	// Since is the oldest time among the service's names (or the
 	// NamingService's creation); null when unknown.
 	Since *time.Time `json:"since"`
+	// HoldBack is how long a released name is kept from other instances
+	// under the policy in force (the one every writer applies); null when
+	// no controller stored one (writers then use the 3m default).
+	HoldBack *Duration `json:"holdBack,omitempty"`
+	// PolicySource says who set that policy ("controller --standalone",
+	// "NamingService web"); "default" when none is stored.
+	PolicySource string `json:"policySource,omitempty"`
+}
+
+// Duration is a time.Duration that encodes as Go's text form ("3m0s").
+type Duration struct{ time.Duration }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	d.Duration = v
+	return nil
 }
 
 // Summarize groups names (sorted or not) into services sorted by name.

@@ -8,6 +8,7 @@ import (
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
@@ -15,7 +16,7 @@ import (
 const (
 	DefaultGracePeriod        = 5 * time.Minute
 	DefaultMaxReleasePercent  = 50
-	DefaultHoldBack           = 3 * time.Minute
+	DefaultHoldBack           = ledger.DefaultHoldBack
 	DefaultStoppedGracePeriod = time.Hour
 )
 
@@ -82,7 +83,7 @@ func ServiceFromSpec(ns *v1alpha1.NamingService) (Service, error) {
 	if len(spec.Aliases.ByHostname) > 0 {
 		p.Aliases = spec.Aliases.ByHostname
 	}
-	svc := Service{Policy: p, AliasTag: spec.Aliases.InstanceTag}
+	svc := Service{Policy: p, AliasTag: spec.Aliases.InstanceTag, PolicySource: SourceNamingService + ns.Name}
 	if svc.AliasTag == "" {
 		svc.AliasTag = TagAliases
 	}

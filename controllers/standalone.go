@@ -183,8 +183,9 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 
 func (s *Standalone) tagService(name string) Service {
 	return Service{
-		Policy:   naming.Policy{Service: name, Scheme: naming.Iterative, Reap: s.reap},
-		AliasTag: TagAliases,
+		Policy:       naming.Policy{Service: name, Scheme: naming.Iterative, Reap: s.reap},
+		AliasTag:     TagAliases,
+		PolicySource: SourceStandalone,
 	}
 }
 

@@ -37,6 +37,9 @@ type Service struct {
 	// AliasTag is the instance tag listing extra names an instance asks
 	// for; empty means none.
 	AliasTag string
+	// PolicySource says where the policy comes from (SourceStandalone,
+	// SourceNamingService+name) in the ledger's copy of it.
+	PolicySource string
 }
 
 // Pass is what one pass for one service saw and did.
@@ -97,6 +100,8 @@ type Syncer struct {
 	// only: losing it (restart, new leader) restarts grace periods, which
 	// delays releases but never releases early.
 	missing map[string]map[string]time.Time
+	// published is the policy last stored per service (publishPolicy).
+	published map[string]ledger.Policy
 }
 
 // NewSyncer returns a Syncer.
@@ -104,7 +109,8 @@ func NewSyncer(o SyncerOptions) *Syncer {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, missing: map[string]map[string]time.Time{}}
+	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, missing: map[string]map[string]time.Time{},
+		published: map[string]ledger.Policy{}}
 }
 
 // Sync lists the service's instances and runs a pass on what it saw.
@@ -144,6 +150,7 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 	start := s.clock.Now()
 	service := svc.Policy.Service
 	defer func() { s.record(service, start, pass) }()
+	s.publishPolicy(ctx, svc)
 
 	if listErr != nil {
 		pass.ObserveErr = listErr

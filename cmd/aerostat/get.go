@@ -19,6 +19,7 @@ import (
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/client"
+	"github.com/aerostat-io/aerostat/controllers"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -147,12 +148,17 @@ func (s clusterSource) Services(ctx context.Context) ([]client.Service, error) {
 
 func serviceFromCluster(ns v1alpha1.NamingService) client.Service {
 	svc := client.Service{
-		Service:     ns.Spec.Service,
-		ServiceType: strings.ToLower(ns.Spec.Scheme),
-		Bound:       int(ns.Status.Bound),
-		Gaps:        int(ns.Status.Gaps),
-		Master:      ns.Status.Master,
-		Ready:       "Unknown",
+		Service:      ns.Spec.Service,
+		ServiceType:  strings.ToLower(ns.Spec.Scheme),
+		Bound:        int(ns.Status.Bound),
+		Gaps:         int(ns.Status.Gaps),
+		Master:       ns.Status.Master,
+		Ready:        "Unknown",
+		HoldBack:     &client.Duration{Duration: controllers.DefaultHoldBack},
+		PolicySource: controllers.SourceNamingService + ns.Name,
+	}
+	if hb := ns.Spec.ReapPolicy.HoldBack; hb != nil {
+		svc.HoldBack.Duration = hb.Duration
 	}
 	if svc.ServiceType == "" {
 		svc.ServiceType = "iterative"

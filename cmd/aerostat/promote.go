@@ -14,6 +14,7 @@ master takes the lowest free slave number, like a new node. Refused for
 iterative services and when this instance already is the master.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.holdBackSet = cmd.Flags().Changed("hold-back")
 			return runClaim(cmd.Context(), &f, true, cmd.OutOrStdout())
 		},
 	}

@@ -33,6 +33,9 @@ type registerFlags struct {
 	offline, setHostname                   bool
 	hostnameFile                           string
 	timeout                                time.Duration
+	// holdBack overrides the service's stored policy when holdBackSet.
+	holdBack    time.Duration
+	holdBackSet bool
 }
 
 func (f *registerFlags) register(fl *pflag.FlagSet) {
@@ -47,6 +50,27 @@ func (f *registerFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.imdsEndpoint, "imds-endpoint", "", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or 169.254.169.254)")
 	fl.BoolVar(&f.offline, "offline", false, "do not ask EC2: instance id "+offlineInstanceID+" (as 1.x)")
 	fl.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
+	fl.DurationVar(&f.holdBack, "hold-back", controllers.DefaultHoldBack, "override the service's hold-back (default: the policy the controller stored in the ledger, else 3m); 0 reuses a released name at once (1.x)")
+}
+
+// holdBackFor is the hold-back this node applies to service: --hold-back
+// when given, else the policy stored in the ledger by the controller,
+// else the controller's default. It returns where the value came from.
+func (f *registerFlags) holdBackFor(ctx context.Context, store ledger.PolicyStore, service string) (time.Duration, string, error) {
+	if f.holdBackSet {
+		if f.holdBack < 0 {
+			return 0, "", fmt.Errorf("--hold-back %v: must not be negative", f.holdBack)
+		}
+		return f.holdBack, "--hold-back", nil
+	}
+	p, found, err := store.Policy(ctx, service)
+	if err != nil {
+		return 0, "", err
+	}
+	if !found {
+		return controllers.DefaultHoldBack, "default", nil
+	}
+	return p.HoldBack, "ledger policy set by " + p.Source, nil
 }
 
 func newRegisterCmd() *cobra.Command {
@@ -60,6 +84,7 @@ service in the ledger with a compare-and-set, so concurrent registrations
 never get the same name. Registering again returns the same name.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.holdBackSet = cmd.Flags().Changed("hold-back")
 			return runClaim(cmd.Context(), &f, false, cmd.OutOrStdout())
 		},
 	}
@@ -128,16 +153,16 @@ func readInfo(path string) (naming.Info, error) {
 // the same way). This instance is the newest, so it wins alias conflicts,
 // as a 1.x registration took an alias away from any other record. Names
 // the controller released recently are held back from it as the
-// controller's default policy holds them (a node cannot know the
-// service's own setting); its own former name it may always take back.
-func claimInput(info naming.Info, id, ip string, records []naming.Record, now time.Time, desiredMaster string) naming.Input {
+// service's policy holds them (holdBack, read from the ledger); its own
+// former name it may always take back.
+func claimInput(info naming.Info, id, ip string, records []naming.Record, now time.Time, desiredMaster string, holdBack time.Duration) naming.Input {
 	in := naming.Input{
 		Policy: naming.Policy{
 			Service:         info.Service,
 			Scheme:          info.Scheme,
 			InstanceAliases: map[string][]string{id: slices.Clone(info.Aliases)},
 			DesiredMaster:   desiredMaster,
-			Reap:            naming.ReapPolicy{HoldBack: controllers.DefaultHoldBack},
+			Reap:            naming.ReapPolicy{HoldBack: holdBack},
 		},
 		Records: records,
 		Now:     now,
@@ -247,13 +272,18 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 	if promote {
 		desired = id
 	}
+	holdBack, from, err := f.holdBackFor(ctx, store, info.Service)
+	if err != nil {
+		return "", err
+	}
+	log.V(1).Info("hold-back", "service", info.Service, "holdBack", holdBack, "from", from)
 	plan := func(recs []naming.Record) (naming.Result, error) {
 		if promote {
 			if cur, ok := holding(recs, id); ok && cur == naming.Hostname(info.Service, naming.Masterful, naming.RoleMaster, 0) {
 				return naming.Result{}, fmt.Errorf("instance %s holds %s: %w", id, cur, errAlreadyMaster)
 			}
 		}
-		return naming.Plan(claimInput(info, id, ip, recs, time.Now(), desired))
+		return naming.Plan(claimInput(info, id, ip, recs, time.Now(), desired, holdBack))
 	}
 	if f.dryRun {
 		recs, err := store.Records(ctx, info.Service)

@@ -179,9 +179,16 @@ func (w *world) promote(ctx context.Context, service, instanceID string) error {
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", service, err)
 	}
+	// The policy the controller stored, as a node's `aerostat promote` reads it.
+	reap := controllers.DefaultReap()
+	if p, found, err := w.store.Policy(ctx, service); err != nil {
+		return err
+	} else if found {
+		reap = p.Reap()
+	}
 	res, err := ledger.Claim(ctx, w.store, service, func(recs []naming.Record) (naming.Result, error) {
 		return naming.Plan(naming.Input{
-			Policy:   naming.Policy{Service: service, Scheme: naming.Masterful, DesiredMaster: instanceID, Reap: controllers.DefaultReap()},
+			Policy:   naming.Policy{Service: service, Scheme: naming.Masterful, DesiredMaster: instanceID, Reap: reap},
 			Records:  recs,
 			Observed: naming.Observation{Instances: in, Complete: true},
 			Now:      time.Now(),

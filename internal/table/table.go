@@ -132,12 +132,23 @@ func Services(w io.Writer, svcs []client.Service, f Format, now time.Time) error
 	if ready {
 		header = append(header, "READY")
 	}
+	policy := slices.ContainsFunc(svcs, func(s client.Service) bool { return s.PolicySource != "" })
+	if policy {
+		header = append(header, "HOLD-BACK", "POLICY")
+	}
 	header = append(header, "AGE")
 	rows := make([][]string, 0, len(svcs))
 	for _, s := range svcs {
 		row := []string{s.Service, orNone(s.ServiceType), strconv.Itoa(s.Bound), strconv.Itoa(s.Gaps), orNone(s.Master)}
 		if ready {
 			row = append(row, orNone(s.Ready))
+		}
+		if policy {
+			hb := ""
+			if s.HoldBack != nil {
+				hb = s.HoldBack.String()
+			}
+			row = append(row, orNone(hb), orNone(s.PolicySource))
 		}
 		var since time.Time
 		if s.Since != nil {
