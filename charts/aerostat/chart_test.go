@@ -404,7 +404,7 @@ func checkAgent(t *testing.T, r rendered, vals chartutil.Values) {
 		}
 		return
 	}
-	if !slices.Contains(c.Args, "--feed=http://aerostat-feed.aerostat-system.svc:8082") {
+	if !slices.Contains(c.Args, "--feed=https://aerostat-feed.aerostat-system.svc:8082") {
 		t.Errorf("agent args %v: want the controller's feed by default", c.Args)
 	}
 	for _, e := range c.Env {

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 )
@@ -170,5 +171,91 @@ func TestPodSecurity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFeedSecurity: the feed is HTTPS with the chart's certificate, the
+// agents authenticate with a token made for the feed's audience (not the
+// API server's: no ServiceAccount token is mounted), they see the CA but
+// not the feed's key, and only agent pods may reach the feed port.
+func TestFeedSecurity(t *testing.T) {
+	r := mustRender(t, loadChart(t), "")
+	var ds appsv1.DaemonSet
+	typed(t, r, "DaemonSet", "aerostat-agent", &ds)
+	pod := ds.Spec.Template.Spec
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("agent mounts an API ServiceAccount token")
+	}
+	var proj *corev1.ProjectedVolumeSource
+	for _, v := range pod.Volumes {
+		if v.Projected != nil {
+			proj = v.Projected
+		}
+		if v.Secret != nil {
+			t.Errorf("agent mounts Secret %s whole", v.Secret.SecretName)
+		}
+	}
+	if proj == nil {
+		t.Fatal("agent has no projected feed volume")
+	}
+	var audience string
+	for _, src := range proj.Sources {
+		switch {
+		case src.ServiceAccountToken != nil:
+			audience = src.ServiceAccountToken.Audience
+			if e := src.ServiceAccountToken.ExpirationSeconds; e == nil || *e > 3600 {
+				t.Errorf("feed token lives %v s, want at most an hour", e)
+			}
+		case src.Secret != nil:
+			if len(src.Secret.Items) != 1 || src.Secret.Items[0].Key != "ca.crt" {
+				t.Errorf("agent gets %+v of the feed's Secret, want ca.crt only", src.Secret.Items)
+			}
+		default:
+			t.Errorf("unexpected projected source %+v", src)
+		}
+	}
+	if audience != "aerostat-feed" {
+		t.Errorf("feed token audience %q, want aerostat-feed", audience)
+	}
+	c := container(t, pod, "agent")
+	for _, arg := range []string{"--feed=https://aerostat-feed.aerostat-system.svc:8082", "--feed-ca-file=/var/run/aerostat/feed/ca.crt", "--feed-token-file=/var/run/aerostat/feed/token"} {
+		if !slices.Contains(c.Args, arg) {
+			t.Errorf("agent args %v lack %s", c.Args, arg)
+		}
+	}
+
+	var d appsv1.Deployment
+	typed(t, r, "Deployment", "aerostat-controller", &d)
+	cc := container(t, d.Spec.Template.Spec, "controller")
+	for _, arg := range []string{"--feed-service-accounts=aerostat-system/aerostat-agent", "--feed-audience=aerostat-feed",
+		"--feed-tls-cert-file=/etc/aerostat/feed-tls/tls.crt", "--feed-tls-key-file=/etc/aerostat/feed-tls/tls.key"} {
+		if !slices.Contains(cc.Args, arg) {
+			t.Errorf("controller args %v lack %s", cc.Args, arg)
+		}
+	}
+	if slices.Contains(cc.Args, "--feed-insecure") {
+		t.Error("controller serves the feed open")
+	}
+	var sec corev1.Secret
+	typed(t, r, "Secret", "aerostat-feed-tls", &sec)
+	for _, k := range []string{"tls.crt", "tls.key", "ca.crt"} {
+		if sec.Data[k] == nil && sec.StringData[k] == "" {
+			t.Errorf("feed Secret lacks %s", k)
+		}
+	}
+
+	var np networkingv1.NetworkPolicy
+	typed(t, r, "NetworkPolicy", "aerostat-feed", &np)
+	feedOpen := false
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port != nil && p.Port.String() == "feed" {
+				feedOpen = len(rule.From) != 1 || rule.From[0].PodSelector == nil ||
+					rule.From[0].PodSelector.MatchLabels["app.kubernetes.io/component"] != "agent"
+			}
+		}
+	}
+	if feedOpen {
+		t.Errorf("feed port open to more than agent pods: %+v", np.Spec.Ingress)
 	}
 }

@@ -88,11 +88,13 @@ type agentFlags struct {
 	maxShrink                         float64
 	listen                            string
 	daemon                            bool
+	feedClient                        feedClientFlags
 }
 
 func (f *agentFlags) register(fl *pflag.FlagSet) {
 	f.nodeFlags.register(fl)
-	fl.StringVar(&f.feedURL, "feed", "", "read names from the controller's HTTP feed (http://host:port) instead of the ledger; needs no database credentials")
+	fl.StringVar(&f.feedURL, "feed", "", "read names from the controller's feed (https://host:port) instead of the ledger; needs no database credentials")
+	f.feedClient.register(fl)
 	fl.StringVar(&f.nodeName, "node-name", defaultNodeName(), "with --feed: the name this node reports to the controller, so `aerostat get nodes` can show which names it holds (env NODE_NAME, else the hostname; empty reports nothing)")
 	fl.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file to keep current")
 	fl.StringVar(&f.backupFile, "backup-file", "", "copy of the hosts file before Aerostat first changed it (default <hosts-file>.bak)")
@@ -174,7 +176,11 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 			wait = 0
 		}
 		// The client timeout bounds a hung feed; it must outlast the long-poll.
-		c, err := feed.NewClient(f.feedURL, &http.Client{Timeout: wait + 30*time.Second}, wait)
+		hc, err := f.feedClient.client(f.feedURL, wait+30*time.Second)
+		if err != nil {
+			return err
+		}
+		c, err := feed.NewClient(f.feedURL, hc, wait)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
@@ -45,10 +47,11 @@ type controllerFlags struct {
 	pollInterval                     time.Duration
 	holdBack, stoppedGrace           time.Duration
 	metricsAddr, probeAddr, feedAddr string
-	leaderElect                      bool
+	leaderElect, metricsSecure       bool
 	leaderElectionNamespace, kubecfg string
 	zap                              zap.Options
 	ec2                              ec2Flags
+	feedSec                          feedServeFlags
 }
 
 func newControllerCmd() *cobra.Command {
@@ -80,12 +83,14 @@ services nodes registered in the ledger.`,
 	fl.DurationVar(&f.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often EC2 is listed")
 	addReapFlags(fl, &f.holdBack, &f.stoppedGrace)
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics; 0 disables")
+	fl.BoolVar(&f.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to callers that TokenReview authenticates and SubjectAccessReview allows get on /metrics (Kubernetes mode)")
 	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
 	fl.StringVar(&f.feedAddr, "feed-bind-address", "", "address of the agents' read-only HTTP feed (GET /v1/hosts); empty disables")
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "elect one active controller through a Lease (default true in a cluster)")
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
 	fl.StringVar(&f.kubecfg, "kubeconfig", "", "kubeconfig path (default: KUBECONFIG, in-cluster, ~/.kube/config)")
 	f.ec2.register(fl)
+	f.feedSec.register(fl)
 	// A failed pass is one log line, not one line and a stack trace;
 	// --zap-stacktrace-level brings them back.
 	f.zap.StacktraceLevel = zapcore.PanicLevel
@@ -201,8 +206,19 @@ func runController(ctx context.Context, f controllerFlags) error {
 		if err := feed.RegisterMetrics(crmetrics.Registry, fh); err != nil {
 			return err
 		}
+		srv := feed.NewServer(f.feedAddr, fh, 0)
+		kube := func() (kubernetes.Interface, error) {
+			cfg, err := restConfig(f.kubecfg)
+			if err != nil {
+				return nil, err
+			}
+			return kubernetes.NewForConfig(cfg)
+		}
+		if err := f.feedSec.secure(srv, fh, logger.WithName("feed"), kube); err != nil {
+			return err
+		}
 		go func() { _ = fh.Start(ctx) }()
-		serve(ctx, logger, feed.NewServer(f.feedAddr, fh, 0))
+		serve(ctx, logger, srv)
 	}
 	syncer := controllers.NewSyncer(opts)
 
@@ -255,7 +271,7 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		Metrics:                       metricsOptions(f.metricsAddr, f.metricsSecure),
 		HealthProbeBindAddress:        f.probeAddr,
 		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              "aerostat-controller.aerostat.io",
@@ -291,6 +307,18 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// metricsOptions puts /metrics behind controller-runtime's authentication
+// and authorization filter, as kubebuilder v4 scaffolds: HTTPS with a
+// self-signed certificate, a bearer token checked by TokenReview, and a
+// SubjectAccessReview for get on the non-resource URL /metrics.
+func metricsOptions(addr string, secure bool) metricsserver.Options {
+	o := metricsserver.Options{BindAddress: addr, SecureServing: secure}
+	if secure {
+		o.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return o
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
@@ -330,7 +358,11 @@ func serve(ctx context.Context, logger logr.Logger, srv *http.Server) {
 		_ = srv.Close()
 	}()
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		listen := srv.ListenAndServe
+		if srv.TLSConfig != nil {
+			listen = func() error { return srv.ListenAndServeTLS("", "") }
+		}
+		if err := listen(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error(err, "serving", "address", srv.Addr)
 		}
 	}()

@@ -221,6 +221,7 @@ type getFlags struct {
 	watch    bool
 	interval time.Duration
 	feedURL  string
+	feedCli  feedClientFlags
 }
 
 func newGetCmd() *cobra.Command {
@@ -254,7 +255,8 @@ Kubernetes, or the NamingService status of a cluster with --kubeconfig or
 	fl.StringVarP(&f.selector, "selector", "l", "", "filter names by service, service_type, state or role (e.g. service=web,state=bound)")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "after listing, print changes as they happen")
 	fl.DurationVar(&f.interval, "watch-interval", client.DefaultPollInterval, "how often --watch polls")
-	fl.StringVar(&f.feedURL, "feed", os.Getenv("AEROSTAT_FEED"), "for nodes: the controller's feed URL, http://host:port (env AEROSTAT_FEED)")
+	fl.StringVar(&f.feedURL, "feed", os.Getenv("AEROSTAT_FEED"), "for nodes: the controller's feed URL, https://host:port (env AEROSTAT_FEED)")
+	f.feedCli.register(fl)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(table.Formats, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("selector", f.src.completeSelector)
 	return cmd
@@ -356,7 +358,11 @@ func getNodes(cmd *cobra.Command, f *getFlags, format table.Format, args []strin
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.src.timeout)
 	defer cancel()
-	c, err := feed.GetConvergence(ctx, nil, f.feedURL)
+	hc, err := f.feedCli.client(f.feedURL, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	c, err := feed.GetConvergence(ctx, hc, f.feedURL)
 	if err != nil {
 		return fmt.Errorf("--feed %q: %w", f.feedURL, err)
 	}

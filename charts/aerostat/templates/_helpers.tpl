@@ -124,7 +124,7 @@ template includes this so a bad combination fails the whole render.
 {{- end }}
 
 {{- define "aerostat.feedURL" -}}
-{{- printf "http://%s.%s.svc:%d" (include "aerostat.feed.fullname" .) .Release.Namespace (int .Values.controller.ports.feed) }}
+{{- printf "https://%s.%s.svc:%d" (include "aerostat.feed.fullname" .) .Release.Namespace (int .Values.controller.ports.feed) }}
 {{- end }}
 
 {{/* IRSA: roleArn becomes eks.amazonaws.com/role-arn. Argument: a serviceAccount values block. */}}
@@ -136,4 +136,9 @@ template includes this so a bad combination fails the whole render.
 {{- if $a }}
 {{- toYaml $a }}
 {{- end }}
+{{- end }}
+
+{{/* The Secret holding the feed's certificate (tls.crt, tls.key, ca.crt). */}}
+{{- define "aerostat.feed.tlsSecret" -}}
+{{- default (printf "%s-tls" (include "aerostat.feed.fullname" . | trunc 59 | trimSuffix "-")) .Values.controller.feed.tls.existingSecret }}
 {{- end }}
