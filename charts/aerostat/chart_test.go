@@ -312,7 +312,7 @@ func checkController(t *testing.T, r rendered, vals chartutil.Values) {
 			t.Error("trial store rendered although mongodb.existingSecret is set")
 		}
 	default:
-		if server.Value != "mongodb://aerostat-store.aerostat-system.svc:27017/" {
+		if server.Value != "mongodb://aerostat-store.aerostat-system.svc:27017/?tls=true&tlsCAFile=/etc/aerostat/store-tls/ca.crt&tlsCertificateKeyFile=/etc/aerostat/store-tls/client.pem" {
 			t.Errorf("AEROSTAT_SERVER %q, want the trial store's Service", server.Value)
 		}
 		var s appsv1.StatefulSet

@@ -1,16 +1,29 @@
 package chart_test
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+
+	"github.com/aerostat-io/aerostat/internal/store/embedded"
 )
 
 // nodeSecrets are host files a compromised agent must not be able to write:
@@ -257,5 +270,95 @@ func TestFeedSecurity(t *testing.T) {
 	}
 	if feedOpen {
 		t.Errorf("feed port open to more than agent pods: %+v", np.Spec.Ingress)
+	}
+}
+
+// TestStoreRequiresClientCertificates: the trial store listens on its pod's
+// address, so it demands a client certificate from the chart's CA, which
+// only the controller holds.
+func TestStoreRequiresClientCertificates(t *testing.T) {
+	r := mustRender(t, loadChart(t), "")
+	var sts appsv1.StatefulSet
+	typed(t, r, "StatefulSet", "aerostat-store", &sts)
+	c := container(t, sts.Spec.Template.Spec, "store")
+	for _, arg := range []string{"--client-ca-file=/etc/aerostat/store-tls/ca.crt", "--tls-cert-file=/etc/aerostat/store-tls/tls.crt"} {
+		if !slices.Contains(c.Args, arg) {
+			t.Errorf("store args %v lack %s", c.Args, arg)
+		}
+	}
+	if slices.Contains(c.Args, "--insecure") {
+		t.Error("store serves clients without certificates")
+	}
+	var sec corev1.Secret
+	typed(t, r, "Secret", "aerostat-store-tls", &sec)
+	if len(sec.Data["client.pem"]) == 0 || len(sec.Data["ca.crt"]) == 0 {
+		t.Errorf("store Secret lacks client.pem or ca.crt: %v", len(sec.Data))
+	}
+	var ds appsv1.DaemonSet
+	typed(t, r, "DaemonSet", "aerostat-agent", &ds)
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == sec.Name {
+			t.Error("agents mount the store's certificates")
+		}
+		if v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				if src.Secret != nil && src.Secret.Name == sec.Name {
+					t.Error("agents mount the store's certificates")
+				}
+			}
+		}
+	}
+}
+
+// TestStoreCertificatesWork takes the certificates the chart generates and
+// the URI it gives the controller, serves the embedded store on a
+// non-loopback listener with them, and connects with the MongoDB driver:
+// the controller's client.pem is accepted, a client without it is not.
+func TestStoreCertificatesWork(t *testing.T) {
+	r := mustRender(t, loadChart(t), "")
+	var sec corev1.Secret
+	typed(t, r, "Secret", "aerostat-store-tls", &sec)
+	dir := t.TempDir()
+	for k, v := range sec.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), v, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(sec.Data["ca.crt"]) {
+		t.Fatal("ca.crt holds no certificate")
+	}
+	srv, err := embedded.Start(context.Background(), embedded.Options{DataDir: t.TempDir(), Listen: "0.0.0.0:0",
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	_, port, _ := net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(srv.URI(), "mongodb://"), "/"))
+
+	var d appsv1.Deployment
+	typed(t, r, "Deployment", "aerostat-controller", &d)
+	uri := envByName(container(t, d.Spec.Template.Spec, "controller").Env)["AEROSTAT_SERVER"].Value
+	uri = strings.ReplaceAll(uri, "/etc/aerostat/store-tls", dir)
+	uri = strings.Replace(uri, "aerostat-store.aerostat-system.svc:27017", "127.0.0.1:"+port, 1)
+	// The certificate names the Service; here it is reached by IP.
+	uri += "&tlsInsecure=true"
+	ping := func(uri string) error {
+		c, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(3 * time.Second))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = c.Disconnect(context.Background()) }()
+		return c.Database("admin").RunCommand(context.Background(), bson.D{{Key: "ping", Value: 1}}).Err()
+	}
+	if err := ping(uri); err != nil {
+		t.Errorf("the controller's URI and client.pem: %v", err)
+	}
+	if err := ping("mongodb://127.0.0.1:" + port + "/?tls=true&tlsInsecure=true"); err == nil {
+		t.Error("a client without a certificate was served")
 	}
 }

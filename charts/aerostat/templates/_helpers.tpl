@@ -119,7 +119,7 @@ template includes this so a bad combination fails the whole render.
       key: {{ .Values.mongodb.existingSecretKey }}
 {{- else }}
 - name: AEROSTAT_SERVER
-  value: {{ printf "mongodb://%s.%s.svc:%d/" (include "aerostat.store.fullname" .) .Release.Namespace (int .Values.store.port) | quote }}
+  value: {{ printf "mongodb://%s.%s.svc:%d/?tls=true&tlsCAFile=/etc/aerostat/store-tls/ca.crt&tlsCertificateKeyFile=/etc/aerostat/store-tls/client.pem" (include "aerostat.store.fullname" .) .Release.Namespace (int .Values.store.port) | quote }}
 {{- end }}
 {{- end }}
 
@@ -141,4 +141,9 @@ template includes this so a bad combination fails the whole render.
 {{/* The Secret holding the feed's certificate (tls.crt, tls.key, ca.crt). */}}
 {{- define "aerostat.feed.tlsSecret" -}}
 {{- default (printf "%s-tls" (include "aerostat.feed.fullname" . | trunc 59 | trimSuffix "-")) .Values.controller.feed.tls.existingSecret }}
+{{- end }}
+
+{{/* The trial store's CA, server certificate and the controller's client certificate. */}}
+{{- define "aerostat.store.tlsSecret" -}}
+{{- printf "%s-tls" (include "aerostat.store.fullname" . | trunc 59 | trimSuffix "-") }}
 {{- end }}

@@ -5,6 +5,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,37 @@ type Options struct {
 	Logger logr.Logger
 	// ReadyTimeout bounds the wait for the first successful ping; 10s when zero.
 	ReadyTimeout time.Duration
+	// TLS, when set, serves TLS; with ClientCAs and
+	// tls.RequireAndVerifyClientCert it is how clients authenticate.
+	// FerretDB v1 on SQLite has no users, so authentication lives in the
+	// proxy in front of it (serialize.go): a client must present a
+	// certificate signed by ClientCAs before any byte reaches FerretDB.
+	// Required when Listen is not a loopback address, unless Insecure.
+	TLS *tls.Config
+	// Insecure allows a non-loopback Listen without client certificates
+	// (a pod reachable only through a NetworkPolicy, say).
+	Insecure bool
+	// MaxConns bounds open client connections (default 256); more are
+	// closed at once.
+	MaxConns int
+	// IdleTimeout closes a connection that sends no request for that long
+	// (default 10 min; the driver reconnects). MessageTimeout bounds the
+	// time from a request's first byte to its last (default 30 s), so a
+	// client that sends a little and stalls is cut off.
+	IdleTimeout, MessageTimeout time.Duration
+}
+
+// checkAuth refuses to serve a non-loopback address to unauthenticated
+// clients.
+func checkAuth(o Options, addr net.Addr) error {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() || o.Insecure {
+		return nil
+	}
+	if o.TLS == nil || o.TLS.ClientCAs == nil || o.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		return fmt.Errorf("embedded store: %s is not a loopback address and clients would not be authenticated: give a server certificate and a client CA (aerostat store --tls-cert-file, --tls-key-file, --client-ca-file), or listen on 127.0.0.1", addr)
+	}
+	return nil
 }
 
 // Server is a running embedded store.
@@ -76,9 +108,25 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("embedded store: creating data dir %q: %w", dir, err)
 	}
 
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 256
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 10 * time.Minute
+	}
+	if opts.MessageTimeout <= 0 {
+		opts.MessageTimeout = 30 * time.Second
+	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded store: listening on %s: %w", opts.Listen, err)
+	}
+	if err := checkAuth(opts, ln.Addr()); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
 	}
 	// FerretDB itself listens on a private Unix socket; clients reach it
 	// only through the serializer (see serialize.go).
@@ -114,9 +162,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		defer close(s.done)
 		_ = f.Run(runCtx) // always nil; it returns when runCtx ends
 	}()
-	s.proxy = newSerializer(ln, func() (net.Conn, error) { return net.Dial("unix", sock) })
+	s.proxy = newSerializer(ln, func() (net.Conn, error) { return net.Dial("unix", sock) },
+		limits{maxConns: opts.MaxConns, idle: opts.IdleTimeout, message: opts.MessageTimeout, log: orDiscard(opts.Logger)})
 
-	if err := ping(ctx, s.uri, opts.ReadyTimeout); err != nil {
+	// With TLS the readiness ping goes to FerretDB's own socket: this
+	// process holds no client certificate.
+	pingURI := s.uri
+	if opts.TLS != nil {
+		pingURI = "mongodb://" + url.PathEscape(sock) + "/"
+	}
+	if err := ping(ctx, pingURI, opts.ReadyTimeout); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("embedded store: waiting for %s: %w", s.uri, err)
 	}

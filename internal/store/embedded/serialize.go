@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
 )
 
 // FerretDB v1 runs update, findAndModify and delete as "query, filter in
@@ -27,7 +31,13 @@ const (
 	opMsg        = 2013
 
 	flagMoreToCome = 1 << 1
-	maxMessageSize = 64 << 20
+	// maxMessageSize is MongoDB's maxMessageSizeBytes: the driver never
+	// sends more, so a larger length is garbage or an attack.
+	maxMessageSize = 48000000
+	// firstChunk is what a message gets up front; the rest grows with the
+	// bytes that really arrive, so a length header alone (a client that
+	// claims 48 MB and sends nothing) costs no memory.
+	firstChunk = 64 << 10
 )
 
 // readOnly commands need no serialising: they write nothing.
@@ -40,9 +50,23 @@ var readOnly = map[string]bool{
 	"connectionStatus": true, "dbStats": true, "collStats": true,
 }
 
+// limits bound what one client can hold.
+type limits struct {
+	// maxConns: connections past it are closed at once.
+	maxConns int
+	// idle: how long a connection may sit between requests.
+	idle time.Duration
+	// message: how long the rest of a request may take once its first
+	// bytes arrived (slow-loris).
+	message time.Duration
+	log     logr.Logger
+}
+
 type serializer struct {
 	ln   net.Listener
 	dial func() (net.Conn, error)
+	lim  limits
+	sem  chan struct{}
 
 	writeMu sync.Mutex // held from a write's request until its reply
 
@@ -52,8 +76,8 @@ type serializer struct {
 	wg     sync.WaitGroup
 }
 
-func newSerializer(ln net.Listener, dial func() (net.Conn, error)) *serializer {
-	s := &serializer{ln: ln, dial: dial, conns: map[net.Conn]struct{}{}}
+func newSerializer(ln net.Listener, dial func() (net.Conn, error), lim limits) *serializer {
+	s := &serializer{ln: ln, dial: dial, lim: lim, sem: make(chan struct{}, lim.maxConns), conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve()
 	return s
@@ -66,6 +90,13 @@ func (s *serializer) serve() {
 		if err != nil {
 			return // listener closed by close()
 		}
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			s.lim.log.Info("store: connection refused, at the connection cap", "remote", c.RemoteAddr().String(), "max", s.lim.maxConns)
+			_ = c.Close()
+			continue
+		}
 		if !s.track(c) {
 			_ = c.Close()
 			return
@@ -73,9 +104,15 @@ func (s *serializer) serve() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer func() { <-s.sem }()
 			defer s.untrack(c)
-			// One client's malformed traffic must not take the store down.
-			defer func() { _ = recover() }()
+			// One client's malformed traffic must not take the store
+			// down, but a panic is a bug: log it with its stack.
+			defer func() {
+				if r := recover(); r != nil {
+					s.lim.log.Error(fmt.Errorf("panic: %v", r), "store: connection handler panicked", "remote", c.RemoteAddr().String(), "stack", string(debug.Stack()))
+				}
+			}()
 			s.handle(c)
 		}()
 	}
@@ -124,7 +161,7 @@ func (s *serializer) handle(client net.Conn) {
 
 	cr, ur := bufio.NewReader(client), bufio.NewReader(up)
 	for {
-		req, err := readMessage(cr)
+		req, err := s.readRequest(client, cr)
 		if err != nil {
 			return
 		}
@@ -164,6 +201,26 @@ func (s *serializer) roundTrip(up net.Conn, ur *bufio.Reader, req []byte) ([]byt
 	return readMessage(ur)
 }
 
+// readRequest reads one client request under the idle and message
+// deadlines: the connection may wait lim.idle for a request to start, and
+// then has lim.message to send the rest of it.
+func (s *serializer) readRequest(c net.Conn, r *bufio.Reader) ([]byte, error) {
+	if s.lim.idle > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(s.lim.idle))
+	}
+	if _, err := r.Peek(1); err != nil {
+		return nil, err
+	}
+	if s.lim.message > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(s.lim.message))
+	}
+	msg, err := readMessage(r)
+	_ = c.SetReadDeadline(time.Time{})
+	return msg, err
+}
+
+// readMessage reads one wire message. Its length is checked before
+// anything is allocated, and memory grows with the bytes received.
 func readMessage(r *bufio.Reader) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -173,12 +230,15 @@ func readMessage(r *bufio.Reader) ([]byte, error) {
 	if n < 16 || n > maxMessageSize {
 		return nil, fmt.Errorf("wire message length %d out of range", n)
 	}
-	msg := make([]byte, n)
-	copy(msg, hdr[:])
-	if _, err := io.ReadFull(r, msg[4:]); err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, min(n, firstChunk)))
+	buf.Write(hdr[:])
+	if _, err := io.CopyN(buf, r, int64(n-4)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, err
 	}
-	return msg, nil
+	return buf.Bytes(), nil
 }
 
 func opCode(msg []byte) int32 { return int32(binary.LittleEndian.Uint32(msg[12:16])) }
