@@ -231,24 +231,14 @@ func TestFeedSecurity(t *testing.T) {
 		t.Errorf("feed token audience %q, want aerostat-feed", audience)
 	}
 	c := container(t, pod, "agent")
-	for _, arg := range []string{"--feed=https://aerostat-feed.aerostat-system.svc:8082", "--feed-ca-file=/var/run/aerostat/feed/ca.crt", "--feed-token-file=/var/run/aerostat/feed/token"} {
-		if !slices.Contains(c.Args, arg) {
-			t.Errorf("agent args %v lack %s", c.Args, arg)
-		}
-	}
+	checkArgs(t, "agent", c.Args, "--feed-insecure", "--feed=https://aerostat-feed.aerostat-system.svc:8082",
+		"--feed-ca-file=/var/run/aerostat/feed/ca.crt", "--feed-token-file=/var/run/aerostat/feed/token")
 
 	var d appsv1.Deployment
 	typed(t, r, "Deployment", "aerostat-controller", &d)
 	cc := container(t, d.Spec.Template.Spec, "controller")
-	for _, arg := range []string{"--feed-service-accounts=aerostat-system/aerostat-agent", "--feed-audience=aerostat-feed",
-		"--feed-tls-cert-file=/etc/aerostat/feed-tls/tls.crt", "--feed-tls-key-file=/etc/aerostat/feed-tls/tls.key"} {
-		if !slices.Contains(cc.Args, arg) {
-			t.Errorf("controller args %v lack %s", cc.Args, arg)
-		}
-	}
-	if slices.Contains(cc.Args, "--feed-insecure") {
-		t.Error("controller serves the feed open")
-	}
+	checkArgs(t, "controller", cc.Args, "--feed-insecure", "--feed-service-accounts=aerostat-system/aerostat-agent", "--feed-audience=aerostat-feed",
+		"--feed-tls-cert-file=/etc/aerostat/feed-tls/tls.crt", "--feed-tls-key-file=/etc/aerostat/feed-tls/tls.key")
 	var sec corev1.Secret
 	typed(t, r, "Secret", "aerostat-feed-tls", &sec)
 	for _, k := range []string{"tls.crt", "tls.key", "ca.crt"} {
@@ -281,14 +271,7 @@ func TestStoreRequiresClientCertificates(t *testing.T) {
 	var sts appsv1.StatefulSet
 	typed(t, r, "StatefulSet", "aerostat-store", &sts)
 	c := container(t, sts.Spec.Template.Spec, "store")
-	for _, arg := range []string{"--client-ca-file=/etc/aerostat/store-tls/ca.crt", "--tls-cert-file=/etc/aerostat/store-tls/tls.crt"} {
-		if !slices.Contains(c.Args, arg) {
-			t.Errorf("store args %v lack %s", c.Args, arg)
-		}
-	}
-	if slices.Contains(c.Args, "--insecure") {
-		t.Error("store serves clients without certificates")
-	}
+	checkArgs(t, "store", c.Args, "--insecure", "--client-ca-file=/etc/aerostat/store-tls/ca.crt", "--tls-cert-file=/etc/aerostat/store-tls/tls.crt")
 	var sec corev1.Secret
 	typed(t, r, "Secret", "aerostat-store-tls", &sec)
 	if len(sec.Data["client.pem"]) == 0 || len(sec.Data["ca.crt"]) == 0 {
@@ -360,5 +343,19 @@ func TestStoreCertificatesWork(t *testing.T) {
 	}
 	if err := ping("mongodb://127.0.0.1:" + port + "/?tls=true&tlsInsecure=true"); err == nil {
 		t.Error("a client without a certificate was served")
+	}
+}
+
+// checkArgs wants every one of want in args and never the flag that turns
+// the guard off.
+func checkArgs(t *testing.T, what string, args []string, never string, want ...string) {
+	t.Helper()
+	for _, arg := range want {
+		if !slices.Contains(args, arg) {
+			t.Errorf("%s args %v lack %s", what, args, arg)
+		}
+	}
+	if slices.ContainsFunc(args, func(a string) bool { return a == never || strings.HasPrefix(a, never+"=") }) {
+		t.Errorf("%s args %v turn a guard off with %s", what, args, never)
 	}
 }
