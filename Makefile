@@ -60,6 +60,14 @@ test: lint verify envtest ## Run every test that can run here (builds envtest bi
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -count=1 ./...
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -count=1 -race $(RACE_PKGS)
 
+# N runs of every test under -race; FLAKE_PKGS narrows it (e.g. ./internal/agent/...).
+N ?= 20
+FLAKE_PKGS ?= ./...
+
+.PHONY: flake
+flake: envtest ## Run the suite N times (default 20) under -race; report each failing test and its failure rate.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go run ./hack/flake -n $(N) $(FLAKE_PKGS)
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	@hack/fuzz.sh $${FUZZTIME:-30s}

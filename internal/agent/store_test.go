@@ -190,7 +190,14 @@ func TestAgentStoreRestart(t *testing.T) {
 		t.Skipf("restarting the embedded store on %s: %v", u.Host, err)
 	}
 	defer func() { _ = srv2.Close() }()
-	bind(t, w, "web-1", "i-1", "10.0.0.2")
+	// A fresh writer: w's pooled connection died with the first server, and
+	// the write that finds it so fails (FerretDB has no retryable writes).
+	w2, err := ledger.Open(ctx, srv2.URI(), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w2.Close(ctx) }()
+	bind(t, w2, "web-1", "i-1", "10.0.0.2")
 	var lastErr error
 	for range 10 { // the driver reconnects on its own schedule
 		if lastErr = f.sync(t); lastErr == nil && f.block(t) != before {
