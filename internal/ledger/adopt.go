@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -146,11 +145,7 @@ func (m *Mongo) Remove(ctx context.Context, d Document) error {
 // EnsureUniqueHostname builds the unique index on hostname that Open could
 // not build while duplicates existed. An existing index is not an error.
 func (m *Mongo) EnsureUniqueHostname(ctx context.Context) error {
-	_, err := m.servers.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "hostname", Value: 1}},
-		Options: options.Index().SetUnique(true).SetName("hostname_unique"),
-	})
-	if err != nil {
+	if _, err := m.ensureHostnameIndex(ctx); err != nil {
 		return fmt.Errorf("creating unique index on hostname: %w", err)
 	}
 	m.mu.Lock()

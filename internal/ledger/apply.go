@@ -223,8 +223,19 @@ func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 // sets fields on insert is used instead of a plain insert so the check
 // holds even where the unique index could not be built (1.x duplicates);
 // with the index, a racing insert fails with a duplicate key.
+//
+// With the unique index on hostname it is a plain insert instead (no
+// query: the embedded store scans nothing, MongoDB checks the index), and
+// a racing insert of the same name fails with a duplicate key.
 func (m *Mongo) insert(ctx context.Context, c naming.Change, set bson.D) error {
 	doc := append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, set...)
+	if m.hostnameUnique.Load() {
+		_, err := m.servers.InsertOne(ctx, append(doc, bson.E{Key: "hostname", Value: c.Hostname}))
+		if mongo.IsDuplicateKeyError(err) {
+			return &ConflictError{Hostname: c.Hostname, Change: c}
+		}
+		return err
+	}
 	res, err := m.servers.UpdateOne(ctx,
 		bson.D{{Key: "hostname", Value: c.Hostname}},
 		bson.D{{Key: "$setOnInsert", Value: doc}},

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -56,6 +57,9 @@ type Mongo struct {
 	meta    *mongo.Collection
 	opts    Options
 	log     logr.Logger
+	// hostnameUnique is set once the unique index on hostname is known to
+	// exist: a new name is then a plain insert (see insert).
+	hostnameUnique atomic.Bool
 
 	mu           sync.Mutex
 	openProblems []string
@@ -123,11 +127,7 @@ func (m *Mongo) setup(ctx context.Context) error {
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("creating rev counter: %w", err)
 	}
-	_, err = m.servers.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "hostname", Value: 1}},
-		Options: options.Index().SetUnique(true).SetName("hostname_unique"),
-	})
-	if err != nil {
+	if _, err = m.ensureHostnameIndex(ctx); err != nil {
 		var se mongo.ServerError
 		if !errors.As(err, &se) {
 			return fmt.Errorf("creating unique index on hostname: %w", err)
