@@ -18,6 +18,7 @@ type Metrics struct {
 	passDuration prometheus.Histogram
 	planChanges  *prometheus.CounterVec
 	listings     *prometheus.CounterVec
+	passes       *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg (controller-runtime's
@@ -52,6 +53,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		listings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aerostat_ec2_listings_total", Help: "Instance listings, by result (ok, throttled, error, empty: none while names are bound).",
 		}, []string{"result"}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aerostat_passes_total", Help: "Standalone passes, by trigger (poll: a full listing; event: instances described by id after events).",
+		}, []string{"trigger"}),
 	}
 	var err error
 	m.namesBound, err = register(reg, m.namesBound, err)
@@ -62,6 +66,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.passDuration, err = register(reg, m.passDuration, err)
 	m.planChanges, err = register(reg, m.planChanges, err)
 	m.listings, err = register(reg, m.listings, err)
+	m.passes, err = register(reg, m.passes, err)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}

@@ -36,7 +36,13 @@ func TestInvalidSpecsRejected(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			ns := &v1alpha1.NamingService{ObjectMeta: metav1.ObjectMeta{Name: "invalid-" + strings.ToLower(strings.ReplaceAll(name, " ", "-"))}, Spec: tc.spec}
+			// Named as its service where that is a valid object name, so
+			// the only refusal is the one the case is about.
+			objName := tc.spec.Service
+			if !strings.HasPrefix(objName, "x") {
+				objName = "invalid-" + strings.ToLower(strings.ReplaceAll(name, " ", "-"))
+			}
+			ns := &v1alpha1.NamingService{ObjectMeta: metav1.ObjectMeta{Name: objName}, Spec: tc.spec}
 			err := c.Create(context.Background(), ns)
 			if err == nil {
 				_ = c.Delete(context.Background(), ns)
@@ -47,6 +53,23 @@ func TestInvalidSpecsRejected(t *testing.T) {
 			}
 		})
 	}
+	// Two NamingServices for one service would be two policies for one
+	// set of names: the object's name must be its service, and names are
+	// unique.
+	t.Run("name differs from spec.service", func(t *testing.T) {
+		createService(t, c, v1alpha1.NamingServiceSpec{Service: "owned"})
+		for _, name := range []string{"owned-again", "other"} {
+			ns := &v1alpha1.NamingService{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.NamingServiceSpec{Service: "owned"}}
+			err := c.Create(context.Background(), ns)
+			if err == nil {
+				_ = c.Delete(context.Background(), ns)
+				t.Fatalf("created NamingService %s for service owned", name)
+			}
+			if !strings.Contains(err.Error(), "metadata.name must equal spec.service") {
+				t.Errorf("creating %s for service owned: err = %v, want the name rule", name, err)
+			}
+		}
+	})
 	t.Run("service is immutable", func(t *testing.T) {
 		ns := createService(t, c, v1alpha1.NamingServiceSpec{Service: "immutable"})
 		ns.Spec.Service = "other"

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/events"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
@@ -28,6 +28,17 @@ type StandaloneOptions struct {
 	Interval time.Duration    // default: DefaultPollInterval
 	// Reap is every service's reap policy; zero means DefaultReap().
 	Reap naming.ReapPolicy
+	// Events wake the loop when EC2 instances change state; nil polls
+	// only. While they are healthy the fleet is listed every
+	// EventsInterval (default DefaultEventsPollInterval) as a safety net.
+	Events         *events.Source
+	EventsInterval time.Duration
+	// EventDebounce and EventGap shape event passes (zero: defaults
+	// DefaultEventDebounce, DefaultEventGap; negative: no wait).
+	EventDebounce, EventGap time.Duration
+	// OnPass is called after each pass Run makes with its trigger
+	// (TriggerPoll or TriggerEvent) and error; it must not block.
+	OnPass func(trigger string, err error)
 }
 
 // Standalone keeps names without Kubernetes: service policies come from
@@ -41,6 +52,12 @@ type Standalone struct {
 	clock    clock.WithTicker
 	interval time.Duration
 	reap     naming.ReapPolicy
+
+	events         *events.Source
+	eventsInterval time.Duration
+	debounce       time.Duration
+	eventGap       time.Duration
+	onPass         func(string, error)
 }
 
 // NewStandalone returns a Standalone loop.
@@ -54,22 +71,39 @@ func NewStandalone(o StandaloneOptions) *Standalone {
 	if o.Reap == (naming.ReapPolicy{}) {
 		o.Reap = DefaultReap()
 	}
-	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval, reap: o.Reap}
+	if o.EventsInterval <= 0 {
+		o.EventsInterval = max(DefaultEventsPollInterval, o.Interval)
+	}
+	// Negative: no wait (tests on a fake clock).
+	if o.EventDebounce == 0 {
+		o.EventDebounce = DefaultEventDebounce
+	}
+	if o.EventGap == 0 {
+		o.EventGap = DefaultEventGap
+	}
+	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval, reap: o.Reap,
+		events: o.Events, eventsInterval: o.EventsInterval, debounce: o.EventDebounce, eventGap: o.EventGap, onPass: o.OnPass}
 }
 
 // Run passes every interval until ctx is done. Failed passes are logged and
-// retried on the next tick.
+// retried on the next tick. With events, a wake-up runs an event pass on
+// the instances they named, and the full listing runs every
+// EventsInterval while the queue is healthy (every Interval when not).
+// Run does not run the event source itself.
 func (s *Standalone) Run(ctx context.Context) error {
 	t := s.clock.NewTicker(s.interval)
 	defer t.Stop()
+	var st runState
 	for {
-		if _, err := s.Pass(ctx); err != nil && ctx.Err() == nil {
-			log.FromContext(ctx).Error(err, "standalone pass failed")
-		}
+		s.step(ctx, &st)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C():
+		case <-s.wake():
+			if !s.gather(ctx, &st) {
+				return nil
+			}
 		}
 	}
 }
@@ -114,6 +148,39 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		fleet, listErr = s.observe(ctx, tagged, records)
 	}
 
+	services, byService := s.group(fleet, records)
+
+	var errs []error
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	for name := range services {
+		sum.Services = append(sum.Services, name)
+	}
+	sort.Strings(sum.Services)
+	for _, name := range sum.Services {
+		// Every service starts from the one read above. A write since then
+		// makes a compare-and-set fail; the pass reports the conflict and
+		// the next one reads again, as before.
+		snap := &snapshot{records: ledgerRecs[name], rev: rev}
+		pass, err := s.syncer.syncObserved(ctx, services[name], byService[name], listErr, snap, false)
+		sum.Passes[name] = pass
+		sum.Changes += pass.Applied
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if listErr == nil && pass.ObserveErr != nil { // an empty listing
+			errs = append(errs, pass.ObserveErr)
+		}
+	}
+	return sum, errors.Join(errs...)
+}
+
+// group sorts observed instances by service: by their aerostat:service
+// tag, and by the records bound to them (a node that registered itself
+// from /etc/aerostat_info may carry no tag). Every service with records
+// gets an entry, with or without instances.
+func (s *Standalone) group(fleet fleet, records []naming.Record) (map[string]Service, map[string][]naming.Instance) {
 	services := map[string]Service{}
 	byService := map[string][]naming.Instance{}
 	for _, in := range fleet.tagged {
@@ -154,31 +221,7 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 			}
 		}
 	}
-
-	var errs []error
-	if listErr != nil {
-		errs = append(errs, listErr)
-	}
-	for name := range services {
-		sum.Services = append(sum.Services, name)
-	}
-	sort.Strings(sum.Services)
-	for _, name := range sum.Services {
-		// Every service starts from the one read above. A write since then
-		// makes a compare-and-set fail; the pass reports the conflict and
-		// the next one reads again, as before.
-		snap := &snapshot{records: ledgerRecs[name], rev: rev}
-		pass, err := s.syncer.syncObserved(ctx, services[name], byService[name], listErr, snap)
-		sum.Passes[name] = pass
-		sum.Changes += pass.Applied
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if listErr == nil && pass.ObserveErr != nil { // an empty listing
-			errs = append(errs, pass.ObserveErr)
-		}
-	}
-	return sum, errors.Join(errs...)
+	return services, byService
 }
 
 func (s *Standalone) tagService(name string) Service {

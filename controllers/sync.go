@@ -58,6 +58,9 @@ type Pass struct {
 	Rev int64
 	// TagsWritten is how many instances got their name tags (tag write-back).
 	TagsWritten int
+	// Partial is set for a pass on some instances only (described by id
+	// after an event): absent instances were unknown, not gone.
+	Partial bool
 }
 
 // Throttled reports whether EC2 refused the listing for its request rate.
@@ -132,7 +135,16 @@ func (s *Syncer) Sync(ctx context.Context, svc Service) (Pass, error) {
 // ledger failure (wrapping ledger.ErrConflict when a compare-and-set was
 // lost and the caller should re-run the pass soon).
 func (s *Syncer) SyncObserved(ctx context.Context, svc Service, instances []naming.Instance, listErr error) (pass Pass, err error) {
-	return s.syncObserved(ctx, svc, instances, listErr, nil)
+	return s.syncObserved(ctx, svc, instances, listErr, nil, false)
+}
+
+// SyncInstances runs a pass on a partial observation: instances described
+// by id after events named them. Names of instances not among them are
+// kept (they are unknown, not gone); a described instance seen
+// terminated, shutting down or stopped is reaped as in a full pass, and
+// a live unnamed one is named.
+func (s *Syncer) SyncInstances(ctx context.Context, svc Service, instances []naming.Instance, listErr error) (Pass, error) {
+	return s.syncObserved(ctx, svc, instances, listErr, nil, true)
 }
 
 // snapshot is a ledger read a pass may start from instead of reading its
@@ -146,7 +158,7 @@ type snapshot struct {
 }
 
 // syncObserved is SyncObserved starting from snap when it is not nil.
-func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []naming.Instance, listErr error, snap *snapshot) (pass Pass, err error) {
+func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []naming.Instance, listErr error, snap *snapshot, partial bool) (pass Pass, err error) {
 	start := s.clock.Now()
 	service := svc.Policy.Service
 	defer func() { s.record(service, start, pass) }()
@@ -156,7 +168,8 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 		pass.ObserveErr = listErr
 		return pass, nil
 	}
-	pass.Observed = naming.Observation{Instances: instances, Complete: true}
+	pass.Observed = naming.Observation{Instances: instances, Complete: !partial}
+	pass.Partial = partial
 
 	var records []naming.Record
 	if snap != nil {
@@ -165,7 +178,7 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 		return pass, fmt.Errorf("reading ledger records of service %q: %w", service, err)
 	}
 	pass.Records = records
-	if n := boundNames(records); len(instances) == 0 && n > 0 {
+	if n := boundNames(records); !partial && len(instances) == 0 && n > 0 {
 		// Every instance of a service gone at once and unseen (terminated
 		// ones stay listed for about an hour) is far less likely than a
 		// wrong region, account or credentials: release nothing.
@@ -266,7 +279,9 @@ func (s *Syncer) record(service string, start time.Time, pass Pass) {
 		c := Count(pass)
 		m.namesBound.WithLabelValues(service).Set(float64(c.Bound))
 		m.namesFree.WithLabelValues(service).Set(float64(c.Gaps))
-		m.namesUnnamed.WithLabelValues(service).Set(float64(c.Unnamed))
+		if !pass.Partial { // a partial pass sees only some unnamed instances
+			m.namesUnnamed.WithLabelValues(service).Set(float64(c.Unnamed))
+		}
 		m.deferred.WithLabelValues(service).Set(float64(len(pass.Plan.Deferred)))
 		m.held.WithLabelValues(service).Set(float64(len(pass.Plan.Held)))
 	}

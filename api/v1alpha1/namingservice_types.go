@@ -214,8 +214,11 @@ type NamingServiceStatus struct {
 // +kubebuilder:printcolumn:name="Hosts",type=integer,JSONPath=`.status.hosts.total`,priority=1
 // +kubebuilder:printcolumn:name="At-Rev",type=integer,JSONPath=`.status.hosts.atRev`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == self.spec.service",message="metadata.name must equal spec.service (one NamingService per service)"
 
-// NamingService gives the EC2 instances of one service stable names.
+// NamingService gives the EC2 instances of one service stable names. Its
+// name is its spec.service: the API server refuses any other, so two
+// NamingServices can never claim one service's names with two policies.
 type NamingService struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional

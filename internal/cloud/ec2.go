@@ -268,6 +268,11 @@ func ResultOf(err error) string {
 // third of the calls.
 type bufferedBodies struct{ next aws.HTTPClient }
 
+// BufferRequestBodies wraps an SDK HTTP client (nil: the SDK's default
+// one is wrapped by the caller's client options) against
+// aws/aws-sdk-go-v2#2737, for every AWS client of the project (EC2, SQS).
+func BufferRequestBodies(next aws.HTTPClient) aws.HTTPClient { return bufferedBodies{next} }
+
 func (c bufferedBodies) Do(req *http.Request) (*http.Response, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return c.next.Do(req)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,40 @@ type Fleet struct {
 	instances map[string]*entry
 	calls     int
 	hook      func(cloud.APICall)
+	watchers  []func(StateChange)
+}
+
+// StateChange is one instance entering a state, as EC2 reports it in an
+// "EC2 Instance State-change Notification".
+type StateChange struct {
+	ID    string
+	State naming.InstanceState
+	At    time.Time
+}
+
+// Watch calls fn for every state change from now on (launches as running,
+// Terminate, Stop, Start, SetState), after the change is visible to
+// listings, outside the fleet's lock. It is how the fake SQS queue hears
+// of launches and terminations.
+func (f *Fleet) Watch(fn func(StateChange)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.watchers = append(f.watchers, fn)
+}
+
+func (f *Fleet) notify(ids []string, state naming.InstanceState) {
+	f.mu.Lock()
+	ws := slices.Clone(f.watchers)
+	f.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	now := f.clock.Now().UTC()
+	for _, id := range ids {
+		for _, fn := range ws {
+			fn(StateChange{ID: id, State: state, At: now})
+		}
+	}
 }
 
 type entry struct {
@@ -57,6 +92,12 @@ func NewFleet(clk clock.PassiveClock) *Fleet {
 // Launch adds n running instances with the given tags (copied) and returns
 // their ids. All n share one reservation, as one RunInstances call does.
 func (f *Fleet) Launch(n int, tags map[string]string) []string {
+	ids := f.launch(n, tags)
+	f.notify(ids, naming.StateRunning)
+	return ids
+}
+
+func (f *Fleet) launch(n int, tags map[string]string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.clock.Now().UTC().Truncate(time.Millisecond)
@@ -93,7 +134,7 @@ func (f *Fleet) SetState(id string, state naming.InstanceState) error {
 	if _, ok := stateCodes[state]; !ok {
 		return fmt.Errorf("setting state of %s: unknown state %q", id, state)
 	}
-	return f.update([]string{id}, func(e *entry) { e.State = state })
+	return f.setAll([]string{id}, state)
 }
 
 // Terminate marks instances terminated (they stay listed until Remove).
@@ -106,7 +147,11 @@ func (f *Fleet) Stop(ids ...string) error { return f.setAll(ids, naming.StateSto
 func (f *Fleet) Start(ids ...string) error { return f.setAll(ids, naming.StateRunning) }
 
 func (f *Fleet) setAll(ids []string, s naming.InstanceState) error {
-	return f.update(ids, func(e *entry) { e.State = s })
+	if err := f.update(ids, func(e *entry) { e.State = s }); err != nil {
+		return err
+	}
+	f.notify(ids, s)
+	return nil
 }
 
 // Remove drops instances from the fleet; unknown ids are ignored.
