@@ -17,7 +17,6 @@ import (
 	"github.com/aerostat-io/aerostat/internal/cloud/fake"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
-	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
 // cliFleet is a fake EC2 fleet behind the wire-level fake server, a fresh
@@ -74,13 +73,13 @@ func (e *cliFleet) run(t *testing.T, cmd string, args ...string) (string, error)
 }
 
 // plan runs `aerostat plan -o json` and checks its exit status.
-func (e *cliFleet) plan(t *testing.T, wantPending bool) PlanReport {
+func (e *cliFleet) plan(t *testing.T, wantPending bool) controllers.PlanReport {
 	t.Helper()
 	out, err := e.run(t, "plan", "-o", "json")
 	if got := err != nil && exitCode(err) == exitPending; got != wantPending || err != nil && !got {
 		t.Fatalf("plan: err %v (exit %d), want pending=%v\n%s", err, exitCode(err), wantPending, out)
 	}
-	var rep PlanReport
+	var rep controllers.PlanReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("plan -o json: %v\n%s", err, out)
 	}
@@ -94,7 +93,7 @@ func (e *cliFleet) pass(t *testing.T) {
 	}
 }
 
-func actions(rep PlanReport) string {
+func actions(rep controllers.PlanReport) string {
 	var s []string
 	for _, c := range rep.Changes {
 		s = append(s, c.Action+" "+c.Name)
@@ -178,29 +177,9 @@ func TestPlanCommand(t *testing.T) {
 	}
 }
 
-// TestPlanSummary covers the action names of moves.
-func TestPlanChangeActions(t *testing.T) {
-	tests := map[string]struct {
-		c    naming.Change
-		want string
-	}{
-		"master move": {naming.Change{Type: naming.Bind, Hostname: "db-master", Role: naming.RoleMaster, InstanceID: "i-2", ExpectInstanceID: "i-1"}, "move-master"},
-		"new master":  {naming.Change{Type: naming.Bind, Hostname: "db-master", Role: naming.RoleMaster, InstanceID: "i-2"}, "bind"},
-		"alias move":  {naming.Change{Type: naming.SetAliases, Hostname: "web-1", Reason: "aliases changed; alias www moved from web-0"}, "move-alias"},
-		"aliases":     {naming.Change{Type: naming.SetAliases, Hostname: "web-1", Reason: "aliases changed"}, "set-aliases"},
-		"ip":          {naming.Change{Type: naming.SetIP, Hostname: "web-1"}, "set-ip"},
-		"rewrite":     {naming.Change{Type: naming.Bind, Hostname: "web-1", InstanceID: "i-1", ExpectInstanceID: "i-1"}, "update"},
-		"release":     {naming.Change{Type: naming.Release, Hostname: "web-1", ExpectInstanceID: "i-1"}, "release"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := planChange("svc", tc.c).Action; got != tc.want {
-				t.Errorf("action = %q, want %q", got, tc.want)
-			}
-		})
-	}
+func TestWritePlanEmpty(t *testing.T) {
 	var buf bytes.Buffer
-	if err := writePlan(&buf, PlanReport{}, "", time.Now()); err != nil || !strings.Contains(buf.String(), "No changes") {
+	if err := writePlan(&buf, controllers.PlanReport{}, "", time.Now()); err != nil || !strings.Contains(buf.String(), "No changes") {
 		t.Errorf("empty plan: %v %q", err, buf.String())
 	}
 }

@@ -87,7 +87,7 @@ const DefaultMaxReleaseFraction = 0.5
 // current record already has (kept, so aliases registered by 1.x clients
 // survive). An alias wanted by several records goes to the newest claim
 // (latest instance LaunchTime; then the record already holding it; then the
-// first hostname) and the move is named in Change.Reason. A holder missing
+// first hostname) and the move is in Change.MovedAliases (and its Reason). A holder missing
 // from the listing keeps the aliases it has and claims no new ones. An
 // alias that is a name of this service or equals any record's hostname is
 // refused and reported in Problems.
@@ -219,7 +219,7 @@ type slot struct {
 	in      *Instance // holder as observed; nil when not listed
 	freedBy string    // why the original holder lost it
 	hold    *Hold     // why the name is kept from others (see holds)
-	reason  string    // why holder got it (set when holder changes)
+	cause   Cause     // why holder got it (set when holder changes)
 	aliases []string
 	moved   map[string]string // alias -> hostname it was taken from
 }
@@ -610,7 +610,7 @@ func (pl *planner) assign() error {
 	queue := pl.unnamed
 	if pl.p.Scheme == Masterful {
 		var who *Instance
-		reason := "master change-over"
+		reason := CauseMasterChangeOver
 		if pl.promote != nil {
 			who = pl.promote
 		} else if (pl.master == nil || pl.master.holder == "") && len(queue) > 0 {
@@ -620,13 +620,13 @@ func (pl *planner) assign() error {
 					k = max(0, slices.IndexFunc(queue, func(in *Instance) bool { return in.ID == last }))
 				}
 			}
-			who, reason = queue[k], "new instance"
+			who, reason = queue[k], CauseNewInstance
 			queue = slices.Delete(slices.Clone(queue), k, k+1)
 			switch {
 			case pl.master != nil && lastHolder(pl.master) == who.ID:
-				reason = "previous holder back"
+				reason = CausePreviousHolderBack
 			case pl.master != nil && pl.master.rec.InstanceID != "":
-				reason = "master refilled"
+				reason = CauseMasterRefilled
 			}
 		}
 		if who != nil {
@@ -716,9 +716,9 @@ func (pl *planner) walk(queue []*Instance) error {
 		}
 		who := queue[0]
 		queue = queue[1:]
-		reason := "new instance"
+		reason := CauseNewInstance
 		if who == pl.demoted {
-			reason = "old master after change-over"
+			reason = CauseOldMaster
 		}
 		if err := pl.bind(s, who, reason); err != nil {
 			return err
@@ -728,13 +728,13 @@ func (pl *planner) walk(queue []*Instance) error {
 	return nil
 }
 
-func (pl *planner) bind(s *slot, in *Instance, reason string) error {
+func (pl *planner) bind(s *slot, in *Instance, cause Cause) error {
 	if in.PrivateIP != "" {
 		if err := ValidateIP("instances["+in.ID+"].privateIP", in.PrivateIP); err != nil {
 			return err
 		}
 	}
-	s.holder, s.reason, s.in = in.ID, reason, in
+	s.holder, s.cause, s.in = in.ID, cause, in
 	pl.byHolder[in.ID] = s
 	return nil
 }
@@ -758,6 +758,11 @@ func (pl *planner) ownAliases(id string) []string {
 	return own
 }
 
+// aliases decides every record's alias list:
+//
+//	alias is a hostname or a name of this service -> refused (Problems)
+//	several records want it                       -> the newest claim (aliasClaim.newer)
+//	the winner is not where it sits now           -> recorded as a move
 func (pl *planner) aliases() {
 	if !pl.anyAliases && len(pl.p.Aliases) == 0 && len(pl.p.InstanceAliases) == 0 {
 		return
@@ -768,36 +773,49 @@ func (pl *planner) aliases() {
 			pl.heldBefore[s.rec.InstanceID] = s
 		}
 	}
+	pl.assignAliases(pl.aliasClaims())
+}
+
+// aliasClaim is one record's claim on an alias.
+type aliasClaim struct {
+	s       *slot
+	frozen  bool // holder not in this listing: keeps what it has
+	launch  time.Time
+	current bool // the record holds it now
+}
+
+// newer reports whether a is a newer claim than b: a frozen holder keeps
+// what it has; then the latest launch; then the current holder; then the
+// first hostname.
+func (a aliasClaim) newer(b aliasClaim) bool {
+	if a.frozen != b.frozen {
+		return a.frozen
+	}
+	if c := a.launch.Compare(b.launch); c != 0 {
+		return c > 0
+	}
+	if a.current != b.current {
+		return a.current
+	}
+	return a.s.less(b.s) < 0
+}
+
+// aliasRefused reports whether an alias collides with a hostname.
+func (pl *planner) aliasRefused(names map[string]bool, a string) bool {
+	if names[a] || pl.otherHosts[a] {
+		return true
+	}
+	_, _, own := ParseHostname(pl.p.Service, pl.p.Scheme, a)
+	return own
+}
+
+// aliasClaims returns the winning claim for every alias some holder wants.
+func (pl *planner) aliasClaims() map[string]aliasClaim {
 	names := make(map[string]bool, len(pl.slots)+len(pl.otherHosts))
 	for _, s := range pl.slots {
 		names[s.host] = true
 	}
-	refused := func(a string) bool {
-		if names[a] || pl.otherHosts[a] {
-			return true
-		}
-		_, _, own := ParseHostname(pl.p.Service, pl.p.Scheme, a)
-		return own
-	}
-	type claim struct {
-		s       *slot
-		frozen  bool // holder not in this listing: keeps what it has
-		launch  time.Time
-		current bool
-	}
-	best := make(map[string]claim, len(pl.p.InstanceAliases)+len(pl.p.Aliases))
-	better := func(a, b claim) bool { // is a a newer claim than b?
-		if a.frozen != b.frozen {
-			return a.frozen
-		}
-		if c := a.launch.Compare(b.launch); c != 0 {
-			return c > 0
-		}
-		if a.current != b.current {
-			return a.current
-		}
-		return a.s.less(b.s) < 0
-	}
+	best := make(map[string]aliasClaim, len(pl.p.InstanceAliases)+len(pl.p.Aliases))
 	reported := map[string]bool{}
 	for _, s := range pl.slots {
 		if s.holder == "" {
@@ -815,7 +833,7 @@ func (pl *planner) aliases() {
 			launch = in.LaunchTime
 		}
 		for _, a := range want {
-			if refused(a) {
+			if pl.aliasRefused(names, a) {
 				if !reported[a] {
 					reported[a] = true
 					pl.problem("alias %q refused: it is a host name", a)
@@ -826,12 +844,18 @@ func (pl *planner) aliases() {
 			if in == nil && !current {
 				continue
 			}
-			c := claim{s: s, frozen: in == nil, launch: launch, current: current}
-			if b, ok := best[a]; !ok || better(c, b) {
+			c := aliasClaim{s: s, frozen: in == nil, launch: launch, current: current}
+			if b, ok := best[a]; !ok || c.newer(b) {
 				best[a] = c
 			}
 		}
 	}
+	return best
+}
+
+// assignAliases gives each alias to its winning record and notes where it
+// moved from.
+func (pl *planner) assignAliases(best map[string]aliasClaim) {
 	// Where each alias sits now, for the move report.
 	now := map[string]string{}
 	for _, s := range pl.slots {
@@ -868,74 +892,28 @@ func (pl *planner) change(s *slot, t ChangeType) Change {
 	}
 }
 
+// The phases a pass's writes are ordered in: names are freed before they
+// are reused, a master before its slaves, and an alias is dropped from its
+// old record before another record adds it.
+const (
+	phaseRelease    = iota // releases and cleared gaps
+	phaseUpdate            // ip changes and alias removals on kept names
+	phaseMaster            // the master name changes holder
+	phaseBind              // other names change holder or are created
+	phaseAddAliases        // kept names that gain an alias
+	phaseCount
+)
+
 func (pl *planner) emit() error {
 	// Slots are visited in order, so each phase's bucket is in slot order.
-	var phases [5][]Change
+	var phases [phaseCount][]Change
 	for _, s := range pl.slots {
-		old := s.rec
-		switch {
-		case s.holder != old.InstanceID && s.holder == "":
-			c := pl.change(s, Release)
-			c.Reason, c.ReleasedAt = s.freedBy, pl.in.Now
-			phases[0] = append(phases[0], c)
-		case s.holder != old.InstanceID || !s.exists:
-			c := pl.change(s, Bind)
-			c.InstanceID, c.IP, c.Aliases = s.holder, s.in.PrivateIP, s.aliases
-			c.Reason = s.reason
-			if old.InstanceID != "" {
-				c.Reason += "; replaces " + old.InstanceID + " (" + s.freedBy + ")"
-			}
-			c.Reason += movedReason(s)
-			phase := 3
-			if s.role == RoleMaster {
-				phase = 2
-			}
-			phases[phase] = append(phases[phase], c)
-		case s.holder == "":
-			if old.IP != "" || len(old.Aliases) > 0 {
-				c := pl.change(s, Release)
-				c.Reason = "gap still had an ip or aliases"
-				phases[0] = append(phases[0], c)
-			}
-		default:
-			ip := old.IP
-			if in := s.in; in != nil && live(in.State) && in.PrivateIP != "" && in.PrivateIP != old.IP {
-				if err := ValidateIP("instances["+in.ID+"].privateIP", in.PrivateIP); err != nil {
-					return err
-				}
-				ip = in.PrivateIP
-			}
-			cur := slices.Clone(old.Aliases)
-			slices.Sort(cur)
-			cur = slices.Compact(cur)
-			aliasChanged := !slices.Equal(cur, s.aliases)
-			adds := false
-			for _, a := range s.aliases {
-				if _, found := slices.BinarySearch(cur, a); !found {
-					adds = true
-				}
-			}
-			phase := 1
-			if adds {
-				phase = 4
-			}
-			var c Change
-			switch {
-			case ip != old.IP && aliasChanged:
-				c = pl.change(s, Bind)
-				c.InstanceID, c.IP, c.Aliases = s.holder, ip, s.aliases
-				c.Reason = "ip changed from " + old.IP + " and aliases changed" + movedReason(s)
-			case ip != old.IP:
-				c = pl.change(s, SetIP)
-				c.IP = ip
-				c.Reason = "ip changed from " + cmp.Or(old.IP, `""`)
-			case aliasChanged:
-				c = pl.change(s, SetAliases)
-				c.Aliases = s.aliases
-				c.Reason = "aliases changed" + movedReason(s)
-			default:
-				continue
-			}
+		c, phase, ok, err := pl.slotChange(s)
+		if err != nil {
+			return err
+		}
+		if ok {
+			c.Reason = reason(c, s)
 			phases[phase] = append(phases[phase], c)
 		}
 	}
@@ -949,7 +927,8 @@ func (pl *planner) emit() error {
 		// A change-over may have taken the name after all.
 		if s.holder == s.rec.InstanceID {
 			c := pl.change(s, Release)
-			c.Reason = s.freedBy
+			c.Cause = CauseReleased
+			c.Reason = reason(c, s)
 			pl.res.Deferred = append(pl.res.Deferred, c)
 		}
 	}
@@ -957,13 +936,116 @@ func (pl *planner) emit() error {
 	return nil
 }
 
-func movedReason(s *slot) string {
-	if len(s.moved) == 0 {
-		return ""
+// slotChange is the write one slot needs, and its phase:
+//
+//	holder lost, none new               -> Release (CauseReleased)
+//	new holder, or a name not yet stored -> Bind (the slot's cause)
+//	free, still has an ip or aliases    -> Release (CauseStaleGap)
+//	same holder                         -> keptChange
+func (pl *planner) slotChange(s *slot) (c Change, phase int, ok bool, err error) {
+	old := s.rec
+	switch {
+	case s.holder != old.InstanceID && s.holder == "":
+		c = pl.change(s, Release)
+		c.Cause, c.ReleasedAt = CauseReleased, pl.in.Now
+		return c, phaseRelease, true, nil
+	case s.holder != old.InstanceID || !s.exists:
+		c = pl.change(s, Bind)
+		c.InstanceID, c.IP, c.Aliases = s.holder, s.in.PrivateIP, s.aliases
+		c.Cause, c.MovedAliases = s.cause, moves(s)
+		if s.role == RoleMaster {
+			return c, phaseMaster, true, nil
+		}
+		return c, phaseBind, true, nil
+	case s.holder == "":
+		if old.IP == "" && len(old.Aliases) == 0 {
+			return c, 0, false, nil
+		}
+		c = pl.change(s, Release)
+		c.Cause = CauseStaleGap
+		return c, phaseRelease, true, nil
 	}
-	var parts []string
+	return pl.keptChange(s)
+}
+
+// keptChange is the write for a name that keeps its holder:
+//
+//	ip and aliases changed -> Bind with both (CauseIPChanged)
+//	ip changed             -> SetIP (CauseIPChanged)
+//	aliases changed        -> SetAliases (CauseAliasesChanged)
+//	nothing                -> no write
+//
+// It is phaseAddAliases when an alias is added (after other records
+// dropped it), phaseUpdate otherwise.
+func (pl *planner) keptChange(s *slot) (c Change, phase int, ok bool, err error) {
+	old := s.rec
+	ip := old.IP
+	if in := s.in; in != nil && live(in.State) && in.PrivateIP != "" && in.PrivateIP != old.IP {
+		if err := ValidateIP("instances["+in.ID+"].privateIP", in.PrivateIP); err != nil {
+			return c, 0, false, err
+		}
+		ip = in.PrivateIP
+	}
+	cur := slices.Clone(old.Aliases)
+	slices.Sort(cur)
+	cur = slices.Compact(cur)
+	aliasChanged := !slices.Equal(cur, s.aliases)
+	phase = phaseUpdate
+	for _, a := range s.aliases {
+		if _, found := slices.BinarySearch(cur, a); !found {
+			phase = phaseAddAliases
+		}
+	}
+	switch {
+	case ip != old.IP && aliasChanged:
+		c = pl.change(s, Bind)
+		c.InstanceID, c.IP, c.Aliases = s.holder, ip, s.aliases
+		c.Cause, c.MovedAliases = CauseIPChanged, moves(s)
+	case ip != old.IP:
+		c = pl.change(s, SetIP)
+		c.IP, c.Cause = ip, CauseIPChanged
+	case aliasChanged:
+		c = pl.change(s, SetAliases)
+		c.Aliases, c.Cause, c.MovedAliases = s.aliases, CauseAliasesChanged, moves(s)
+	default:
+		return c, 0, false, nil
+	}
+	return c, phase, true, nil
+}
+
+// moves lists the aliases the slot takes from other records, by alias.
+func moves(s *slot) []AliasMove {
+	var out []AliasMove
 	for _, a := range slices.Sorted(maps.Keys(s.moved)) {
-		parts = append(parts, "alias "+a+" moved from "+s.moved[a])
+		out = append(out, AliasMove{Alias: a, From: s.moved[a]})
 	}
-	return "; " + strings.Join(parts, ", ")
+	return out
+}
+
+// reason renders a change's Reason from its cause, the slot's history and
+// its alias moves.
+func reason(c Change, s *slot) string {
+	var r string
+	switch c.Cause {
+	case CauseReleased:
+		r = s.freedBy
+	case CauseIPChanged:
+		r = "ip changed from " + cmp.Or(s.rec.IP, `""`)
+		if c.Type == Bind {
+			r = "ip changed from " + s.rec.IP + " and aliases changed"
+		}
+	default:
+		r = string(c.Cause)
+		if c.Type == Bind && s.rec.InstanceID != "" && s.rec.InstanceID != c.InstanceID {
+			r += "; replaces " + s.rec.InstanceID + " (" + s.freedBy + ")"
+		}
+	}
+	if len(c.MovedAliases) > 0 {
+		parts := make([]string, len(c.MovedAliases))
+		for i, m := range c.MovedAliases {
+			parts[i] = m.String()
+		}
+		r += "; " + strings.Join(parts, ", ")
+	}
+	return r
 }

@@ -15,6 +15,7 @@ func TestPlanAliases(t *testing.T) {
 		instances []Instance
 		want      map[string][]string // hostname -> aliases after
 		reason    string              // some change's Reason contains this
+		moved     []AliasMove         // some change carries exactly these moves
 		problem   string              // some Problem contains this
 	}{
 		"per-hostname alias on bind": {
@@ -28,6 +29,7 @@ func TestPlanAliases(t *testing.T) {
 			instances: []Instance{running("i-a", 0), running("i-b", 5)},
 			want:      map[string][]string{"web-0": nil, "web-1": {"cache"}},
 			reason:    "alias cache moved from web-0",
+			moved:     []AliasMove{{Alias: "cache", From: "web-0"}},
 		},
 		"older claim does not take it": {
 			policy:    Policy{InstanceAliases: map[string][]string{"i-a": {"cache"}, "i-b": {"cache"}}},
@@ -79,6 +81,11 @@ func TestPlanAliases(t *testing.T) {
 			}
 			if tc.reason != "" && !strings.Contains(describeAll(res.Changes), tc.reason) {
 				t.Errorf("no change says %q:\n%s", tc.reason, describeAll(res.Changes))
+			}
+			if tc.moved != nil && !slices.ContainsFunc(res.Changes, func(c Change) bool {
+				return c.Cause == CauseAliasesChanged && slices.Equal(c.MovedAliases, tc.moved)
+			}) {
+				t.Errorf("no %q change moves %v:\n%s", CauseAliasesChanged, tc.moved, describeAll(res.Changes))
 			}
 			if tc.problem != "" && !strings.Contains(strings.Join(res.Problems, "\n"), tc.problem) {
 				t.Errorf("no problem says %q: %q", tc.problem, res.Problems)

@@ -158,7 +158,41 @@ type Change struct {
 	ExpectInstanceID string
 	ExpectRev        int64
 
+	// Cause is why the planner made the change; MovedAliases are the
+	// aliases it takes from other records. Reason is rendered from them
+	// (plus, for a release or a replaced holder, what freed the name).
+	Cause        Cause
+	MovedAliases []AliasMove
 	// Reason is a short human explanation ("new instance", "master
-	// change-over", "instance terminated", "alias moved from web-1", …).
+	// change-over", "instance terminated", "alias a moved from web-1", …).
 	Reason string
 }
+
+// Cause is why the planner made a Change. Its value is the human text the
+// Reason starts with.
+type Cause string
+
+const (
+	CauseNewInstance        Cause = "new instance"
+	CausePreviousHolderBack Cause = "previous holder back"
+	CauseMasterRefilled     Cause = "master refilled"
+	CauseMasterChangeOver   Cause = "master change-over"
+	CauseOldMaster          Cause = "old master after change-over"
+	// CauseReleased: the holder lost the name; Reason says why (instance
+	// terminated, promoted, a 1.x duplicate...).
+	CauseReleased Cause = "released"
+	// CauseStaleGap: a gap that still carried an ip or aliases is cleared.
+	CauseStaleGap       Cause = "gap still had an ip or aliases"
+	CauseIPChanged      Cause = "ip changed"
+	CauseAliasesChanged Cause = "aliases changed"
+)
+
+// AliasMove is an alias a change takes from another record (a newer claim
+// wins, as in 1.x).
+type AliasMove struct {
+	Alias string `json:"alias"`
+	From  string `json:"from"` // the hostname that held it
+}
+
+// String renders the move as in Change.Reason.
+func (m AliasMove) String() string { return "alias " + m.Alias + " moved from " + m.From }

@@ -1,0 +1,134 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// PlanReport is what the next pass would write (`aerostat plan -o json`): flat lists, one entry a change,
+// ready for jq.
+type PlanReport struct {
+	// Pending is the number of writes the next pass would make.
+	Pending  int           `json:"pending"`
+	Changes  []PlanChange  `json:"changes"`
+	Deferred []PlanChange  `json:"deferred"`
+	Held     []PlanHold    `json:"held"`
+	Problems []PlanProblem `json:"problems"`
+}
+
+// PlanChange is one write of the next pass.
+type PlanChange struct {
+	Service string `json:"service"`
+	// Action: bind, release, move-master, move-alias, set-aliases,
+	// set-ip, update (a bound name's ip and aliases rewritten).
+	Action   string   `json:"action"`
+	Name     string   `json:"name"`
+	Instance string   `json:"instance,omitempty"`
+	From     string   `json:"from,omitempty"` // the holder it replaces or releases
+	IP       string   `json:"ip,omitempty"`
+	Aliases  []string `json:"aliases,omitempty"`
+	Reason   string   `json:"reason"`
+}
+
+// PlanHold is one name kept from the instances waiting for one.
+type PlanHold struct {
+	Service  string    `json:"service"`
+	Name     string    `json:"name"`
+	Instance string    `json:"instance,omitempty"` // kept for
+	Until    time.Time `json:"until"`
+	Reason   string    `json:"reason"`
+}
+
+// PlanProblem is a planner finding that does not stop the plan.
+type PlanProblem struct {
+	Service string `json:"service"`
+	Problem string `json:"problem"`
+}
+
+// NewPlanReport flattens a dry-run pass, services in name order; only,
+// when not empty, keeps those services.
+func NewPlanReport(sum Summary, only []string) PlanReport {
+	rep := PlanReport{Changes: []PlanChange{}, Deferred: []PlanChange{}, Held: []PlanHold{}, Problems: []PlanProblem{}}
+	for _, svc := range sum.Services {
+		if len(only) > 0 && !slices.Contains(only, svc) {
+			continue
+		}
+		p := sum.Passes[svc].Plan
+		for _, c := range p.Changes {
+			rep.Changes = append(rep.Changes, planChange(svc, c))
+		}
+		for _, c := range p.Deferred {
+			pc := planChange(svc, c)
+			pc.Action = "deferred-release"
+			rep.Deferred = append(rep.Deferred, pc)
+		}
+		for _, h := range p.Held {
+			rep.Held = append(rep.Held, PlanHold{Service: svc, Name: h.Hostname, Instance: h.InstanceID, Until: h.Until.UTC(), Reason: h.Reason})
+		}
+		for _, pr := range p.Problems {
+			rep.Problems = append(rep.Problems, PlanProblem{Service: svc, Problem: pr})
+		}
+	}
+	rep.Pending = len(rep.Changes)
+	return rep
+}
+
+// planChange labels one planned change with the action a reader knows it by.
+func planChange(svc string, c naming.Change) PlanChange {
+	pc := PlanChange{Service: svc, Name: c.Hostname, Instance: c.InstanceID, From: c.ExpectInstanceID, IP: c.IP, Aliases: c.Aliases, Reason: c.Reason}
+	switch c.Type {
+	case naming.Release:
+		pc.Action, pc.IP, pc.Aliases = "release", "", nil
+	case naming.Bind:
+		switch {
+		case c.ExpectInstanceID == c.InstanceID:
+			pc.Action, pc.From = "update", ""
+		case c.Role == naming.RoleMaster && c.ExpectInstanceID != "":
+			pc.Action = "move-master"
+		default:
+			pc.Action = "bind"
+		}
+	case naming.SetIP:
+		pc.Action, pc.Instance, pc.From = "set-ip", c.ExpectInstanceID, ""
+	case naming.SetAliases:
+		pc.Action, pc.Instance, pc.From = "set-aliases", c.ExpectInstanceID, ""
+		if len(c.MovedAliases) > 0 {
+			pc.Action = "move-alias"
+		}
+	default:
+		pc.Action = strings.ToLower(string(c.Type))
+	}
+	return pc
+}
+
+// Summary is the closing line, e.g. "Plan: 3 changes (2 bind, 1
+// release), 0 deferred, 1 held."
+func (rep PlanReport) Summary() string {
+	if rep.Pending == 0 && len(rep.Deferred) == 0 && len(rep.Held) == 0 {
+		return "No changes: the ledger matches the fleet."
+	}
+	count := map[string]int{}
+	var order []string
+	for _, c := range rep.Changes {
+		if count[c.Action] == 0 {
+			order = append(order, c.Action)
+		}
+		count[c.Action]++
+	}
+	var parts []string
+	for _, a := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", count[a], a))
+	}
+	s := fmt.Sprintf("Plan: %d change", rep.Pending)
+	if rep.Pending != 1 {
+		s += "s"
+	}
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return s + fmt.Sprintf(", %d deferred, %d held.", len(rep.Deferred), len(rep.Held))
+}
