@@ -55,10 +55,20 @@ verify: controller-gen ## Fail when generated files are stale (compares with a f
 envtest: ## Build kube-apiserver and etcd for envtest into ~/.cache/aerostat (once).
 	@hack/setup-envtest.sh >/dev/null
 
+.PHONY: cluster
+cluster: ## Build kubelet, controller-manager, scheduler, kube-proxy, CoreDNS for the e2e into ~/.cache/aerostat (once); install containerd when missing.
+	@hack/setup-cluster.sh >/dev/null
+
 .PHONY: test
-test: lint verify envtest ## Run every test that can run here (builds envtest binaries once).
+test: lint verify envtest ## Run every test that can run here, the one-node cluster e2e included (builds its binaries once).
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -count=1 ./...
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -count=1 -race $(RACE_PKGS)
+	@$(MAKE) --no-print-directory e2e
+
+.PHONY: e2e
+e2e: envtest cluster ## Install the chart with Helm on a one-node cluster of real components (root, Linux) and run the scenarios.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" AEROSTAT_CLUSTER_BINS="$$(hack/setup-cluster.sh)" \
+		go test -tags e2e -count=1 -timeout 30m -v -run TestE2E ./test/e2e/
 
 # N runs of every test under -race; FLAKE_PKGS narrows it (e.g. ./internal/agent/...).
 N ?= 20

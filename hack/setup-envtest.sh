@@ -31,30 +31,11 @@ trap 'rm -rf "$WORK"' EXIT
 log() { echo "setup-envtest: $*" >&2; }
 export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0
 
-# kube-apiserver: a throwaway module that requires k8s.io/kubernetes and points
-# each staging module at its published v0.Y.Z, as kubernetes' own go.mod
-# replaces them with ./staging paths that a module download does not carry.
+# shellcheck source=hack/lib/k8s-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/k8s-module.sh"
 log "building kube-apiserver $K8S_VERSION (first run only; ~13 min on 2 cores)"
-STAGING="v0.${K8S_VERSION#v1.}"
-mkdir -p "$WORK/apiserver"
-cd "$WORK/apiserver"
-go mod init aerostat.local/envtest-apiserver >/dev/null 2>&1
-GOMOD="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-{
-	echo "require k8s.io/kubernetes $K8S_VERSION"
-	grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$GOMOD" |
-		awk -v v="$STAGING" '{print "replace " $1 " => " $1 " " v}'
-} >>go.mod
-cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
-go mod tidy >/dev/null 2>&1 || go mod tidy
-go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
-	-o "$WORK/out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+k8s_module "$WORK/apiserver" "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver
+k8s_build "$WORK/apiserver" "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$WORK/out/kube-apiserver"
 
 log "building etcd $ETCD_VERSION"
 mkdir -p "$WORK/etcd"

@@ -1,0 +1,208 @@
+//go:build e2e
+
+// Package e2e installs the Helm chart on a one-node Kubernetes cluster built
+// from real components (test/e2e/cluster) and checks what a user would look
+// at: the controller's Lease, the NamingServices, the node's hosts file.
+// Run with `make e2e` (also part of `make test`); it needs root on Linux.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/aerostat-io/aerostat/internal/cloud/fake"
+	"github.com/aerostat-io/aerostat/test/e2e/cluster"
+)
+
+const (
+	podCIDR     = "10.213.0.0/16"
+	serviceCIDR = "10.214.0.0/24"
+	bridge      = "aerostate2e0"
+	namespace   = "aerostat-system"
+	release     = "aerostat"
+	image       = "aerostat.local/aerostat:e2e"
+	pauseImage  = "aerostat.local/pause:e2e"
+	repoRoot    = "../.."
+)
+
+// userHosts is the node's hosts file before Aerostat: every line of it must
+// survive every change.
+const userHosts = "127.0.0.1\tlocalhost\n# kept by the e2e: lines outside the block are the user's\n10.9.8.7\tkeep-me.example keep-me\n"
+
+// env is what every scenario shares.
+type env struct {
+	c        *cluster.Cluster
+	fleet    *fake.Fleet
+	ec2URL   string
+	hosts    string // the node's hosts file, under its throwaway /etc
+	aerostat string // the static binary in the image, for the CLI checks
+	kube     *kubeClients
+	helm     *helm
+}
+
+func TestE2E(t *testing.T) {
+	if why := cluster.Unsupported(); why != "" {
+		t.Skip("SKIPPING the one-node cluster e2e: " + why)
+	}
+	envtest, bins := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("AEROSTAT_CLUSTER_BINS")
+	if envtest == "" || bins == "" {
+		t.Fatal("KUBEBUILDER_ASSETS (hack/setup-envtest.sh) and AEROSTAT_CLUSTER_BINS (hack/setup-cluster.sh) must be set: run make e2e")
+	}
+	lockMachine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+
+	e := &env{}
+	dir := startCluster(ctx, t, e, envtest, bins)
+	e.hosts = filepath.Join(dir, "node-etc", "hosts")
+	e.startFakeEC2(t)
+
+	scenarios := []struct {
+		name string
+		fn   func(context.Context, *testing.T, *env)
+	}{
+		{"1 install: leader, CRD, services Ready", scenarioInstall},
+		{"2 agent writes the node's hosts file", scenarioAgent},
+		{"3 launch 3, terminate 2: the hosts file follows", scenarioFleetChanges},
+		{"4 leader pod deleted: the other replica leads", scenarioFailover},
+		{"5 kubectl get and aerostat get show the columns", scenarioPrinterColumns},
+		{"7 only the chart's ServiceAccounts and RBAC", scenarioRBAC},
+		{"6 upgrade keeps names, uninstall keeps the ledger", scenarioUpgradeUninstall},
+	}
+	for _, s := range scenarios {
+		if !t.Run(s.name, func(t *testing.T) { s.fn(ctx, t, e) }) {
+			t.Logf("component logs:\n%s", e.c.Logs(40))
+			t.Logf("pod logs:\n%s", podLogs(e.c.HostPath("pod-logs"), 40))
+			t.FailNow()
+		}
+	}
+}
+
+// lockMachine serializes e2e runs on this machine: they share the bridge
+// name and the subnet.
+func lockMachine(t *testing.T) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "aerostat-e2e.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("opening the e2e lock: %v", err)
+	}
+	t.Logf("waiting for the machine's e2e lock (another run may hold it)")
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("taking the e2e lock: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+func startCluster(ctx context.Context, t *testing.T, e *env, envtest, bins string) string {
+	dir, err := os.MkdirTemp("/tmp", "ae2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := buildImages(t, e, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "node-etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "node-etc", "hosts"), []byte(userHosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c, err := cluster.Start(ctx, cluster.Options{
+		Envtest: envtest, Bins: bins, Dir: dir, Bridge: bridge,
+		PodCIDR: podCIDR, ServiceCIDR: serviceCIDR,
+		Images: images, SandboxImage: pauseImage, Logf: t.Logf,
+	})
+	if err != nil {
+		// Not a skip: this machine was meant to run containers.
+		t.Fatalf("the one-node cluster did not start (this machine cannot run the e2e): %v", err)
+	}
+	t.Logf("cluster: node Ready %s after start", time.Since(start).Round(time.Second))
+	e.c = c
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Errorf("tearing the cluster down: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("kept %s for inspection", dir)
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("removing %s: %v", dir, err)
+		}
+	})
+	e.kube = newKubeClients(t, c)
+	return dir
+}
+
+// buildImages builds the aerostat image (as the Dockerfile lays it out) and
+// the pause image as OCI archives.
+func buildImages(t *testing.T, e *env, dir string) []string {
+	start := time.Now()
+	bin := filepath.Join(dir, "aerostat")
+	if err := cluster.BuildStatic(repoRoot, "./cmd/aerostat", bin, "-s -w -X main.version=e2e"); err != nil {
+		t.Fatal(err)
+	}
+	pause := filepath.Join(dir, "pause")
+	if err := cluster.BuildStatic(repoRoot, "./test/e2e/pause", pause, "-s -w"); err != nil {
+		t.Fatal(err)
+	}
+	e.aerostat = bin
+	archives := []string{filepath.Join(dir, "aerostat.oci.tar"), filepath.Join(dir, "pause.oci.tar")}
+	imgs := []cluster.Image{
+		{Name: image, Binary: bin, Entrypoint: "/usr/local/bin/aerostat", User: "65532:65532", Labels: map[string]string{
+			"org.opencontainers.image.title":   "aerostat",
+			"org.opencontainers.image.source":  "https://github.com/aerostat-io/aerostat",
+			"org.opencontainers.image.version": "e2e",
+		}},
+		{Name: pauseImage, Binary: pause, Entrypoint: "/pause", User: "65535:65535"},
+	}
+	for i, img := range imgs {
+		if err := cluster.WriteOCIArchive(img, archives[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("images: built in %s", time.Since(start).Round(time.Second))
+	return archives
+}
+
+// startFakeEC2 serves the fake EC2 Query API on the node's IP, where the
+// controller pods reach it through the bridge.
+func (e *env) startFakeEC2(t *testing.T) {
+	e.fleet = fake.NewFleet(clock.RealClock{})
+	e.fleet.Launch(3, map[string]string{"aerostat:service": "web"})
+	e.fleet.Launch(3, map[string]string{"aerostat:service": "db", "aerostat:service-type": "masterful"})
+	l, err := net.Listen("tcp", net.JoinHostPort(e.c.NodeIP, "0"))
+	if err != nil {
+		t.Fatalf("listening for the fake EC2 on the node IP: %v", err)
+	}
+	srv := &http.Server{Handler: fake.NewAPI(e.fleet), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	e.ec2URL = "http://" + l.Addr().String()
+}
+
+// podLogs returns the tail of every container log the kubelet wrote.
+func podLogs(dir string, lines int) string {
+	var b strings.Builder
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(all) > lines {
+			all = all[len(all)-lines:]
+		}
+		fmt.Fprintf(&b, "==> %s\n%s\n", strings.TrimPrefix(p, dir), strings.Join(all, "\n"))
+		return nil
+	})
+	return b.String()
+}
