@@ -43,7 +43,8 @@ controller:
       value: e2e
 agent:
   hostEtcDir: %s
-`, e.ec2URL, pollInterval, e.c.HostPath("node-etc"))
+  stateDir: %s
+`, e.ec2URL, pollInterval, e.c.HostPath("node-etc"), e.c.HostPath("node-state"))
 }
 
 const webService = `
