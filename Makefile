@@ -68,7 +68,7 @@ test: lint verify envtest ## Run every test that can run here, the one-node clus
 .PHONY: e2e
 e2e: envtest cluster ## Install the chart with Helm on a one-node cluster of real components (root, Linux) and run the scenarios.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" AEROSTAT_CLUSTER_BINS="$$(hack/setup-cluster.sh)" \
-		go test -tags e2e -count=1 -timeout 30m -v -run TestE2E ./test/e2e/
+		go test -tags e2e -count=1 -timeout 45m -v -run TestE2E ./test/e2e/
 
 # N runs of every test under -race; FLAKE_PKGS narrows it (e.g. ./internal/agent/...).
 N ?= 20

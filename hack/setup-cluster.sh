@@ -15,6 +15,14 @@ COREDNS_VERSION="${COREDNS_VERSION:-v1.14.0}"
 DEST="$CACHE/cluster/k8s-${K8S_VERSION}-coredns-${COREDNS_VERSION}-$(go env GOOS)-$(go env GOARCH)"
 CMDS=(kubelet kube-controller-manager kube-scheduler kube-proxy)
 
+# The node's runtime comes from Debian: containerd, runc, the CNI plugins,
+# iptables for kube-proxy. Installed when missing (as root; the e2e says
+# what is missing otherwise).
+if [[ "$(id -u)" == 0 ]] && ! { command -v containerd && command -v runc && [[ -x /usr/lib/cni/bridge ]] && command -v iptables; } >/dev/null; then
+	echo "setup-cluster: installing containerd, runc, containernetworking-plugins, iptables" >&2
+	apt-get update -qq >&2 && apt-get install -y -qq containerd runc containernetworking-plugins iptables >&2
+fi
+
 ready() {
 	local c
 	for c in "${CMDS[@]}" coredns; do [[ -x "$DEST/$c" ]] || return 1; done

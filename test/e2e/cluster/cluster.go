@@ -169,6 +169,13 @@ func (c *Cluster) startBridge(context.Context) error {
 		}
 		return run("ip", "link", "delete", c.opts.Bridge)
 	})
+	// A run killed before its teardown (the caller holds the machine's e2e
+	// lock, so the bridge is not another run's) leaves its bridge behind.
+	if run("ip", "link", "show", c.opts.Bridge) == nil {
+		if err := run("ip", "link", "delete", c.opts.Bridge); err != nil {
+			return err
+		}
+	}
 	if err := run("ip", "link", "add", c.opts.Bridge, "type", "bridge"); err != nil {
 		return err
 	}
@@ -305,7 +312,7 @@ func (c *Cluster) startControllers(context.Context) error {
 		"--secure-port", fmt.Sprint(freePort()),
 		"--service-account-private-key-file", c.path("pki", "sa.key"),
 		"--root-ca-file", c.path("pki", "apiserver", "apiserver.crt"),
-		"--use-service-account-credentials=true")
+	)
 	if err != nil {
 		return err
 	}
