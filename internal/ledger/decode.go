@@ -66,6 +66,12 @@ func decodeRecord(doc bson.Raw) (rec naming.Record, problems []string, ok bool) 
 			bad("ordinal", v)
 		}
 	}
+	// 1.x clients rename by setting hostname alone (--change-master): the
+	// hostname is then the truth and the stored role and ordinal are stale.
+	if role, ord, parsed := naming.ParseHostname(rec.Service, rec.Scheme, rec.Hostname); parsed && (role != rec.Role || ord != rec.Ordinal) {
+		problems = append(problems, fmt.Sprintf("document %s: role %q ordinal %d disagree with hostname %s (renamed by a 1.x client); read as the hostname says", id, rec.Role, rec.Ordinal, rec.Hostname))
+		rec.Role, rec.Ordinal = role, ord
+	}
 	if v, err := doc.LookupErr("rev"); err == nil && v.Type != bson.TypeNull {
 		if n, isInt := intValue(v); isInt {
 			rec.Rev = n

@@ -116,3 +116,10 @@ func Open(t testing.TB, opts ledger.Options) *ledger.Mongo {
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
 	return m
 }
+
+// PartialIndexes reports whether the test store has partial indexes
+// (MongoDB does, the embedded FerretDB v1 does not).
+func PartialIndexes(t testing.TB) bool {
+	t.Helper()
+	return os.Getenv(EnvURI) != ""
+}
