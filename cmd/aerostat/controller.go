@@ -35,6 +35,7 @@ import (
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/controllers"
 	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/events"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -45,6 +46,8 @@ type controllerFlags struct {
 	server, database, dataDir        string
 	ec2Endpoint, region              string
 	pollInterval                     time.Duration
+	sqsQueueURL, sqsEndpoint         string
+	eventsPollInterval               time.Duration
 	holdBack, stoppedGrace           time.Duration
 	metricsAddr, probeAddr, feedAddr string
 	leaderElect, metricsSecure       bool
@@ -81,6 +84,9 @@ services nodes registered in the ledger.`,
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
 	fl.DurationVar(&f.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often EC2 is listed")
+	fl.StringVar(&f.sqsQueueURL, "sqs-queue-url", "", "standalone: SQS queue that an EventBridge rule fills with EC2 state-change notifications; events wake a pass at once and the poll becomes the safety net (empty: poll only)")
+	fl.StringVar(&f.sqsEndpoint, "sqs-endpoint", "", "SQS API endpoint URL (default: AWS_ENDPOINT_URL_SQS or the region's endpoint)")
+	fl.DurationVar(&f.eventsPollInterval, "events-poll-interval", controllers.DefaultEventsPollInterval, "with --sqs-queue-url: how often EC2 is listed while the queue is healthy (a failing or silent queue brings back --poll-interval)")
 	addReapFlags(fl, &f.holdBack, &f.stoppedGrace)
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics; 0 disables")
 	fl.BoolVar(&f.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to callers that TokenReview authenticates and SubjectAccessReview allows get on /metrics (Kubernetes mode)")
@@ -166,6 +172,9 @@ func runController(ctx context.Context, f controllerFlags) error {
 	if err := f.ec2.validate(f.standalone); err != nil {
 		return err
 	}
+	if f.sqsQueueURL != "" && !f.standalone {
+		return fmt.Errorf("--sqs-queue-url %q: events drive the standalone loop only so far; use --standalone or leave it empty", f.sqsQueueURL)
+	}
 	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint,
 		CallsPerSecond: f.ec2.callsPerSecond, Burst: f.ec2.burst})
 	if err != nil {
@@ -223,8 +232,15 @@ func runController(ctx context.Context, f controllerFlags) error {
 	syncer := controllers.NewSyncer(opts)
 
 	if f.standalone {
+		src, err := eventSource(ctx, f, logger)
+		if err != nil {
+			return err
+		}
 		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Interval: f.pollInterval,
-			Reap: reap})
+			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval})
+		if src != nil && !f.once {
+			go func() { _ = src.Run(ctx) }()
+		}
 		if f.once {
 			sum, err := sa.Pass(ctx)
 			logger.Info("pass done", "services", len(sum.Services), "changes", sum.Changes)
@@ -234,6 +250,18 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return sa.Run(ctx)
 	}
 	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store})
+}
+
+// eventSource is the SQS event source of --sqs-queue-url, or nil.
+func eventSource(ctx context.Context, f controllerFlags, logger logr.Logger) (*events.Source, error) {
+	if f.sqsQueueURL == "" || f.once {
+		return nil, nil
+	}
+	q, err := events.NewSQS(ctx, events.SQSOptions{QueueURL: f.sqsQueueURL, Region: f.region, Endpoint: f.sqsEndpoint})
+	if err != nil {
+		return nil, err
+	}
+	return events.NewSource(events.SourceOptions{Queue: q, Registerer: crmetrics.Registry, Logger: logger.WithName("events")})
 }
 
 func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (ledger.Store, func(), error) {

@@ -58,6 +58,7 @@ func run(args []string) error {
 	throttle := fs.Float64("throttle-fraction", 0, "throttle each call (RequestLimitExceeded) with this probability")
 	failPage := fs.Int("fail-on-page", 0, "fail every request for page k (1-based) of a listing with HTTP 500")
 	seed := fs.Uint64("seed", 1, "seed of -throttle-fraction")
+	sqsQueue := fs.String("sqs-queue", "", "also serve a fake SQS queue of this name on the same address, fed with the fleet's state-change notifications (controller --sqs-queue-url http://ADDR/123456789012/NAME --sqs-endpoint http://ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,7 +83,21 @@ func run(args []string) error {
 	api.FailOnPage(*failPage)
 
 	mux := http.NewServeMux()
-	mux.Handle("/", logged(api))
+	var ec2Handler http.Handler = logged(api)
+	if *sqsQueue != "" {
+		q := fake.NewSQS(clock.RealClock{}, "http://"+*addr, *sqsQueue)
+		q.Follow(fleet)
+		ec2 := ec2Handler
+		ec2Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if fake.IsSQSRequest(r) {
+				q.ServeHTTP(w, r)
+				return
+			}
+			ec2.ServeHTTP(w, r)
+		})
+		log.Printf("fake SQS queue %s", q.QueueURL())
+	}
+	mux.Handle("/", ec2Handler)
 	mux.Handle("/fake/", control{fleet: fleet, api: api})
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
