@@ -43,7 +43,17 @@ type Options struct {
 	Logger logr.Logger
 	// Clock stamps updated_at and claimed_at; the real clock when nil.
 	Clock clock.PassiveClock
+	// Timeout bounds every store call whose context has no earlier
+	// deadline (the driver's client-side operation timeout, also sent to
+	// the server as maxTimeMS, which bounds a majority write's wait for its
+	// replicas: driver v2 has no separate wtimeout). A half-open
+	// connection then fails the call instead of hanging the agent or the
+	// controller. Default DefaultTimeout; the URI's timeoutMS overrides.
+	Timeout time.Duration
 }
+
+// DefaultTimeout bounds each store call when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
 
 // Mongo is the ledger on MongoDB or the embedded FerretDB.
 //
@@ -85,10 +95,15 @@ func Open(ctx context.Context, uri string, opts Options) (*Mongo, error) {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
-	// Fail fast when the store is down; the URI can still override these.
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	// Fail fast when the store is down or stuck; the URI can still
+	// override these.
 	co := options.Client().
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).
+		SetTimeout(opts.Timeout).
 		ApplyURI(uri)
 	client, err := mongo.Connect(co)
 	if err != nil {

@@ -24,6 +24,7 @@ type Proxy struct {
 	target string
 
 	down      atomic.Bool
+	stalled   atomic.Bool
 	latency   atomic.Int64
 	mu2       sync.Mutex
 	passFirst int // replies to forward before losing one
@@ -58,6 +59,12 @@ func (p *Proxy) SetDown(on bool) {
 		p.dropAll()
 	}
 }
+
+// SetStalled makes the store stuck while on: connections stay open and
+// new ones are accepted, but requests are swallowed and no reply comes (a
+// half-open connection, a hung server). Each swallowed request counts as
+// an injected fault.
+func (p *Proxy) SetStalled(on bool) { p.stalled.Store(on) }
 
 // SetLatency delays every request by d.
 func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
@@ -163,6 +170,10 @@ func (p *Proxy) pipe(dst io.Writer, src io.Reader, request bool) {
 		if n > 0 {
 			if p.down.Load() {
 				return
+			}
+			if request && p.stalled.Load() {
+				p.injected.Add(1)
+				continue
 			}
 			if request {
 				if d := time.Duration(p.latency.Load()); d > 0 {

@@ -70,9 +70,9 @@ func newNodeAgent(t *testing.T, name string, src func(*clocktesting.FakeClock) a
 
 func (n *nodeAgent) sync() error {
 	n.clock.Step(2 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return n.agent.SyncOnce(ctx)
+	// No deadline here, as in production: the ledger's own per-operation
+	// timeout (ledger.Options.Timeout) is what bounds a sync.
+	return n.agent.SyncOnce(context.Background())
 }
 
 func (n *nodeAgent) file(t *testing.T) string {
@@ -270,9 +270,13 @@ func TestStoreFaults(t *testing.T) {
 	t.Run("reply of a write lost", func(t *testing.T) {
 		churn()
 		lose := &StopAfter{Store: ctl, K: 1, Stop: func() { ctlProxy.DropReplyAfter(1, 1) }, KeepGoing: true}
+		injected := ctlProxy.Injected()
 		// The reply after the next (the next takes a rev) is the write's.
 		err := pass(5*time.Second, lose)
 		t.Logf("pass with a lost reply: %v", err)
+		if ctlProxy.Injected() == injected {
+			t.Fatal("no reply was lost: the fault never fired")
+		}
 		w.checkRaw()
 		faulty("lost reply", false)
 		converge("after lost reply")
@@ -304,10 +308,13 @@ func TestStoreFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range nodes[:len(nodes)-1] {
-			before := n.file(t)
+			before, injected := n.file(t), agtProxy.Injected()
 			agtProxy.DropReplies(1)
 			if err := n.sync(); err != nil && n.file(t) != before {
 				t.Errorf("node %s changed its file on a failed delta read", n.name)
+			}
+			if agtProxy.Injected() == injected {
+				t.Errorf("node %s: no reply was lost: the fault never fired", n.name)
 			}
 		}
 		agtProxy.DropReplies(0)
