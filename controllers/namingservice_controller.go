@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,6 +98,7 @@ func (r *NamingServiceReconciler) reconcile(ctx context.Context, ns *v1alpha1.Na
 	pass, err = r.Syncer.Sync(ctx, svc)
 	r.emitEvents(ns, pass)
 	r.setStatus(ns, pass, err)
+	r.reportRefusedAliases(ns, pass)
 	if IsConflict(err) {
 		return ctrl.Result{RequeueAfter: r.conflictBackoff()}, pass, nil
 	}
@@ -195,6 +197,24 @@ func (r *NamingServiceReconciler) setStatus(ns *v1alpha1.NamingService, pass Pas
 		r.setCondition(ns, v1alpha1.ConditionDegraded, F, v1alpha1.ReasonSynced, "ledger matches EC2")
 	}
 	r.setCondition(ns, v1alpha1.ConditionReady, T, v1alpha1.ReasonSynced, "ledger matches EC2")
+}
+
+// reportRefusedAliases sets AliasesRefused from a pass that planned, with
+// a Warning Event when the refusals start or change (not every pass).
+func (r *NamingServiceReconciler) reportRefusedAliases(ns *v1alpha1.NamingService, pass Pass) {
+	if pass.ObserveErr != nil || pass.Plan.MissingSince == nil {
+		return // nothing was planned: keep what the last plan said
+	}
+	msg := truncate(RefusedMessage(pass.Plan.RefusedAliases), 1024)
+	if msg == "" {
+		r.setCondition(ns, v1alpha1.ConditionAliasesRefused, metav1.ConditionFalse, v1alpha1.ReasonAliasesAllowed, "no alias refused")
+		return
+	}
+	prev := meta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionAliasesRefused)
+	if r.Recorder != nil && (prev == nil || prev.Status != metav1.ConditionTrue || prev.Message != msg) {
+		r.Recorder.Event(ns, corev1.EventTypeWarning, v1alpha1.EventAliasRefused, msg)
+	}
+	r.setCondition(ns, v1alpha1.ConditionAliasesRefused, metav1.ConditionTrue, v1alpha1.ReasonAliasesRefused, msg)
 }
 
 func (r *NamingServiceReconciler) setCondition(ns *v1alpha1.NamingService, typ string, status metav1.ConditionStatus, reason, msg string) {

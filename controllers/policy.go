@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -83,7 +84,12 @@ func ServiceFromSpec(ns *v1alpha1.NamingService) (Service, error) {
 	if len(spec.Aliases.ByHostname) > 0 {
 		p.Aliases = spec.Aliases.ByHostname
 	}
-	svc := Service{Policy: p, AliasTag: spec.Aliases.InstanceTag, PolicySource: SourceNamingService + ns.Name}
+	for i, suf := range spec.Aliases.AllowedSuffixes {
+		if err := naming.ValidateHostname(fmt.Sprintf("spec.aliases.allowedSuffixes[%d]", i), strings.Trim(suf, ".")); err != nil {
+			return Service{}, err
+		}
+	}
+	svc := Service{Policy: p, AliasTag: spec.Aliases.InstanceTag, AllowedSuffixes: spec.Aliases.AllowedSuffixes, PolicySource: SourceNamingService + ns.Name}
 	if svc.AliasTag == "" {
 		svc.AliasTag = TagAliases
 	}

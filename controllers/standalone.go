@@ -162,7 +162,7 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		// Every service starts from the one read above. A write since then
 		// makes a compare-and-set fail; the pass reports the conflict and
 		// the next one reads again, as before.
-		snap := &snapshot{records: ledgerRecs[name], rev: rev}
+		snap := &snapshot{records: ledgerRecs[name], rev: rev, all: records}
 		pass, err := s.syncer.syncObserved(ctx, services[name], byService[name], listErr, snap, false)
 		sum.Passes[name] = pass
 		sum.Changes += pass.Applied

@@ -40,6 +40,9 @@ type Service struct {
 	// PolicySource says where the policy comes from (SourceStandalone,
 	// SourceNamingService+name) in the ledger's copy of it.
 	PolicySource string
+	// AllowedSuffixes narrow the domains the service's aliases may be in
+	// (spec.aliases.allowedSuffixes); empty leaves the AliasGuard's.
+	AllowedSuffixes []string
 }
 
 // Pass is what one pass for one service saw and did.
@@ -84,6 +87,10 @@ type SyncerOptions struct {
 	// Tags writes names back to instance tags after each complete pass;
 	// nil: no tag write-back.
 	Tags *TagWriter
+	// Aliases refuses aliases that shadow names of other services,
+	// localhost or the cluster; nil refuses only the hostnames in the
+	// service's own records.
+	Aliases *AliasGuard
 }
 
 // Syncer runs passes: observe, read the ledger, plan, apply. It is shared by
@@ -97,6 +104,7 @@ type Syncer struct {
 	applied func()
 	dryRun  bool
 	tags    *TagWriter
+	aliases *AliasGuard
 
 	mu sync.Mutex
 	// missing is the planner's MissingSince per service. It lives in memory
@@ -105,6 +113,9 @@ type Syncer struct {
 	missing map[string]map[string]time.Time
 	// published is the policy last stored per service (publishPolicy).
 	published map[string]ledger.Policy
+	// refused is the last refused-aliases report per service, so a
+	// refusal is logged when it starts or changes, not every pass.
+	refused map[string]string
 }
 
 // NewSyncer returns a Syncer.
@@ -112,7 +123,8 @@ func NewSyncer(o SyncerOptions) *Syncer {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, missing: map[string]map[string]time.Time{},
+	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, aliases: o.Aliases,
+		missing: map[string]map[string]time.Time{}, refused: map[string]string{},
 		published: map[string]ledger.Policy{}}
 }
 
@@ -155,6 +167,7 @@ func (s *Syncer) SyncInstances(ctx context.Context, svc Service, instances []nam
 type snapshot struct {
 	records []naming.Record // the service's records, in store order
 	rev     int64           // the store rev, read before the records
+	all     []naming.Record // every service's records, for alias rules
 }
 
 // syncObserved is SyncObserved starting from snap when it is not nil.
@@ -192,18 +205,20 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 	if svc.AliasTag != "" {
 		policy.InstanceAliases = instanceAliases(instances, svc.AliasTag)
 	}
+	in := naming.Input{Policy: policy, Records: records, Observed: pass.Observed, Now: s.clock.Now()}
+	if in.AliasRules, err = s.aliasRules(ctx, svc, policy, records, snap); err != nil {
+		return pass, err
+	}
 	s.mu.Lock()
-	missing := s.missing[service]
+	in.MissingSince = s.missing[service]
 	s.mu.Unlock()
-	pass.Plan, err = naming.Plan(naming.Input{
-		Policy: policy, Records: records, Observed: pass.Observed, MissingSince: missing, Now: s.clock.Now(),
-	})
-	if err != nil {
+	if pass.Plan, err = naming.Plan(in); err != nil {
 		return pass, fmt.Errorf("planning service %q: %w", service, err)
 	}
 	s.mu.Lock()
 	s.missing[service] = pass.Plan.MissingSince
 	s.mu.Unlock()
+	s.logRefused(ctx, service, pass.Plan.RefusedAliases)
 
 	if pass.Plan.HasChanges() && !s.dryRun {
 		pass.Applied, err = s.store.Apply(ctx, pass.Plan.Changes)
@@ -235,6 +250,46 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 	return pass, nil
 }
 
+// aliasRules reads every service's records (from snap when it has them)
+// to refuse aliases that shadow another service's names; a service that
+// asks for no aliases skips the read.
+func (s *Syncer) aliasRules(ctx context.Context, svc Service, p naming.Policy, records []naming.Record, snap *snapshot) (naming.AliasRules, error) {
+	if s.aliases == nil || !wantsAliases(p, records) {
+		return naming.AliasRules{}, nil
+	}
+	var all []naming.Record
+	if snap != nil && snap.all != nil {
+		all = snap.all
+	} else {
+		var err error
+		if all, err = s.store.Records(ctx, ""); err != nil {
+			return naming.AliasRules{}, fmt.Errorf("reading every service's names for alias checks: %w", err)
+		}
+	}
+	return s.aliases.Rules(all, svc.AllowedSuffixes), nil
+}
+
+// logRefused logs a service's refused aliases when they change.
+func (s *Syncer) logRefused(ctx context.Context, service string, refused []naming.AliasRefusal) {
+	msg := RefusedMessage(refused)
+	s.mu.Lock()
+	changed := s.refused[service] != msg
+	s.refused[service] = msg
+	s.mu.Unlock()
+	if changed && msg != "" {
+		log.FromContext(ctx).Info("aliases refused, not written", "service", service, "refused", msg)
+	}
+}
+
+// RefusedMessage is one line naming every refused alias and why.
+func RefusedMessage(refused []naming.AliasRefusal) string {
+	parts := make([]string, len(refused))
+	for i, r := range refused {
+		parts[i] = r.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
 // ErrEmptyListing is a pass's ObserveErr when a listing came back empty
 // while the service has bound names: treated as unknown, not as "all gone".
 var ErrEmptyListing = errors.New("listing returned no instances")
@@ -253,6 +308,7 @@ func boundNames(records []naming.Record) int {
 func (s *Syncer) Forget(service string) {
 	s.mu.Lock()
 	delete(s.missing, service)
+	delete(s.refused, service)
 	s.mu.Unlock()
 }
 

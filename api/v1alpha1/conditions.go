@@ -11,6 +11,10 @@ const (
 	// ConditionThrottled is True when EC2 throttled or failed the listing,
 	// so nothing was released this pass.
 	ConditionThrottled = "Throttled"
+	// ConditionAliasesRefused is True when aliases were asked for that
+	// would shadow another service's name, localhost or a cluster name, or
+	// lie outside the allowed suffixes; they are not written.
+	ConditionAliasesRefused = "AliasesRefused"
 )
 
 // Condition reasons.
@@ -26,6 +30,8 @@ const (
 	ReasonPlanProblems    = "PlanProblems"    // e.g. 1.x duplicate records
 	ReasonNotObserved     = "NotObserved"     // Ready=False: EC2 not observed
 	ReasonChangesDeferred = "ChangesDeferred" // Ready=False: work left for the next pass
+	ReasonAliasesRefused  = "AliasesRefused"  // AliasesRefused=True
+	ReasonAliasesAllowed  = "AliasesAllowed"  // AliasesRefused=False
 )
 
 // Event reasons: one Event per change.
@@ -35,4 +41,5 @@ const (
 	EventMasterMoved   = "MasterMoved"
 	EventReapCapped    = "ReapCapped"
 	EventObserveFailed = "ObserveFailed"
+	EventAliasRefused  = "AliasRefused"
 )

@@ -83,6 +83,16 @@ type AliasPolicy struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=127
 	InstanceTag string `json:"instanceTag,omitempty"`
+	// AllowedSuffixes, when set, are the only domains this service's
+	// aliases may be in: an alias must equal one or end in "."+suffix
+	// (e.g. "db.corp.example"). It can only narrow the controller's
+	// --alias-allowed-suffixes. Refused aliases are never written; they
+	// show in the AliasesRefused condition and an Event.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=253
+	AllowedSuffixes []string `json:"allowedSuffixes,omitempty"`
 }
 
 // ReapPolicy bounds how names are released.

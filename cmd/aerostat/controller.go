@@ -55,6 +55,7 @@ type controllerFlags struct {
 	zap                              zap.Options
 	ec2                              ec2Flags
 	feedSec                          feedServeFlags
+	aliases                          aliasFlags
 }
 
 func newControllerCmd() *cobra.Command {
@@ -97,6 +98,7 @@ services nodes registered in the ledger.`,
 	fl.StringVar(&f.kubecfg, "kubeconfig", "", "kubeconfig path (default: KUBECONFIG, in-cluster, ~/.kube/config)")
 	f.ec2.register(fl)
 	f.feedSec.register(fl)
+	f.aliases.register(fl)
 	// A failed pass is one log line, not one line and a stack trace;
 	// --zap-stacktrace-level brings them back.
 	f.zap.StacktraceLevel = zapcore.PanicLevel
@@ -191,6 +193,9 @@ func runController(ctx context.Context, f controllerFlags) error {
 	// services of a poll: 10 calls a poll at 10,000 instances.
 	shared := cloud.NewShared(ec2, cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: f.pollInterval / 2})
 	opts := controllers.SyncerOptions{Cloud: shared, Store: store, Metrics: metrics}
+	if opts.Aliases, err = f.aliases.guard(); err != nil {
+		return fmt.Errorf("alias rules: %w", err)
+	}
 	if f.ec2.tagWriteBack {
 		tagger, ok := ec2.(cloud.Tagger)
 		if !ok {

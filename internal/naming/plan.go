@@ -800,13 +800,13 @@ func (a aliasClaim) newer(b aliasClaim) bool {
 	return a.s.less(b.s) < 0
 }
 
-// aliasRefused reports whether an alias collides with a hostname.
-func (pl *planner) aliasRefused(names map[string]bool, a string) bool {
-	if names[a] || pl.otherHosts[a] {
-		return true
+// aliasRefused says why an alias may not be used ("" when it may): it is a
+// hostname, or Input.AliasRules forbid it.
+func (pl *planner) aliasRefused(names map[string]bool, a string) string {
+	if _, _, own := ParseHostname(pl.p.Service, pl.p.Scheme, a); own || names[a] || pl.otherHosts[a] {
+		return "it is a host name"
 	}
-	_, _, own := ParseHostname(pl.p.Service, pl.p.Scheme, a)
-	return own
+	return pl.in.AliasRules.Check(a)
 }
 
 // aliasClaims returns the winning claim for every alias some holder wants.
@@ -833,10 +833,12 @@ func (pl *planner) aliasClaims() map[string]aliasClaim {
 			launch = in.LaunchTime
 		}
 		for _, a := range want {
-			if pl.aliasRefused(names, a) {
+			if why := pl.aliasRefused(names, a); why != "" {
 				if !reported[a] {
 					reported[a] = true
-					pl.problem("alias %q refused: it is a host name", a)
+					r := AliasRefusal{Alias: a, Hostname: s.host, Reason: why}
+					pl.res.RefusedAliases = append(pl.res.RefusedAliases, r)
+					pl.problem("%s", r)
 				}
 				continue
 			}

@@ -13,6 +13,10 @@ type Input struct {
 	// losing it only restarts the grace periods, which is safe.
 	MissingSince map[string]time.Time
 	Now          time.Time
+	// AliasRules are names outside this service that aliases may not take
+	// (other services' names, localhost, cluster domains); zero refuses
+	// only this service's own names and the hostnames in Records.
+	AliasRules AliasRules
 }
 
 // Result is the plan for one service.
@@ -29,6 +33,9 @@ type Result struct {
 	// Problems are findings that do not stop the plan: duplicate records
 	// from 1.x races, aliases refused because they equal another hostname.
 	Problems []string
+	// RefusedAliases are the aliases not written because AliasRules, or
+	// a hostname of this service, forbid them (each is also in Problems).
+	RefusedAliases []AliasRefusal
 	// DesiredMasterID is the instance id Policy.DesiredMaster resolved to
 	// ("" when unset or unresolved). A hostname names whoever holds it now,
 	// and after a change-over that is another instance, so callers given a
