@@ -23,6 +23,7 @@ import (
 type eventRig struct {
 	*rig
 	sqs    *fake.SQSServer
+	qclock *clocktesting.FakeClock // the queue's own clock
 	src    *events.Source
 	sa     *controllers.Standalone
 	passes chan passDone
@@ -46,7 +47,8 @@ func newEventRig(t *testing.T, o eventOpts) *eventRig {
 	r := &eventRig{rig: newRig(t), passes: make(chan passDone, 1000), reg: prometheus.NewRegistry()}
 	// The queue's clock never moves unless a test steps it: a long poll
 	// then waits until a message arrives, as on a quiet real queue.
-	r.sqs = fake.NewSQSServer(clocktesting.NewFakeClock(epoch), "aerostat-events")
+	r.qclock = clocktesting.NewFakeClock(epoch)
+	r.sqs = fake.NewSQSServer(r.qclock, "aerostat-events")
 	t.Cleanup(r.sqs.Close)
 	r.sqs.Follow(r.fleet)
 	if o.attempts == 0 {
@@ -225,12 +227,21 @@ func TestEventFaults(t *testing.T) {
 		"reordered": {inject: func(r *eventRig) { r.sqs.Reorder(true) },
 			act: func(t *testing.T, r *eventRig, ids []string) (string, string) {
 				// A stale "running" lands beside the "terminated": the
-				// pass goes by what EC2 says now.
+				// pass goes by what EC2 says now. Both are held until the
+				// queue's clock steps, so one receive sees both and the
+				// shuffle really happens (else the controller may take
+				// the first alone before the second is sent).
+				r.sqs.Delay(time.Second)
 				if err := r.fleet.Terminate(ids[0]); err != nil {
 					t.Fatal(err)
 				}
 				r.sqs.Send(fake.StateChangeBody(ids[0], naming.StateRunning, epoch))
+				held := r.sqs.Injected() // the two delays
+				r.qclock.Step(time.Second)
 				until(t, "both messages handled", func() bool { return r.sqs.Len() == 0 && r.bound("web")["web-0"] == "" })
+				if r.sqs.Injected() <= held {
+					t.Error("no receive saw both messages to reorder")
+				}
 				return ids[0], ""
 			}},
 		"throttled": {attempts: 3, inject: func(r *eventRig) { r.sqs.ThrottleNext(1) }, act: replace},
