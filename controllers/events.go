@@ -162,18 +162,9 @@ func (s *Standalone) EventPass(ctx context.Context, ids []string) (Summary, erro
 	if len(f.byID) == 0 {
 		return sum, nil // unknown ids (forged, or gone for good): nothing to look at
 	}
-	rev, err := s.store.Rev(ctx)
+	rev, records, ledgerRecs, err := s.readLedger(ctx)
 	if err != nil {
-		return sum, fmt.Errorf("reading ledger rev: %w", err)
-	}
-	records, err := s.store.Records(ctx, "")
-	if err != nil {
-		return sum, fmt.Errorf("reading ledger records: %w", err)
-	}
-	ledgerRecs := map[string][]naming.Record{}
-	for _, r := range records {
-		ledgerRecs[r.Service] = append(ledgerRecs[r.Service], r)
-		rev = max(rev, r.Rev)
+		return sum, err
 	}
 	services, byService := s.group(f, records)
 	for name := range byService {

@@ -130,18 +130,9 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 	// records, not bound a second time.
 	// The counter before the records, as ledger.Store.Changes does: the
 	// rev may then be below a record's, never above what was read.
-	rev, err := s.store.Rev(ctx)
+	rev, records, ledgerRecs, err := s.readLedger(ctx)
 	if err != nil {
-		return sum, fmt.Errorf("reading ledger rev: %w", err)
-	}
-	records, err := s.store.Records(ctx, "")
-	if err != nil {
-		return sum, fmt.Errorf("reading ledger records: %w", err)
-	}
-	ledgerRecs := map[string][]naming.Record{}
-	for _, r := range records {
-		ledgerRecs[r.Service] = append(ledgerRecs[r.Service], r)
-		rev = max(rev, r.Rev)
+		return sum, err
 	}
 	var fleet fleet
 	if listErr == nil {
@@ -265,4 +256,25 @@ func (s *Standalone) observe(ctx context.Context, tagged []naming.Instance, reco
 		}
 	}
 	return f, nil
+}
+
+// readLedger reads the rev counter, then every record, grouped by service.
+// The counter comes first, as ledger.Store.Changes does: the returned rev
+// may then be below a record's (it is raised to the highest seen), never
+// above what was read.
+func (s *Standalone) readLedger(ctx context.Context) (rev int64, records []naming.Record, byService map[string][]naming.Record, err error) {
+	rev, err = s.store.Rev(ctx)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("reading ledger rev: %w", err)
+	}
+	records, err = s.store.Records(ctx, "")
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("reading ledger records: %w", err)
+	}
+	byService = map[string][]naming.Record{}
+	for _, r := range records {
+		byService[r.Service] = append(byService[r.Service], r)
+		rev = max(rev, r.Rev)
+	}
+	return rev, records, byService, nil
 }
