@@ -46,6 +46,56 @@ const (
 type runState struct {
 	lastFull  time.Time // start of the last full pass that succeeded
 	lastEvent time.Time // start of the last event pass
+	budget    callBudget
+}
+
+// callBudget keeps event passes from costing more EC2 calls than polling
+// every interval would: EC2's request limit is shared by the whole
+// account. It earns, each poll interval, the calls of the last full
+// listing (up to that many banked), and every listing and event pass
+// spends the calls it made. An event pass waits while the budget is
+// spent, so under heavy churn more events share one pass and the delay
+// grows towards the poll interval, never past what polling would cost.
+type callBudget struct {
+	interval time.Duration
+	perPoll  float64 // calls of the last full listing; 0: not yet known
+	tokens   float64
+	at       time.Time
+}
+
+func (b *callBudget) refill(now time.Time) {
+	if !b.at.IsZero() && b.perPoll > 0 {
+		b.tokens = min(b.perPoll, b.tokens+b.perPoll*float64(now.Sub(b.at))/float64(b.interval))
+	}
+	b.at = now
+}
+
+// listed records a full listing of calls calls: the price of one poll.
+// The first one is what polling would have spent anyway, so the budget
+// starts with one poll's worth in the bank.
+func (b *callBudget) listed(now time.Time, calls int) {
+	first := b.perPoll == 0
+	b.refill(now)
+	b.perPoll = float64(max(calls, 1))
+	if first {
+		b.tokens = b.perPoll
+		return
+	}
+	b.tokens -= float64(calls)
+}
+
+func (b *callBudget) spend(now time.Time, calls int) {
+	b.refill(now)
+	b.tokens -= float64(calls)
+}
+
+// wait is how long until one call is affordable.
+func (b *callBudget) wait(now time.Time) time.Duration {
+	b.refill(now)
+	if b.perPoll == 0 || b.tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / b.perPoll * float64(b.interval))
 }
 
 // step runs the pass that is due: a full one when the poll interval (the
@@ -67,6 +117,8 @@ func (s *Standalone) step(ctx context.Context, st *runState) {
 			return
 		}
 		st.lastFull = start
+		st.budget.interval = s.interval
+		st.budget.listed(start, sum.Calls)
 		if s.events != nil {
 			s.events.Ack(ctx, b)
 			s.events.Observed(ctx, announced(sum, start))
@@ -78,7 +130,8 @@ func (s *Standalone) step(ctx context.Context, st *runState) {
 		return
 	}
 	st.lastEvent = start
-	_, err := s.EventPass(ctx, b.IDs)
+	sum, err := s.EventPass(ctx, b.IDs)
+	st.budget.spend(start, sum.Calls)
 	s.passed(TriggerEvent, err)
 	if err != nil {
 		// The ids stay pending: the next tick or event retries them.
@@ -107,6 +160,9 @@ func (s *Standalone) fullDue(st *runState, now time.Time) bool {
 // event passes stay EventGap apart. It returns false when ctx ended.
 func (s *Standalone) gather(ctx context.Context, st *runState) bool {
 	d := max(s.debounce, s.eventGap-s.clock.Since(st.lastEvent))
+	if s.eventGap > 0 { // a negative gap (tests) waits for nothing
+		d = max(d, st.budget.wait(s.clock.Now()))
+	}
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -148,6 +204,7 @@ func (s *Standalone) EventPass(ctx context.Context, ids []string) (Summary, erro
 	sum := Summary{Passes: map[string]Pass{}}
 	f := fleet{byID: make(map[string]naming.Instance, len(ids))}
 	for chunk := range slices.Chunk(ids, maxFilterValues) {
+		sum.Calls++
 		got, err := s.cloud.List(ctx, cloud.Filter{Name: "instance-id", Values: chunk})
 		if err != nil {
 			return sum, fmt.Errorf("describing %d instances named by events: %w", len(chunk), err)

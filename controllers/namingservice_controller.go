@@ -42,6 +42,10 @@ type NamingServiceReconciler struct {
 	// ConflictBackoff is how soon a pass that lost a compare-and-set runs
 	// again (default one second).
 	ConflictBackoff time.Duration
+	// Events, when set, wakes passes for the services EC2 events name,
+	// hears of every pass (to delete the messages a pass covered) and is
+	// reported in the EventsHealthy condition; nil: no events.
+	Events *EventWaker
 }
 
 // +kubebuilder:rbac:groups=aerostat.io,resources=namingservices,verbs=get;list;watch
@@ -95,10 +99,16 @@ func (r *NamingServiceReconciler) reconcile(ctx context.Context, ns *v1alpha1.Na
 		r.setCondition(ns, v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, pass, nil // only a spec change can help, and it triggers a reconcile
 	}
+	done := func(context.Context, Pass, error) {}
+	if r.Events != nil {
+		done = r.Events.BeginPass(ns.Name)
+	}
 	pass, err = r.Syncer.Sync(ctx, svc)
+	done(ctx, pass, err)
 	r.emitEvents(ns, pass)
 	r.setStatus(ns, pass, err)
 	r.reportRefusedAliases(ns, pass)
+	r.reportEvents(ns)
 	if IsConflict(err) {
 		return ctrl.Result{RequeueAfter: r.conflictBackoff()}, pass, nil
 	}
@@ -106,13 +116,22 @@ func (r *NamingServiceReconciler) reconcile(ctx context.Context, ns *v1alpha1.Na
 }
 
 // SetupWithManager registers the reconciler: NamingService spec changes and
-// every poll tick (which re-queues all NamingServices) trigger passes.
+// every poll tick (which re-queues all NamingServices) trigger passes, and
+// so do the services events name (with Events). Add r.Events to the
+// manager too: it runs the event source.
 func (r *NamingServiceReconciler) SetupWithManager(mgr ctrl.Manager, ticks <-chan event.TypedGenericEvent[time.Time]) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.NamingService{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesRawSource(source.Channel(ticks, handler.TypedEnqueueRequestsFromMapFunc(r.all))).
-		Named("namingservice").
-		Complete(r)
+		WatchesRawSource(source.Channel(ticks, handler.TypedEnqueueRequestsFromMapFunc(r.all)))
+	if r.Events != nil {
+		b = b.WatchesRawSource(source.Channel(r.Events.Requests(), handler.TypedEnqueueRequestsFromMapFunc(named)))
+	}
+	return b.Named("namingservice").Complete(r)
+}
+
+// named maps a woken service to its NamingService.
+func named(_ context.Context, name string) []ctrl.Request {
+	return []ctrl.Request{{NamespacedName: client.ObjectKey{Name: name}}}
 }
 
 // all maps a poll tick to every NamingService.
@@ -215,6 +234,18 @@ func (r *NamingServiceReconciler) reportRefusedAliases(ns *v1alpha1.NamingServic
 		r.Recorder.Event(ns, corev1.EventTypeWarning, v1alpha1.EventAliasRefused, msg)
 	}
 	r.setCondition(ns, v1alpha1.ConditionAliasesRefused, metav1.ConditionTrue, v1alpha1.ReasonAliasesRefused, msg)
+}
+
+// reportEvents sets EventsHealthy when the controller receives events.
+func (r *NamingServiceReconciler) reportEvents(ns *v1alpha1.NamingService) {
+	if r.Events == nil {
+		return
+	}
+	if ok, why := r.Events.Health(); ok {
+		r.setCondition(ns, v1alpha1.ConditionEventsHealthy, metav1.ConditionTrue, v1alpha1.ReasonEventsReceived, why)
+	} else {
+		r.setCondition(ns, v1alpha1.ConditionEventsHealthy, metav1.ConditionFalse, v1alpha1.ReasonEventsFailing, why)
+	}
 }
 
 func (r *NamingServiceReconciler) setCondition(ns *v1alpha1.NamingService, typ string, status metav1.ConditionStatus, reason, msg string) {

@@ -34,7 +34,9 @@ type StandaloneOptions struct {
 	Events         *events.Source
 	EventsInterval time.Duration
 	// EventDebounce and EventGap shape event passes (zero: defaults
-	// DefaultEventDebounce, DefaultEventGap; negative: no wait).
+	// DefaultEventDebounce, DefaultEventGap; negative: no wait). With a
+	// gap, event passes also wait while they would cost more EC2 calls
+	// than polling every Interval (see callBudget).
 	EventDebounce, EventGap time.Duration
 	// OnPass is called after each pass Run makes with its trigger
 	// (TriggerPoll or TriggerEvent) and error; it must not block.
@@ -113,6 +115,9 @@ type Summary struct {
 	Services []string
 	Passes   map[string]Pass
 	Changes  int
+	// Calls is how many DescribeInstances calls the pass's listings took
+	// (pages of cloud.PageSize, id chunks of maxFilterValues).
+	Calls int
 }
 
 // Pass observes the fleet once and runs one pass per service. It returns an
@@ -134,9 +139,11 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	sum.Calls = pages(len(tagged), cloud.PageSize)
 	var fleet fleet
 	if listErr == nil {
 		fleet, listErr = s.observe(ctx, tagged, records)
+		sum.Calls += fleet.calls
 	}
 
 	services, byService := s.group(fleet, records)
@@ -226,6 +233,7 @@ func (s *Standalone) tagService(name string) Service {
 type fleet struct {
 	tagged []naming.Instance
 	byID   map[string]naming.Instance
+	calls  int // DescribeInstances calls by id
 }
 
 // observe adds to the instances tagged with a service, listed by id, the
@@ -247,6 +255,7 @@ func (s *Standalone) observe(ctx context.Context, tagged []naming.Instance, reco
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for chunk := range slices.Chunk(ids, maxFilterValues) {
+		f.calls++
 		more, err := s.cloud.List(ctx, cloud.Filter{Name: "instance-id", Values: chunk})
 		if err != nil {
 			return f, fmt.Errorf("listing %d named instances by id: %w", len(chunk), err)
@@ -278,3 +287,6 @@ func (s *Standalone) readLedger(ctx context.Context) (rev int64, records []namin
 	}
 	return rev, records, byService, nil
 }
+
+// pages is how many calls listing n items takes, size a call (at least one).
+func pages(n, size int) int { return max(1, (n+size-1)/size) }

@@ -15,6 +15,10 @@ const (
 	// would shadow another service's name, localhost or a cluster name, or
 	// lie outside the allowed suffixes; they are not written.
 	ConditionAliasesRefused = "AliasesRefused"
+	// ConditionEventsHealthy is set only when the controller receives EC2
+	// events (--sqs-queue-url): False when the queue fails or is silent and
+	// the controller polls as often as without events.
+	ConditionEventsHealthy = "EventsHealthy"
 )
 
 // Condition reasons.
@@ -32,6 +36,8 @@ const (
 	ReasonChangesDeferred = "ChangesDeferred" // Ready=False: work left for the next pass
 	ReasonAliasesRefused  = "AliasesRefused"  // AliasesRefused=True
 	ReasonAliasesAllowed  = "AliasesAllowed"  // AliasesRefused=False
+	ReasonEventsReceived  = "EventsReceived"  // EventsHealthy=True
+	ReasonEventsFailing   = "EventsFailing"   // EventsHealthy=False: queue errors or silence
 )
 
 // Event reasons: one Event per change.

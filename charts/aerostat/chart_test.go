@@ -626,6 +626,14 @@ func TestBadValues(t *testing.T) {
 			values: `agent: {port: 70000}`,
 			want:   []string{"/agent/port", "65,535"},
 		},
+		"queue name instead of URL": {
+			values: `controller: {events: {sqsQueueURL: aerostat-events}}`,
+			want:   []string{"/controller/events/sqsQueueURL", "'aerostat-events'"},
+		},
+		"bad events poll interval": {
+			values: `controller: {events: {pollInterval: often}}`,
+			want:   []string{"/controller/events/pollInterval", "'often'"},
+		},
 		"bad region": {
 			values: `aws: {region: Ireland}`,
 			want:   []string{"/aws/region", "'Ireland'"},

@@ -23,7 +23,7 @@ func TestControllerExtras(t *testing.T) {
 
 	def := mustRender(t, ch, "")
 	if a := args(def); !strings.Contains(a, "--ec2-calls-per-second=5") || !strings.Contains(a, "--ec2-burst=1") ||
-		strings.Contains(a, "--tag-write-back") || strings.Contains(a, "--hosts-configmap") {
+		strings.Contains(a, "--tag-write-back") || strings.Contains(a, "--hosts-configmap") || strings.Contains(a, "--sqs-") {
 		t.Errorf("default args: %s", a)
 	}
 	if r := def.find("Role", "aerostat-controller-hosts"); r != nil {
@@ -36,9 +36,12 @@ controller:
   ec2Burst: 3
   tagWriteBack: {enabled: true, maxPerPass: 7}
   hostsConfigMap: {enabled: true, namespace: dns, name: fleet-hosts}
+  events: {sqsQueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/aerostat-events", pollInterval: 2m}
+aws: {sqsEndpoint: "http://sqs.local:9324"}
 `)
 	a := args(on)
-	for _, want := range []string{"--ec2-calls-per-second=2.5", "--ec2-burst=3", "--tag-write-back", "--tag-write-back-per-pass=7", "--hosts-configmap=dns/fleet-hosts"} {
+	for _, want := range []string{"--ec2-calls-per-second=2.5", "--ec2-burst=3", "--tag-write-back", "--tag-write-back-per-pass=7", "--hosts-configmap=dns/fleet-hosts",
+		"--sqs-queue-url=https://sqs.eu-west-1.amazonaws.com/123456789012/aerostat-events", "--events-poll-interval=2m", "--sqs-endpoint=http://sqs.local:9324"} {
 		if !strings.Contains(a, want) {
 			t.Errorf("args lack %s: %s", want, a)
 		}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,7 +85,7 @@ services nodes registered in the ledger.`,
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
 	fl.DurationVar(&f.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often EC2 is listed")
-	fl.StringVar(&f.sqsQueueURL, "sqs-queue-url", "", "standalone: SQS queue that an EventBridge rule fills with EC2 state-change notifications; events wake a pass at once and the poll becomes the safety net (empty: poll only)")
+	fl.StringVar(&f.sqsQueueURL, "sqs-queue-url", "", "SQS queue that an EventBridge rule fills with EC2 state-change notifications; events wake a pass at once and the poll becomes the safety net (empty: poll only)")
 	fl.StringVar(&f.sqsEndpoint, "sqs-endpoint", "", "SQS API endpoint URL (default: AWS_ENDPOINT_URL_SQS or the region's endpoint)")
 	fl.DurationVar(&f.eventsPollInterval, "events-poll-interval", controllers.DefaultEventsPollInterval, "with --sqs-queue-url: how often EC2 is listed while the queue is healthy (a failing or silent queue brings back --poll-interval)")
 	addReapFlags(fl, &f.holdBack, &f.stoppedGrace)
@@ -136,6 +138,20 @@ func defaultDataDir() string {
 	return "aerostat-data"
 }
 
+// mongoURI turns --server into a URI: 1.x took a bare hostname.
+func mongoURI(server string) (string, error) {
+	switch {
+	case strings.HasPrefix(server, "mongodb://"), strings.HasPrefix(server, "mongodb+srv://"):
+		return server, nil
+	case strings.Contains(server, "://"):
+		return "", fmt.Errorf("--server %q: want a hostname or a mongodb:// URI", ledger.RedactURI(server))
+	}
+	if _, _, err := net.SplitHostPort(server); err == nil {
+		return "mongodb://" + server, nil
+	}
+	return "mongodb://" + net.JoinHostPort(server, "27017"), nil
+}
+
 func runController(ctx context.Context, f controllerFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -157,9 +173,6 @@ func runController(ctx context.Context, f controllerFlags) error {
 	defer closeStore()
 	if err := f.ec2.validate(f.standalone); err != nil {
 		return err
-	}
-	if f.sqsQueueURL != "" && !f.standalone {
-		return fmt.Errorf("--sqs-queue-url %q: events drive the standalone loop only so far; use --standalone or leave it empty", f.sqsQueueURL)
 	}
 	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint,
 		CallsPerSecond: f.ec2.callsPerSecond, Burst: f.ec2.burst})
@@ -220,11 +233,11 @@ func runController(ctx context.Context, f controllerFlags) error {
 	}
 	syncer := controllers.NewSyncer(opts)
 
+	src, err := eventSource(ctx, f, logger)
+	if err != nil {
+		return err
+	}
 	if f.standalone {
-		src, err := eventSource(ctx, f, logger)
-		if err != nil {
-			return err
-		}
 		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Interval: f.pollInterval,
 			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval})
 		if src != nil && !f.once {
@@ -238,7 +251,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		serveStandaloneEndpoints(ctx, f, logger)
 		return sa.Run(ctx)
 	}
-	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store})
+	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2})
 }
 
 // eventSource is the SQS event source of --sqs-queue-url, or nil.
@@ -260,8 +273,10 @@ func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (led
 
 // managerExtras are what the manager's optional parts need.
 type managerExtras struct {
-	hosts controllers.HostsReporter // fills status.hosts; nil without a feed
-	store ledger.Store              // read by the hosts ConfigMap
+	hosts  controllers.HostsReporter // fills status.hosts; nil without a feed
+	store  ledger.Store              // read by the hosts ConfigMap
+	events *events.Source            // EC2 events; nil without --sqs-queue-url
+	cloud  cloud.Cloud               // describes the instances events name
 }
 
 // runManager runs the NamingService reconciler and, with
@@ -303,6 +318,15 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 		return err
 	}
 	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller"), Hosts: x.hosts}
+	if x.events != nil {
+		if r.Events, err = controllers.NewEventWaker(controllers.EventWakerOptions{Events: x.events, Cloud: x.cloud, Reader: mgr.GetClient()}); err != nil {
+			return err
+		}
+		if err := mgr.Add(r.Events); err != nil {
+			return err
+		}
+		poller.WithEvents(x.events, f.eventsPollInterval)
+	}
 	if err := r.SetupWithManager(mgr, poller.Ticks()); err != nil {
 		return fmt.Errorf("setting up reconciler: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -145,6 +146,65 @@ func readInfo(path string) (naming.Info, error) {
 	return info, nil
 }
 
+// claimInput builds the planner input for a node acting on its own behalf.
+// The observation is partial (Complete false): it holds this instance and,
+// taken from the ledger, the instances bound in the service, so nothing is
+// reaped and a change-over can move the old master (1.x trusted the ledger
+// the same way). This instance is the newest, so it wins alias conflicts,
+// as a 1.x registration took an alias away from any other record. Names
+// the controller released recently are held back from it as the
+// service's policy holds them (holdBack, read from the ledger); its own
+// former name it may always take back.
+func claimInput(info naming.Info, id, ip string, records []naming.Record, now time.Time, desiredMaster string, holdBack time.Duration) naming.Input {
+	in := naming.Input{
+		Policy: naming.Policy{
+			Service:         info.Service,
+			Scheme:          info.Scheme,
+			InstanceAliases: map[string][]string{id: slices.Clone(info.Aliases)},
+			DesiredMaster:   desiredMaster,
+			Reap:            naming.ReapPolicy{HoldBack: holdBack},
+		},
+		Records: records,
+		Now:     now,
+	}
+	if in.Policy.InstanceAliases[id] == nil {
+		in.Policy.InstanceAliases[id] = []string{}
+	}
+	in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: id, PrivateIP: ip, State: naming.StateRunning, LaunchTime: now})
+	seen := map[string]bool{id: true}
+	for _, r := range records {
+		if r.Free() || seen[r.InstanceID] || r.Service != info.Service {
+			continue
+		}
+		seen[r.InstanceID] = true
+		in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: r.InstanceID, PrivateIP: r.IP, State: naming.StateRunning, LaunchTime: r.ClaimedAt})
+	}
+	return in
+}
+
+// holding returns the name id holds in records (master first, then lowest).
+func holding(records []naming.Record, id string) (string, bool) {
+	var names []naming.Record
+	for _, r := range records {
+		if r.InstanceID == id {
+			names = append(names, r)
+		}
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	slices.SortFunc(names, func(a, b naming.Record) int {
+		if (a.Role == naming.RoleMaster) != (b.Role == naming.RoleMaster) {
+			if a.Role == naming.RoleMaster {
+				return -1
+			}
+			return 1
+		}
+		return a.Ordinal - b.Ordinal
+	})
+	return names[0].Hostname, true
+}
+
 // errAlreadyMaster and errNotMasterful refuse a promote.
 var (
 	errAlreadyMaster = errors.New("already the master")
@@ -217,14 +277,13 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		return "", err
 	}
 	log.V(1).Info("hold-back", "service", info.Service, "holdBack", holdBack, "from", from)
-	claim := naming.NodeClaim{Info: info, InstanceID: id, IP: ip, DesiredMaster: desired, HoldBack: holdBack}
 	plan := func(recs []naming.Record) (naming.Result, error) {
 		if promote {
-			if cur, ok := naming.HeldBy(recs, id); ok && cur == naming.Hostname(info.Service, naming.Masterful, naming.RoleMaster, 0) {
+			if cur, ok := holding(recs, id); ok && cur == naming.Hostname(info.Service, naming.Masterful, naming.RoleMaster, 0) {
 				return naming.Result{}, fmt.Errorf("instance %s holds %s: %w", id, cur, errAlreadyMaster)
 			}
 		}
-		return naming.Plan(claim.Input(recs, time.Now()))
+		return naming.Plan(claimInput(info, id, ip, recs, time.Now(), desired, holdBack))
 	}
 	if f.dryRun {
 		recs, err := store.Records(ctx, info.Service)
@@ -235,11 +294,7 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		if err != nil {
 			return "", err
 		}
-		after, err := naming.Apply(recs, res.Changes, time.Now())
-		if err != nil {
-			return "", fmt.Errorf("previewing the plan: %w", err)
-		}
-		return "", printPlan(out, res.Changes, after, id)
+		return "", printPlan(out, res, recs, id)
 	}
 	// A 1.x client still writing without compare-and-set can overwrite the
 	// name between our claim and the read-back; claiming again then gets
@@ -261,7 +316,7 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		if err != nil {
 			return "", fmt.Errorf("reading back the claim: %w", err)
 		}
-		if name, ok := naming.HeldBy(recs, id); ok {
+		if name, ok := holding(recs, id); ok {
 			return name, nil
 		}
 	}
@@ -280,16 +335,28 @@ func transient(err error) bool {
 	return mongo.IsNetworkError(err) || mongo.IsTimeout(err)
 }
 
-// printPlan prints the changes of a --dry-run and the name this instance
-// would hold once they are applied (after).
-func printPlan(out io.Writer, changes []naming.Change, after []naming.Record, id string) error {
-	for _, c := range changes {
+func printPlan(out io.Writer, res naming.Result, recs []naming.Record, id string) error {
+	// Apply the plan to a copy to tell which name this instance would hold.
+	after := slices.Clone(recs)
+	for _, c := range res.Changes {
 		fmt.Fprintf(out, "would %s\n", naming.Describe(c))
+		r := naming.Record{Hostname: c.Hostname, Service: c.Service, Role: c.Role, Ordinal: c.Ordinal}
+		if c.Type == naming.Bind {
+			r.InstanceID = c.InstanceID
+		}
+		i := slices.IndexFunc(after, func(x naming.Record) bool { return x.Hostname == c.Hostname })
+		switch {
+		case c.Type != naming.Bind && c.Type != naming.Release:
+		case i >= 0:
+			after[i] = r
+		default:
+			after = append(after, r)
+		}
 	}
-	if len(changes) == 0 {
+	if len(res.Changes) == 0 {
 		fmt.Fprintln(out, "no changes")
 	}
-	if name, ok := naming.HeldBy(after, id); ok {
+	if name, ok := holding(after, id); ok {
 		_, err := fmt.Fprintf(out, "%s would hold %s\n", id, name)
 		return err
 	}

@@ -61,6 +61,10 @@ type config struct {
 	print               string
 	size                int
 	feedURL, hostsFile  string
+	eventsSizes         []int
+	eventsChurn         int
+	eventsWindow        time.Duration
+	mode                string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -85,6 +89,10 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.print, "print", "", "print the table of an earlier results file and exit")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (which instances churn)")
 	fs.BoolVar(&c.noRegister, "no-register", false, "churn only through the controller (no registrations)")
+	eventsSizes := fs.String("events-n", "1000,10000", "fleet sizes for the EC2-events comparison (polling vs SQS events); empty: none")
+	fs.IntVar(&c.eventsChurn, "events-churn", 10, "events comparison: replacements (terminate + launch) spread over -events-window")
+	fs.DurationVar(&c.eventsWindow, "events-window", time.Minute, "events comparison: how long the churn runs and EC2 calls are counted")
+	fs.StringVar(&c.mode, "mode", "", "internal: poll|events mode of an events child")
 	quick := fs.Bool("quick", false, "small run (about a minute): sizes 100,1000; planner to 10,000; 5 agents; 6 changes; 2s polls")
 	fs.StringVar(&c.child, "child", "", "internal: scenario|agent")
 	fs.IntVar(&c.size, "size", 0, "internal: fleet size of a scenario child")
@@ -108,12 +116,18 @@ func parseFlags(args []string) (config, error) {
 		def("poll", func() { c.poll = 2 * time.Second })
 		def("steady-passes", func() { c.steadyPasses = 2 })
 		def("initial-max", func() { c.initialMax = 10 })
+		def("events-n", func() { *eventsSizes = "100" })
+		def("events-churn", func() { c.eventsChurn = 6 })
+		def("events-window", func() { c.eventsWindow = 15 * time.Second })
 	}
 	var err error
 	if c.sizes, err = intList("n", *sizes); err != nil {
 		return c, err
 	}
 	if c.plannerSizes, err = intList("planner-n", *plannerSizes); err != nil {
+		return c, err
+	}
+	if c.eventsSizes, err = intList("events-n", *eventsSizes); err != nil {
 		return c, err
 	}
 	switch {
@@ -129,6 +143,8 @@ func parseFlags(args []string) (config, error) {
 		return c, errors.New("-legacy-server-poll and -legacy-client-poll must be positive")
 	case c.steadyPasses < 1:
 		return c, fmt.Errorf("-steady-passes %d: want at least 1", c.steadyPasses)
+	case c.eventsChurn < 1 || c.eventsWindow <= 0:
+		return c, fmt.Errorf("-events-churn %d, -events-window %v: want at least 1 replacement over a positive window", c.eventsChurn, c.eventsWindow)
 	}
 	return c, nil
 }
@@ -157,6 +173,7 @@ type results struct {
 	Render    renderResult        `json:"agent_render_write_bench"`
 	Scenarios []scenarioResult    `json:"scenarios"`
 	Legacy1x  []legacyConvergence `json:"model_of_1x_convergence"`
+	Events    []eventsResult      `json:"events"`
 	Seconds   float64             `json:"wall_s"`
 }
 
@@ -192,10 +209,17 @@ func main() {
 		if err == nil {
 			err = json.NewEncoder(os.Stdout).Encode(res)
 		}
+	case "events":
+		ctrllog.SetLogger(logr.Discard())
+		var res eventsResult
+		res, err = runEventsScenario(ctx, cfg, cfg.size, cfg.mode)
+		if err == nil {
+			err = json.NewEncoder(os.Stdout).Encode(res)
+		}
 	case "agent":
 		err = runAgentChild(ctx, cfg)
 	default:
-		err = fmt.Errorf("-child %q: want scenario or agent", cfg.child)
+		err = fmt.Errorf("-child %q: want scenario, events or agent", cfg.child)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -211,6 +235,7 @@ func run(ctx context.Context, cfg config) error {
 		"feed_poll": cfg.feedPoll.String(), "feed_wait": cfg.feedWait.String(),
 		"ec2_calls_per_s": fmt.Sprint(cfg.ec2Rate), "initial_max": strconv.Itoa(cfg.initialMax),
 		"legacy_server_poll": cfg.legacyServerPoll.String(), "legacy_client_poll": cfg.legacyClientPoll.String(),
+		"events_churn": strconv.Itoa(cfg.eventsChurn), "events_window": cfg.eventsWindow.String(),
 	}}
 	fmt.Fprintf(os.Stderr, "bench: %d CPUs (%s), load %s\n", res.Machine.NumCPU, res.Machine.CPU, res.Machine.LoadStart)
 
@@ -231,10 +256,20 @@ func run(ctx context.Context, cfg config) error {
 		res.Legacy1x = append(res.Legacy1x, modelLegacyConvergence(cfg.agents, cfg.legacyServerPoll, cfg.legacyClientPoll,
 			ms(l.RegisterGapMs), ms(l.ServerPassMs), ms(l.UpdaterReadMs), cfg.seed))
 	}
+	for _, n := range cfg.eventsSizes {
+		for _, mode := range []string{modePoll, modeEvents} {
+			var er eventsResult
+			if err := runChildJSON(ctx, &er, "-child=events", "-size="+strconv.Itoa(n), "-mode="+mode); err != nil {
+				return fmt.Errorf("events, size %d, %s: %w", n, mode, err)
+			}
+			res.Events = append(res.Events, er)
+		}
+	}
 	res.Machine.LoadEnd = loadavg()
 	res.Seconds = time.Since(start).Seconds()
 
 	printTable(os.Stdout, cfg, res)
+	printEventsTable(os.Stdout, cfg, res.Events)
 	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
 		return err
 	}
@@ -263,13 +298,15 @@ func reprint(cfg config) error {
 	c := res.Config
 	cfg.agents, _ = strconv.Atoi(c["agents"])
 	cfg.initialMax, _ = strconv.Atoi(c["initial_max"])
+	cfg.eventsChurn, _ = strconv.Atoi(c["events_churn"])
 	for name, d := range map[string]*time.Duration{"controller_poll": &cfg.poll, "feed_wait": &cfg.feedWait,
-		"legacy_server_poll": &cfg.legacyServerPoll, "legacy_client_poll": &cfg.legacyClientPoll} {
+		"legacy_server_poll": &cfg.legacyServerPoll, "legacy_client_poll": &cfg.legacyClientPoll, "events_window": &cfg.eventsWindow} {
 		if v, err := time.ParseDuration(c[name]); err == nil {
 			*d = v
 		}
 	}
 	printTable(os.Stdout, cfg, res)
+	printEventsTable(os.Stdout, cfg, res.Events)
 	return nil
 }
 
@@ -277,22 +314,29 @@ func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millise
 
 // runChild runs one size in a child process with the same flags.
 func runChild(ctx context.Context, n int) (scenarioResult, error) {
+	var sr scenarioResult
+	err := runChildJSON(ctx, &sr, "-child=scenario", "-size="+strconv.Itoa(n))
+	return sr, err
+}
+
+// runChildJSON runs this binary with the same flags and extra, and decodes
+// the JSON result it prints into v.
+func runChildJSON(ctx context.Context, v any, extra ...string) error {
 	self, err := os.Executable()
 	if err != nil {
-		return scenarioResult{}, err
+		return err
 	}
-	args := append(append([]string{}, os.Args[1:]...), "-child=scenario", "-size="+strconv.Itoa(n))
+	args := append(append([]string{}, os.Args[1:]...), extra...)
 	cmd := exec.CommandContext(ctx, self, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return scenarioResult{}, err
+		return err
 	}
-	var sr scenarioResult
-	if err := json.Unmarshal(out.Bytes(), &sr); err != nil {
-		return scenarioResult{}, fmt.Errorf("reading scenario result: %w", err)
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
+		return fmt.Errorf("reading child result: %w", err)
 	}
-	return sr, nil
+	return nil
 }
 
 // runAgentChild is one agent as `aerostat agent --feed-url` runs it. It

@@ -171,6 +171,7 @@ type world struct {
 	fleet    *fake.Fleet
 	ec2srv   *fake.Server
 	ec2      *cloud.EC2
+	syncer   *controllers.Syncer
 	sa       *controllers.Standalone
 	fh       *feed.Handler
 	feedURL  string
@@ -215,16 +216,9 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	if err := w.seed(ctx); err != nil {
 		return w.res, err
 	}
-	// The feed follows the controller's store, as `aerostat controller
-	// --feed-addr` does, through its own counters.
-	w.fh = feed.NewHandler(w.feedDB, feed.Options{PollInterval: cfg.feedPoll})
-	if err := w.fh.SyncOnce(ctx); err != nil {
-		return w.res, fmt.Errorf("first feed sync: %w", err)
+	if err := w.startFeed(ctx); err != nil {
+		return w.res, err
 	}
-	hs := httptest.NewServer(w.fh)
-	w.closers = append(w.closers, hs.Close)
-	w.feedURL = hs.URL
-	go func() { _ = w.fh.Start(ctx) }()
 	go w.controllerLoop(ctx)
 	w.waitPasses(ctx, "seed", 1)
 	w.res.ControllerPeakRSS, _ = procStatus("self")
@@ -358,7 +352,22 @@ func (w *world) start(ctx context.Context) error {
 			w.fh.Notify()
 		}
 	}})
+	w.syncer = syncer
 	w.sa = controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: w.ec2, Store: w.ctrl, Interval: w.cfg.poll})
+	return nil
+}
+
+// startFeed serves the feed following the controller's store, as
+// `aerostat controller --feed-addr` does, through its own counters.
+func (w *world) startFeed(ctx context.Context) error {
+	w.fh = feed.NewHandler(w.feedDB, feed.Options{PollInterval: w.cfg.feedPoll})
+	if err := w.fh.SyncOnce(ctx); err != nil {
+		return fmt.Errorf("first feed sync: %w", err)
+	}
+	hs := httptest.NewServer(w.fh)
+	w.closers = append(w.closers, hs.Close)
+	w.feedURL = hs.URL
+	go func() { _ = w.fh.Start(ctx) }()
 	return nil
 }
 

@@ -30,8 +30,8 @@ const (
 	// second per account, which other tools in the account share.
 	DefaultCallsPerSecond = 5
 	DefaultMaxAttempts    = 3
-	// pageSize is EC2's largest MaxResults: 10,000 instances in 10 calls.
-	pageSize = 1000
+	// PageSize is EC2's largest MaxResults (the instances one DescribeInstances call returns): 10,000 instances in 10 calls.
+	PageSize = 1000
 	// tagBatch bounds the instance ids of one CreateTags call.
 	tagBatch = 1000
 )
@@ -135,7 +135,7 @@ func NewEC2(ctx context.Context, opts EC2Options) (*EC2, error) {
 
 // List implements Cloud with DescribeInstances, MaxResults 1000.
 func (e *EC2) List(ctx context.Context, filters ...Filter) ([]naming.Instance, error) {
-	in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(pageSize)}
+	in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(PageSize)}
 	for _, f := range filters {
 		in.Filters = append(in.Filters, types.Filter{Name: aws.String(f.Name), Values: f.Values})
 	}
