@@ -209,3 +209,72 @@ func TestWatchFirstReadError(t *testing.T) {
 		t.Fatal("Watch on an unreachable server returned nil")
 	}
 }
+
+// streamStore is the real ledger with a change stream the test drives:
+// FerretDB has none, so the wake-ups stand in for a replica set's.
+type streamStore struct {
+	*ledger.Mongo
+	wake chan struct{}
+}
+
+func (s streamStore) Watch(context.Context) (<-chan struct{}, error) { return s.wake, nil }
+
+// TestWatchWokenByChangeStream: with a change stream, a write shows up on
+// its wake-up, with no poll (the fake clock never steps); once the stream
+// ends, Watch polls every PollInterval.
+func TestWatchWokenByChangeStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := clocktesting.NewFakeClock(time.Now())
+	db := ledgertest.Database(t)
+	store := ledgertest.Open(t, ledger.Options{Database: db})
+	web := instances("i-0a00000000000000", "10.0.1.", 1)
+	if err := plan(ctx, store, "web", naming.Iterative, web); err != nil {
+		t.Fatal(err)
+	}
+	wake := make(chan struct{})
+	c := client.NewForStore(streamStore{store, wake}, client.Options{Clock: clk, PollInterval: time.Second})
+	batches := make(chan []client.Event)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Watch(ctx, client.Selector{}, func(ev []client.Event) error {
+			batches <- ev
+			return nil
+		})
+	}()
+	if got, want := summary(<-batches), "ADDED web-0 bound"; got != want {
+		t.Errorf("first batch = %q, want %q", got, want)
+	}
+	web = append(web, instances("i-0a00000000000001", "10.0.1.1", 1)...)
+	if err := plan(ctx, store, "web", naming.Iterative, web); err != nil {
+		t.Fatal(err)
+	}
+	wake <- struct{}{}
+	if got, want := summary(<-batches), "ADDED web-1 bound"; got != want {
+		t.Errorf("batch after the wake-up = %q, want %q", got, want)
+	}
+
+	close(wake)
+	web = append(web, instances("i-0a00000000000002", "10.0.1.2", 1)...)
+	if err := plan(ctx, store, "web", naming.Iterative, web); err != nil {
+		t.Fatal(err)
+	}
+	// The ticker is armed from the start; stepping it before Watch saw the
+	// close would lose the tick, so step until a batch arrives.
+	var ev []client.Event
+	for ev == nil {
+		select {
+		case ev = <-batches:
+		default:
+			clk.Step(time.Second)
+			runtime.Gosched()
+		}
+	}
+	if got, want := summary(ev), "ADDED web-2 bound"; got != want {
+		t.Errorf("polled batch after the stream ended = %q, want %q", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Watch after cancel = %v, want nil", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/aerostat-io/aerostat/internal/ledger"
 )
@@ -27,9 +28,12 @@ type Event struct {
 // Watch calls fn once with an Added event for every name matching sel
 // (possibly none), then with the events of each poll that saw changes,
 // until ctx ends (it then returns nil) or fn returns an error (returned as
-// is). Events in a batch are in SortNames order. It polls the ledger every
-// PollInterval and reads only what changed, re-reading a short overlap so
-// that writes committed out of revision order are not missed.
+// is). Events in a batch are in SortNames order. Where the server has
+// change streams (a MongoDB replica set) each write wakes it; elsewhere
+// (FerretDB, a standalone mongod), or once the stream has ended, it polls
+// every PollInterval. Either way it reads only what changed, re-reading a
+// short overlap so that writes committed out of revision order are not
+// missed.
 //
 // An error on the first read is returned; later read errors are logged and
 // retried on the next poll, without events.
@@ -54,13 +58,23 @@ func (c *Client) Watch(ctx context.Context, sel Selector, fn func([]Event) error
 	if err := fn(initial); err != nil {
 		return err
 	}
+	wake := c.changes(ctx)
 	t := c.opts.Clock.NewTicker(c.opts.PollInterval)
 	defer t.Stop()
 	for {
+		var tick <-chan time.Time
+		if wake == nil {
+			tick = t.C()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C():
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil // the stream ended: poll from now on
+				continue
+			}
+		case <-tick:
 		}
 		changed, err := f.Poll(ctx)
 		if err != nil {
@@ -92,11 +106,31 @@ func (c *Client) Watch(ctx context.Context, sel Selector, fn func([]Event) error
 		if len(events) == 0 {
 			continue
 		}
-		sortEvents(events)
+		SortEvents(events)
 		if err := fn(events); err != nil {
 			return err
 		}
 	}
+}
+
+// notifier is a store with change streams (ledger.Mongo).
+type notifier interface {
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
+// changes opens the ledger's change stream, or returns nil when the store
+// has none (the caller polls).
+func (c *Client) changes(ctx context.Context) <-chan struct{} {
+	n, ok := c.store.(notifier)
+	if !ok {
+		return nil
+	}
+	ch, err := n.Watch(ctx)
+	if err != nil {
+		c.opts.Logger.V(1).Info("no change stream; polling", "every", c.opts.PollInterval, "reason", err.Error())
+		return nil
+	}
+	return ch
 }
 
 func sortedValues(m map[string]Name) []Name {
@@ -108,7 +142,8 @@ func sortedValues(m map[string]Name) []Name {
 	return out
 }
 
-func sortEvents(events []Event) {
+// SortEvents puts a batch of events in SortNames order (one event a name).
+func SortEvents(events []Event) {
 	names := make([]Name, len(events))
 	byHost := make(map[string]Event, len(events))
 	for i, e := range events {

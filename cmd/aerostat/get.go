@@ -12,17 +12,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/client"
-	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/client/kube"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/ledger"
-	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/table"
 )
 
@@ -40,6 +38,7 @@ type sourceFlags struct {
 	server, database        string
 	kubeconfig, kubeContext string
 	timeout                 time.Duration
+	pollInterval            time.Duration
 	// plugin: run as kubectl-aerostat, where the cluster is the default.
 	plugin bool
 }
@@ -71,7 +70,7 @@ func (f *sourceFlags) cluster(cmd *cobra.Command) bool {
 func (f *sourceFlags) openLedgerClient(ctx context.Context) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	c, err := client.New(ctx, f.server, client.Options{Database: f.database})
+	c, err := client.New(ctx, f.server, client.Options{Database: f.database, PollInterval: f.pollInterval})
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", ledger.RedactURI(f.server), err)
 	}
@@ -80,7 +79,7 @@ func (f *sourceFlags) openLedgerClient(ctx context.Context) (*client.Client, err
 
 // kubeClient builds a client of the cluster from --kubeconfig (or
 // $KUBECONFIG, ~/.kube/config, in-cluster config) and --context.
-func (f *sourceFlags) kubeClient() (crclient.Client, error) {
+func (f *sourceFlags) kubeClient() (crclient.WithWatch, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = f.kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
@@ -96,17 +95,19 @@ func (f *sourceFlags) kubeClient() (crclient.Client, error) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	c, err := crclient.New(cfg, crclient.Options{Scheme: scheme})
+	c, err := crclient.NewWithWatch(cfg, crclient.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the cluster at %s: %w", cfg.Host, err)
 	}
 	return c, nil
 }
 
-// source reads names and services from the ledger or the cluster.
+// source reads names and services from the ledger (client.Client) or the
+// cluster (kube.Source).
 type source interface {
 	Names(ctx context.Context, sel client.Selector) ([]client.Name, error)
 	Services(ctx context.Context) ([]client.Service, error)
+	Watch(ctx context.Context, sel client.Selector, fn func([]client.Event) error) error
 	Close(ctx context.Context) error
 }
 
@@ -116,110 +117,16 @@ func (f *sourceFlags) open(cmd *cobra.Command) (source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return clusterSource{c: c}, nil
+		return kube.New(c), nil
 	}
 	return f.openLedgerClient(cmd.Context())
 }
-
-// clusterSource reads NamingService objects. It sees bound names only
-// (status members); gaps live in the ledger.
-type clusterSource struct{ c crclient.Client }
-
-func (s clusterSource) list(ctx context.Context) ([]v1alpha1.NamingService, error) {
-	var l v1alpha1.NamingServiceList
-	if err := s.c.List(ctx, &l); err != nil {
-		return nil, fmt.Errorf("listing namingservices: %w", err)
-	}
-	slices.SortFunc(l.Items, func(a, b v1alpha1.NamingService) int { return strings.Compare(a.Spec.Service, b.Spec.Service) })
-	return l.Items, nil
-}
-
-func (s clusterSource) Services(ctx context.Context) ([]client.Service, error) {
-	items, err := s.list(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]client.Service, 0, len(items))
-	for _, ns := range items {
-		out = append(out, serviceFromCluster(ns))
-	}
-	return out, nil
-}
-
-func serviceFromCluster(ns v1alpha1.NamingService) client.Service {
-	svc := client.Service{
-		Service:      ns.Spec.Service,
-		ServiceType:  strings.ToLower(ns.Spec.Scheme),
-		Bound:        int(ns.Status.Bound),
-		Gaps:         int(ns.Status.Gaps),
-		Master:       ns.Status.Master,
-		Ready:        "Unknown",
-		HoldBack:     &client.Duration{Duration: controllers.DefaultHoldBack},
-		PolicySource: controllers.SourceNamingService + ns.Name,
-	}
-	if hb := ns.Spec.ReapPolicy.HoldBack; hb != nil {
-		svc.HoldBack.Duration = hb.Duration
-	}
-	if svc.ServiceType == "" {
-		svc.ServiceType = "iterative"
-	}
-	if c := meta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionReady); c != nil {
-		svc.Ready = string(c.Status)
-	}
-	if !ns.CreationTimestamp.IsZero() {
-		t := ns.CreationTimestamp.UTC()
-		svc.Since = &t
-	}
-	return svc
-}
-
-func (s clusterSource) Names(ctx context.Context, sel client.Selector) ([]client.Name, error) {
-	items, err := s.list(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []client.Name
-	for _, ns := range items {
-		for _, n := range namesFromCluster(ns) {
-			if sel.Matches(n) {
-				out = append(out, n)
-			}
-		}
-	}
-	client.SortNames(out)
-	return out, nil
-}
-
-func namesFromCluster(ns v1alpha1.NamingService) []client.Name {
-	scheme, err := naming.ParseScheme(ns.Spec.Scheme)
-	if err != nil {
-		scheme = naming.Iterative
-	}
-	out := make([]client.Name, 0, len(ns.Status.Members))
-	for _, m := range ns.Status.Members {
-		role, ord, _ := naming.ParseHostname(ns.Spec.Service, scheme, m.Hostname)
-		n := client.Name{
-			Hostname: m.Hostname, IP: m.IP, Service: ns.Spec.Service, ServiceType: strings.ToLower(string(scheme)),
-			InstanceID: m.InstanceID, Aliases: []string{}, State: client.Bound, Ordinal: ord, Role: string(role),
-			Rev: ns.Status.Rev,
-		}
-		if m.Since != nil {
-			t := m.Since.UTC()
-			n.ClaimedAt, n.UpdatedAt = &t, &t
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
-func (clusterSource) Close(context.Context) error { return nil }
 
 type getFlags struct {
 	src      sourceFlags
 	output   string
 	selector string
 	watch    bool
-	interval time.Duration
 	feedURL  string
 	feedCli  feedClientFlags
 }
@@ -254,7 +161,7 @@ Kubernetes, or the NamingService status of a cluster with --kubeconfig or
 	fl.StringVarP(&f.output, "output", "o", "", "output format: "+strings.Join(table.Formats, "|"))
 	fl.StringVarP(&f.selector, "selector", "l", "", "filter names by service, service_type, state or role (e.g. service=web,state=bound)")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "after listing, print changes as they happen")
-	fl.DurationVar(&f.interval, "watch-interval", client.DefaultPollInterval, "how often --watch polls")
+	fl.DurationVar(&f.src.pollInterval, "watch-interval", client.DefaultPollInterval, "--watch on a ledger without change streams (FerretDB, a standalone mongod): how often it polls; the cluster and a replica set push changes")
 	fl.StringVar(&f.feedURL, "feed", os.Getenv("AEROSTAT_FEED"), "for nodes: the controller's feed URL, https://host:port (env AEROSTAT_FEED)")
 	f.feedCli.register(fl)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(table.Formats, cobra.ShellCompDirectiveNoFileComp))
@@ -326,7 +233,7 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 	}
 
 	if f.watch {
-		return watchNames(ctx, out, src, f, sel, format, args)
+		return watchNames(ctx, out, src, format, sel, args)
 	}
 	names, err := src.Names(ctx, sel)
 	if err != nil {
@@ -389,70 +296,12 @@ func missing[T any](args []string, found []T, key func(T) string, what string) e
 	return fmt.Errorf("%s %q not found", what, strings.Join(miss, `", "`))
 }
 
-func watchNames(ctx context.Context, out io.Writer, src source, f *getFlags, sel client.Selector, format table.Format, args []string) error {
+func watchNames(ctx context.Context, out io.Writer, src source, format table.Format, sel client.Selector, args []string) error {
 	stream := table.NewStream(out, format, time.Now)
-	print := func(events []client.Event) error {
+	return src.Watch(ctx, sel, func(events []client.Event) error {
 		if len(args) > 0 {
 			events = slices.DeleteFunc(events, func(e client.Event) bool { return !slices.Contains(args, e.Name.Hostname) })
 		}
 		return stream.Print(events)
-	}
-	if c, ok := src.(*client.Client); ok {
-		return c.Watch(ctx, sel, print)
-	}
-	return pollWatch(ctx, f.interval, func(ctx context.Context) ([]client.Name, error) { return src.Names(ctx, sel) }, print)
-}
-
-// pollWatch turns repeated listings into watch events (for the cluster,
-// whose status is small).
-func pollWatch(ctx context.Context, every time.Duration, list func(context.Context) ([]client.Name, error), fn func([]client.Event) error) error {
-	names, err := list(ctx)
-	if err != nil {
-		return err
-	}
-	seen := map[string]client.Name{}
-	var first []client.Event
-	for _, n := range names {
-		seen[n.Hostname] = n
-		first = append(first, client.Event{Type: client.Added, Name: n})
-	}
-	if err := fn(first); err != nil {
-		return err
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		names, err := list(ctx)
-		if err != nil {
-			continue // a failed poll shows nothing; the next one catches up
-		}
-		var events []client.Event
-		now := map[string]client.Name{}
-		for _, n := range names {
-			now[n.Hostname] = n
-			old, ok := seen[n.Hostname]
-			switch {
-			case !ok:
-				events = append(events, client.Event{Type: client.Added, Name: n})
-			case old.InstanceID != n.InstanceID || old.IP != n.IP || old.State != n.State:
-				events = append(events, client.Event{Type: client.Modified, Name: n})
-			}
-		}
-		for h, n := range seen {
-			if _, ok := now[h]; !ok {
-				events = append(events, client.Event{Type: client.Deleted, Name: n})
-			}
-		}
-		seen = now
-		if len(events) > 0 {
-			if err := fn(events); err != nil {
-				return err
-			}
-		}
-	}
+	})
 }
