@@ -23,6 +23,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 // Source is where the agent reads names.
@@ -415,11 +416,8 @@ func (a *Agent) nextWait(err error) time.Duration {
 	a.mu.Lock()
 	n := a.failures
 	a.mu.Unlock()
-	d := a.opts.BackoffMin
-	for i := 1; i < n && d < a.opts.BackoffMax; i++ {
-		d *= 2
-	}
-	return a.jitter(min(d, a.opts.BackoffMax))
+	// ±20% around BackoffMin·2^(n-1), capped at BackoffMax, like jitter.
+	return retry.Nth(retry.Exponential(a.opts.BackoffMin*4/5, a.opts.BackoffMax*4/5, 0.5), n)
 }
 
 // jitter spreads a fleet's polls so they do not hit the store in step.

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
+
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 // Defaults of the throttling back-off.
@@ -31,7 +32,6 @@ type budget struct {
 	// at maxPause, so a fleet of controllers does not retry in step.
 	base, maxPause time.Duration
 	mu             sync.Mutex
-	rng            *rand.Rand
 	streak         int
 	pauseUntil     time.Time
 }
@@ -50,9 +50,7 @@ func newBudget(clk clock.Clock, perSecond float64, burst int, base, maxPause tim
 	if maxPause < base {
 		maxPause = max(base, DefaultMaxThrottleBackoff)
 	}
-	seed := uint64(clk.Now().UnixNano())
-	return &budget{clock: clk, lim: rate.NewLimiter(limit, burst), base: base, maxPause: maxPause,
-		rng: rand.New(rand.NewPCG(seed, seed>>1))}
+	return &budget{clock: clk, lim: rate.NewLimiter(limit, burst), base: base, maxPause: maxPause}
 }
 
 // limit is the configured calls a second (+Inf: unlimited).
@@ -89,18 +87,7 @@ func (b *budget) wait(ctx context.Context) (time.Duration, time.Time, error) {
 }
 
 func (b *budget) sleepUntil(ctx context.Context, until time.Time) error {
-	d := until.Sub(b.clock.Now())
-	if d <= 0 {
-		return nil
-	}
-	t := b.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return retry.Sleep(ctx, b.clock, until.Sub(b.clock.Now()))
 }
 
 func (b *budget) pausedUntil() time.Time {
@@ -119,12 +106,7 @@ func (b *budget) observe(throttled bool) {
 		return
 	}
 	b.streak++
-	d := b.base
-	for i := 1; i < b.streak && d < b.maxPause; i++ {
-		d *= 2
-	}
-	d = min(d, b.maxPause)
-	d = d/2 + time.Duration(b.rng.Int64N(int64(d/2)+1))
+	d := retry.Nth(retry.Exponential(b.base/2, b.maxPause/2, 1), b.streak)
 	if until := b.clock.Now().Add(d); until.After(b.pauseUntil) {
 		b.pauseUntil = until
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
+
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 // Defaults of SourceOptions.
@@ -120,7 +122,7 @@ func (s *Source) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	defer func() { <-done }()
 	go func() { defer close(done); s.deleter(ctx) }()
-	pause := s.o.Backoff
+	backoff := retry.New(s.o.Clock, retry.Exponential(s.o.Backoff, s.o.MaxBackoff, 0))
 	for ctx.Err() == nil {
 		msgs, err := s.o.Queue.Receive(ctx)
 		if ctx.Err() != nil {
@@ -128,27 +130,15 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			s.failed(ctx, err)
-			if !s.sleep(ctx, pause) {
+			if backoff.Wait(ctx) != nil {
 				return nil
 			}
-			pause = min(2*pause, s.o.MaxBackoff)
 			continue
 		}
-		pause = s.o.Backoff
+		backoff.Reset()
 		s.received(ctx, msgs)
 	}
 	return nil
-}
-
-func (s *Source) sleep(ctx context.Context, d time.Duration) bool {
-	t := s.o.Clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func (s *Source) failed(ctx context.Context, err error) {
