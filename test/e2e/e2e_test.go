@@ -33,6 +33,10 @@ const (
 	image       = "aerostat.local/aerostat:e2e"
 	pauseImage  = "aerostat.local/pause:e2e"
 	repoRoot    = "../.."
+	// Each run's directory is runsDir/runsPrefix*: short, for containerd's
+	// socket path, and found again by the next run if this one is killed.
+	runsDir    = "/tmp"
+	runsPrefix = "ae2e-"
 )
 
 // userHosts is the node's hosts file before Aerostat: every line of it must
@@ -48,22 +52,41 @@ type env struct {
 	aerostat string // the static binary in the image, for the CLI checks
 	kube     *kubeClients
 	helm     *helm
+	// provoked are the spans whose refused requests a scenario caused on
+	// purpose (scenario 7's missing rule).
+	provoked []window
 }
 
 func TestE2E(t *testing.T) {
+	// Skipping is a decision someone writes down, never a default: a
+	// machine that cannot run the cluster fails with the reason.
+	if reason := os.Getenv("AEROSTAT_SKIP_E2E"); reason != "" {
+		t.Skipf("SKIPPING the one-node cluster e2e: AEROSTAT_SKIP_E2E=%q", reason)
+	}
 	if why := cluster.Unsupported(); why != "" {
-		t.Skip("SKIPPING the one-node cluster e2e: " + why)
+		t.Fatalf("this machine cannot run the one-node cluster e2e: %s (AEROSTAT_SKIP_E2E=<why> skips it on purpose)", why)
 	}
 	envtest, bins := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("AEROSTAT_CLUSTER_BINS")
 	if envtest == "" || bins == "" {
 		t.Fatal("KUBEBUILDER_ASSETS (hack/setup-envtest.sh) and AEROSTAT_CLUSTER_BINS (hack/setup-cluster.sh) must be set: run make e2e")
 	}
 	lockMachine(t)
+	// A run killed before its teardown left its processes, mounts and
+	// network namespaces: this run would trip over them.
+	if err := cluster.Reap(filepath.Join(runsDir, runsPrefix+"*"), "", t.Logf); err != nil {
+		t.Fatalf("cleaning up after earlier runs: %v", err)
+	}
+	e := &env{}
+	dir, err := os.MkdirTemp(runsDir, runsPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Built before the scenarios' clock starts: with a cold compile cache
+	// this takes minutes.
+	images := buildImages(t, e, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-
-	e := &env{}
-	dir := startCluster(ctx, t, e, envtest, bins)
+	startCluster(ctx, t, e, dir, images, envtest, bins)
 	e.hosts = filepath.Join(dir, "node-etc", "hosts")
 	e.startFakeEC2(t)
 
@@ -102,12 +125,7 @@ func lockMachine(t *testing.T) {
 	t.Cleanup(func() { f.Close() })
 }
 
-func startCluster(ctx context.Context, t *testing.T, e *env, envtest, bins string) string {
-	dir, err := os.MkdirTemp("/tmp", "ae2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	images := buildImages(t, e, dir)
+func startCluster(ctx context.Context, t *testing.T, e *env, dir string, images []string, envtest, bins string) {
 	if err := os.MkdirAll(filepath.Join(dir, "node-etc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -139,37 +157,62 @@ func startCluster(ctx context.Context, t *testing.T, e *env, envtest, bins strin
 		}
 	})
 	e.kube = newKubeClients(t, c)
-	return dir
 }
 
-// buildImages builds the aerostat image (as the Dockerfile lays it out) and
-// the pause image as OCI archives.
+// imageSpec is one image the chart runs, built from one main package the
+// way the Dockerfile lays it out. A new binary with its own image is one
+// more entry in images.
+type imageSpec struct {
+	pkg     string // main package, relative to the repository
+	ldflags string
+	image   cluster.Image
+}
+
+func images() []imageSpec {
+	return []imageSpec{
+		{pkg: "./cmd/aerostat", ldflags: "-s -w -X main.version=e2e", image: cluster.Image{
+			Name: image, Entrypoint: "/usr/local/bin/aerostat", User: "65532:65532", Labels: map[string]string{
+				"org.opencontainers.image.title":   "aerostat",
+				"org.opencontainers.image.source":  "https://github.com/aerostat-io/aerostat",
+				"org.opencontainers.image.version": "e2e",
+			}}},
+		{pkg: "./test/e2e/pause", ldflags: "-s -w", image: cluster.Image{
+			Name: pauseImage, Entrypoint: "/pause", User: "65535:65535"}},
+	}
+}
+
+// buildImage builds spec's binary and writes its image as an OCI archive in
+// dir; it returns the archive and the binary.
+func buildImage(dir string, spec imageSpec) (archive, binary string, err error) {
+	base := filepath.Base(spec.pkg)
+	binary = filepath.Join(dir, base)
+	if err := cluster.BuildStatic(repoRoot, spec.pkg, binary, spec.ldflags); err != nil {
+		return "", "", err
+	}
+	img := spec.image
+	img.Binary = binary
+	archive = filepath.Join(dir, base+".oci.tar")
+	if err := cluster.WriteOCIArchive(img, archive); err != nil {
+		return "", "", err
+	}
+	return archive, binary, nil
+}
+
+// buildImages builds every image as an OCI archive for containerd.
 func buildImages(t *testing.T, e *env, dir string) []string {
-	start := time.Now()
-	bin := filepath.Join(dir, "aerostat")
-	if err := cluster.BuildStatic(repoRoot, "./cmd/aerostat", bin, "-s -w -X main.version=e2e"); err != nil {
-		t.Fatal(err)
-	}
-	pause := filepath.Join(dir, "pause")
-	if err := cluster.BuildStatic(repoRoot, "./test/e2e/pause", pause, "-s -w"); err != nil {
-		t.Fatal(err)
-	}
-	e.aerostat = bin
-	archives := []string{filepath.Join(dir, "aerostat.oci.tar"), filepath.Join(dir, "pause.oci.tar")}
-	imgs := []cluster.Image{
-		{Name: image, Binary: bin, Entrypoint: "/usr/local/bin/aerostat", User: "65532:65532", Labels: map[string]string{
-			"org.opencontainers.image.title":   "aerostat",
-			"org.opencontainers.image.source":  "https://github.com/aerostat-io/aerostat",
-			"org.opencontainers.image.version": "e2e",
-		}},
-		{Name: pauseImage, Binary: pause, Entrypoint: "/pause", User: "65535:65535"},
-	}
-	for i, img := range imgs {
-		if err := cluster.WriteOCIArchive(img, archives[i]); err != nil {
+	var archives []string
+	for _, spec := range images() {
+		start := time.Now()
+		archive, bin, err := buildImage(dir, spec)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if spec.image.Name == image {
+			e.aerostat = bin
+		}
+		archives = append(archives, archive)
+		t.Logf("image %s: built in %s", spec.image.Name, time.Since(start).Round(100*time.Millisecond))
 	}
-	t.Logf("images: built in %s", time.Since(start).Round(time.Second))
 	return archives
 }
 

@@ -130,10 +130,13 @@ func (h *helm) uninstall(t *testing.T) {
 	}
 }
 
+// leaseName is the controller's leader-election Lease.
+const leaseName = "aerostat-controller.aerostat.io"
+
 // leaseHolder returns the controller Lease's holder, "" when none.
 func (k *kubeClients) leaseHolder(ctx context.Context) string {
 	var l coordinationv1.Lease
-	if err := k.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "aerostat-controller.aerostat.io"}, &l); err != nil || l.Spec.HolderIdentity == nil {
+	if err := k.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: leaseName}, &l); err != nil || l.Spec.HolderIdentity == nil {
 		return ""
 	}
 	return *l.Spec.HolderIdentity
@@ -191,14 +194,30 @@ func (k *kubeClients) namingService(ctx context.Context, name string) (aerostatv
 	return ns, err
 }
 
+// window is a time span whose denials a test provoked on purpose.
+type window struct{ from, to time.Time }
+
+// denial is one request the apiserver refused.
+type denial struct {
+	user, verb, uri string
+	code            int32
+	message         string
+	at              time.Time
+}
+
+func (d denial) String() string {
+	return fmt.Sprintf("%s: %s %s refused %d %s", d.user, d.verb, d.uri, d.code, d.message)
+}
+
 // denied reads the audit log for requests of the release's ServiceAccounts
-// that the apiserver refused.
-func denied(auditLog string) ([]string, error) {
+// that the apiserver refused (401, 403), but for those received inside one
+// of the provoked windows.
+func denied(auditLog string, provoked []window) ([]denial, error) {
 	data, err := os.ReadFile(auditLog)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []denial
 	for _, line := range strings.Split(string(data), "\n") {
 		if line == "" {
 			continue
@@ -209,17 +228,24 @@ func denied(auditLog string) ([]string, error) {
 			User       struct {
 				Username string `json:"username"`
 			} `json:"user"`
-			ResponseStatus *metav1.Status `json:"responseStatus"`
+			ResponseStatus *metav1.Status   `json:"responseStatus"`
+			Received       metav1.MicroTime `json:"requestReceivedTimestamp"`
 		}
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			return nil, fmt.Errorf("audit line: %w", err)
+			// The apiserver may be writing the last line.
+			continue
 		}
 		if !strings.HasPrefix(ev.User.Username, "system:serviceaccount:"+namespace+":") || ev.ResponseStatus == nil {
 			continue
 		}
-		if ev.ResponseStatus.Code == 401 || ev.ResponseStatus.Code == 403 {
-			out = append(out, fmt.Sprintf("%s %s %s: %d %s", ev.User.Username, ev.Verb, ev.RequestURI, ev.ResponseStatus.Code, ev.ResponseStatus.Message))
+		if ev.ResponseStatus.Code != 401 && ev.ResponseStatus.Code != 403 {
+			continue
 		}
+		if slices.ContainsFunc(provoked, func(w window) bool { return !ev.Received.Time.Before(w.from) && ev.Received.Time.Before(w.to) }) {
+			continue
+		}
+		out = append(out, denial{user: ev.User.Username, verb: ev.Verb, uri: ev.RequestURI, code: ev.ResponseStatus.Code,
+			message: ev.ResponseStatus.Message, at: ev.Received.Time})
 	}
 	return out, nil
 }

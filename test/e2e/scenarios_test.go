@@ -7,17 +7,21 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
@@ -25,7 +29,18 @@ import (
 
 // values are what a user of this cluster would write: the image they
 // imported, the EC2 endpoint and credentials, and where the node's /etc is.
-func (e *env) values(pollInterval string) string {
+// The upgrade changes a controller value and an agent value, so both roll.
+type releaseValues struct {
+	pollInterval string
+	agentMemory  string // the agent's memory limit
+}
+
+var (
+	firstRelease = releaseValues{pollInterval: "1s", agentMemory: "128Mi"}
+	upgraded     = releaseValues{pollInterval: "2s", agentMemory: "160Mi"}
+)
+
+func (e *env) values(r releaseValues) string {
 	return fmt.Sprintf(`
 image:
   repository: aerostat.local/aerostat
@@ -44,7 +59,10 @@ controller:
 agent:
   hostEtcDir: %s
   stateDir: %s
-`, e.ec2URL, pollInterval, e.c.HostPath("node-etc"), e.c.HostPath("node-state"))
+  resources:
+    requests: {cpu: 10m, memory: 32Mi}
+    limits: {memory: %s}
+`, e.ec2URL, r.pollInterval, e.c.HostPath("node-etc"), e.c.HostPath("node-state"), r.agentMemory)
 }
 
 const webService = `
@@ -95,7 +113,7 @@ func scenarioInstall(ctx context.Context, t *testing.T, e *env) {
 	e.storeVolume(ctx, t)
 	e.helm = newHelm(t, e.kube.kubeconfig)
 	start := time.Now()
-	e.helm.install(t, e.values("1s"))
+	e.helm.install(t, e.values(firstRelease))
 	t.Logf("helm install: every object ready in %s", time.Since(start).Round(time.Second))
 
 	var d appsv1.Deployment
@@ -362,32 +380,101 @@ func scenarioPrinterColumns(ctx context.Context, t *testing.T, e *env) {
 	}
 }
 
+// members is hostname -> instance of every bound name of the services.
+func (e *env) members(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	for _, svc := range []string{"web", "db"} {
+		ns, err := e.kube.namingService(ctx, svc)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ns.Status.Members {
+			out[m.Hostname] = m.InstanceID
+		}
+	}
+	return out, nil
+}
+
 func scenarioUpgradeUninstall(ctx context.Context, t *testing.T, e *env) {
-	before := podNames(e.kube.pods(ctx, "controller"))
+	beforeCtl, beforeAgent := podNames(e.kube.pods(ctx, "controller")), podNames(e.kube.pods(ctx, "agent"))
 	names, _, err := e.block()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.helm.upgrade(t, e.values("2s"))
-	eventually(ctx, t, 3*time.Minute, "the controller pods rolled to the new values", func(ctx context.Context) (bool, string) {
-		pods := e.kube.pods(ctx, "controller")
+	members, err := e.members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	e.helm.upgrade(t, e.values(upgraded))
+	eventually(ctx, t, 3*time.Minute, "the controller and agent pods rolled to the new values", func(ctx context.Context) (bool, string) {
+		ctl, agents := e.kube.pods(ctx, "controller"), e.kube.pods(ctx, "agent")
 		n := 0
-		for _, p := range pods {
-			if running(p) && !slices.Contains(before, p.Name) && slices.Contains(p.Spec.Containers[0].Args, "--poll-interval=2s") {
+		for _, p := range ctl {
+			if running(p) && !slices.Contains(beforeCtl, p.Name) && slices.Contains(p.Spec.Containers[0].Args, "--poll-interval="+upgraded.pollInterval) {
 				n++
 			}
 		}
-		return n == 2 && len(pods) == 2, fmt.Sprintf("%v (before %v)", podNames(pods), before)
+		agentRolled := len(agents) == 1 && running(agents[0]) && !slices.Contains(beforeAgent, agents[0].Name) &&
+			agents[0].Spec.Containers[0].Resources.Limits.Memory().String() == upgraded.agentMemory
+		return n == 2 && len(ctl) == 2 && agentRolled, fmt.Sprintf("controller %v (before %v), agent %v (before %v)", podNames(ctl), beforeCtl, podNames(agents), beforeAgent)
 	})
+	t.Logf("REPORT helm upgrade -> both components rolled: %s", time.Since(start).Round(time.Second))
 	after, _, err := e.block()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(after) != fmt.Sprint(names) {
-		t.Errorf("names changed across the upgrade:\nbefore %v\nafter  %v", names, after)
+	if !reflect.DeepEqual(after, names) {
+		t.Errorf("the node's names changed across the upgrade:\nbefore %v\nafter  %v", names, after)
 	}
+	if got, err := e.members(ctx); err != nil || !reflect.DeepEqual(got, members) {
+		t.Errorf("the NamingServices' members changed across the upgrade (%v):\nbefore %v\nafter  %v", err, members, got)
+	}
+	// The rolled pods still carry changes to the node.
+	want, err := e.expectedHosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	ids := e.fleet.Launch(1, map[string]string{"aerostat:service": "web"})
+	in, _ := e.fleet.Instance(ids[0])
+	want[firstGap(want, "web")] = in.PrivateIP
+	e.waitHosts(ctx, t, 2*time.Minute, want)
+	t.Logf("REPORT launch 1 after the upgrade -> node hosts file: %s", time.Since(start).Round(time.Millisecond))
+	if members, err = e.members(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.checkNoDenials(t)
 
 	e.helm.uninstall(t)
+	e.checkUninstallKept(ctx, t)
+
+	// The ledger is the proof: installed again, the release gives every
+	// instance the name it had.
+	e.helm.install(t, e.values(upgraded))
+	eventually(ctx, t, 3*time.Minute, "reinstalled, every instance has the name it had", func(ctx context.Context) (bool, string) {
+		got, err := e.members(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return reflect.DeepEqual(got, members), fmt.Sprintf("got %v, want %v", got, members)
+	})
+}
+
+// firstGap is the smallest free ordinal name of an iterative service.
+func firstGap(names map[string]string, svc string) string {
+	for i := 0; ; i++ {
+		n := fmt.Sprintf("%s-%d", svc, i)
+		if _, ok := names[n]; !ok {
+			return n
+		}
+	}
+}
+
+// checkUninstallKept: helm uninstall leaves the ledger (its claim and
+// files), the CRD and the user's NamingServices, and the node's own hosts
+// lines.
+func (e *env) checkUninstallKept(ctx context.Context, t *testing.T) {
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := e.kube.c.List(ctx, &pvcs, client.InNamespace(namespace)); err != nil {
 		t.Fatal(err)
@@ -397,6 +484,10 @@ func scenarioUpgradeUninstall(ctx context.Context, t *testing.T, e *env) {
 	}
 	if entries, err := os.ReadDir(e.c.HostPath("store-data")); err != nil || len(entries) == 0 {
 		t.Errorf("after uninstall the ledger's files should stay: %v %v", entries, err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := e.kube.c.Get(ctx, client.ObjectKey{Name: "namingservices.aerostat.io"}, &crd); err != nil {
+		t.Errorf("after uninstall the CRD should stay (deleting it deletes every NamingService): %v", err)
 	}
 	for _, svc := range []string{"web", "db"} {
 		if _, err := e.kube.namingService(ctx, svc); err != nil {
@@ -426,11 +517,93 @@ func scenarioRBAC(ctx context.Context, t *testing.T, e *env) {
 			t.Errorf("pod %s runs as ServiceAccount %q with a token: not one of the chart's", p.Name, sa)
 		}
 	}
-	denials, err := denied(e.c.AuditLog)
+	e.checkNoDenials(t)
+	t.Run("a missing rule fails the check with the denied verb", func(t *testing.T) { e.missingRule(ctx, t) })
+}
+
+// checkNoDenials fails with every request of the release's ServiceAccounts
+// the apiserver refused, but for the ones missingRule provoked.
+func (e *env) checkNoDenials(t *testing.T) {
+	t.Helper()
+	denials, err := denied(e.c.AuditLog, e.provoked)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(denials) > 0 {
-		t.Errorf("the apiserver refused the chart's ServiceAccounts:\n%s", strings.Join(denials, "\n"))
+		var lines []string
+		for _, d := range denials {
+			lines = append(lines, d.String())
+		}
+		t.Errorf("the apiserver refused the chart's ServiceAccounts:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// missingRule shows the RBAC check can fail: it takes the Lease rule out of
+// the chart's controller Role, as a chart missing it would, and waits for
+// the check to report the leader's refused renewal with its verb; then it
+// puts the rule back and waits for a renewal. The window is left out of
+// later checks.
+func (e *env) missingRule(ctx context.Context, t *testing.T) {
+	key := client.ObjectKey{Namespace: namespace, Name: "aerostat-controller"}
+	var role rbacv1.Role
+	if err := e.kube.c.Get(ctx, key, &role); err != nil {
+		t.Fatal(err)
+	}
+	saved := slices.Clone(role.Rules)
+	without := slices.DeleteFunc(slices.Clone(role.Rules), func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, "leases") })
+	if len(without) == len(saved) {
+		t.Fatalf("the chart's controller Role %s has no rule for leases: %+v", key, saved)
+	}
+	w := window{from: time.Now()}
+	e.setRules(ctx, t, key, without)
+	restored := false
+	defer func() {
+		if !restored {
+			e.setRules(context.WithoutCancel(ctx), t, key, saved)
+		}
+	}()
+	var caught []denial
+	eventually(ctx, t, time.Minute, "the check reports the controller's refused Lease requests", func(context.Context) (bool, string) {
+		all, err := denied(e.c.AuditLog, e.provoked)
+		if err != nil {
+			return false, err.Error()
+		}
+		caught = slices.DeleteFunc(all, func(d denial) bool {
+			return d.at.Before(w.from) || !strings.Contains(d.uri, "/leases") || (d.verb != "get" && d.verb != "update")
+		})
+		return len(caught) > 0, fmt.Sprint(all)
+	})
+	for _, d := range caught {
+		if d.user != "system:serviceaccount:"+namespace+":aerostat-controller" || d.code != 403 {
+			t.Errorf("want the controller's ServiceAccount refused with 403, got %s", d)
+		}
+	}
+	t.Logf("REPORT missing Lease rule: the check fails with %s", caught[0])
+	e.setRules(ctx, t, key, saved)
+	restored = true
+	back := time.Now()
+	eventually(ctx, t, time.Minute, "the controller renews the Lease with the rule back", func(ctx context.Context) (bool, string) {
+		var l coordinationv1.Lease
+		if err := e.kube.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: leaseName}, &l); err != nil || l.Spec.RenewTime == nil {
+			return false, fmt.Sprint(err)
+		}
+		return l.Spec.RenewTime.After(back), l.Spec.RenewTime.String()
+	})
+	w.to = time.Now()
+	e.provoked = append(e.provoked, w)
+}
+
+func (e *env) setRules(ctx context.Context, t *testing.T, key client.ObjectKey, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var role rbacv1.Role
+		if err := e.kube.c.Get(ctx, key, &role); err != nil {
+			return err
+		}
+		role.Rules = rules
+		return e.kube.c.Update(ctx, &role)
+	})
+	if err != nil {
+		t.Fatalf("setting the rules of Role %s: %v", key, err)
 	}
 }

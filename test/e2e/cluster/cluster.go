@@ -101,6 +101,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		{"kube-proxy and CoreDNS", c.startNetworking},
 		{"containerd", c.startContainerd},
 		{"kubelet", c.startKubelet},
+		{"a probe pod", c.probePod},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -113,7 +114,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 }
 
 // Unsupported says why this machine cannot run the cluster at all (not
-// Linux, not root), or "" when it can try.
+// Linux, not root), or "" when it can try. The e2e fails with it: a
+// machine that cannot run containers is a failure to report, not a pass.
 func Unsupported() string {
 	if os.Getenv("GOOS") != "" && os.Getenv("GOOS") != "linux" {
 		return "the e2e cluster runs only on Linux"
@@ -329,9 +331,13 @@ func (c *Cluster) startControllers(context.Context) error {
 // hands to pods as their nameserver.
 func (c *Cluster) startNetworking(ctx context.Context) error {
 	proxy := filepath.Join(c.opts.Bins, "kube-proxy")
-	c.teardown = append(c.teardown, func() error {
-		return run(proxy, "--cleanup", "--proxy-mode", "iptables")
-	})
+	cleanup := func() error { return run(proxy, "--cleanup", "--proxy-mode", "iptables") }
+	// A killed run's rules are still there: they would send Service
+	// traffic to its dead endpoints.
+	if err := cleanup(); err != nil {
+		return fmt.Errorf("removing an earlier run's iptables rules: %w", err)
+	}
+	c.teardown = append(c.teardown, cleanup)
 	_, err := c.spawn("kube-proxy", proxy,
 		"--kubeconfig", c.AdminKubeconfig,
 		"--hostname-override", NodeName,

@@ -103,36 +103,11 @@ func (c *Cluster) ctr(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// killShims kills the containers' processes and the shims that containerd
-// started for this cluster (their command line names its socket).
+// killShims kills the containers and the shims that containerd started for
+// this cluster (shims outlive containerd; their command lines name its
+// socket, under the cluster's directory).
 func (c *Cluster) killShims() error {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var pids []int
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil || !strings.Contains(string(b), c.socket()) || !strings.Contains(string(b), "containerd-shim") {
-			continue
-		}
-		var pid int
-		if _, err := fmt.Sscanf(f, "/proc/%d/cmdline", &pid); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	for _, pid := range pids {
-		// A shim's children are the pods' containers: kill them first.
-		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-		for _, k := range strings.Fields(string(kids)) {
-			var kid int
-			if _, err := fmt.Sscan(k, &kid); err == nil {
-				if p, err := os.FindProcess(kid); err == nil {
-					_ = p.Kill()
-				}
-			}
-		}
-		if p, err := os.FindProcess(pid); err == nil {
-			_ = p.Kill()
-		}
-	}
+	killNaming([]string{c.opts.Dir})
 	return nil
 }
 
@@ -179,7 +154,7 @@ func (c *Cluster) startKubelet(ctx context.Context) error {
 	if err := os.WriteFile(c.path("kubelet-config.yaml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	c.teardown = append(c.teardown, c.unmountUnder)
+	c.teardown = append(c.teardown, c.unmountAll)
 	p, err := c.spawn("kubelet", filepath.Join(c.opts.Bins, "kubelet"),
 		"--config", c.path("kubelet-config.yaml"),
 		"--kubeconfig", c.path("kubelet.kubeconfig"),
@@ -210,25 +185,6 @@ func (c *Cluster) startKubelet(ctx context.Context) error {
 	})
 }
 
-// unmountUnder unmounts whatever the kubelet and containerd mounted under
+// unmountAll unmounts whatever the kubelet and containerd mounted under
 // the cluster's directory, deepest first.
-func (c *Cluster) unmountUnder() error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], c.opts.Dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	var errs []error
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := run("umount", "-l", mounts[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return joinErrs(errs)
-}
+func (c *Cluster) unmountAll() error { return unmountUnder(c.opts.Dir) }
