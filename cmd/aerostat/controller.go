@@ -56,6 +56,7 @@ type controllerFlags struct {
 	ec2                              ec2Flags
 	feedSec                          feedServeFlags
 	aliases                          aliasFlags
+	attest                           attestServeFlags
 }
 
 func newControllerCmd() *cobra.Command {
@@ -99,6 +100,7 @@ services nodes registered in the ledger.`,
 	f.ec2.register(fl)
 	f.feedSec.register(fl)
 	f.aliases.register(fl)
+	f.attest.register(fl)
 	// A failed pass is one log line, not one line and a stack trace;
 	// --zap-stacktrace-level brings them back.
 	f.zap.StacktraceLevel = zapcore.PanicLevel
@@ -228,8 +230,14 @@ func runController(ctx context.Context, f controllerFlags) error {
 		if err := f.feedSec.secure(srv, fh, logger.WithName("feed"), kube); err != nil {
 			return err
 		}
+		if err := f.attest.mount(srv, ec2, store, opts.Aliases, logger.WithName("attest")); err != nil {
+			return err
+		}
 		go func() { _ = fh.Start(ctx) }()
 		serve(ctx, logger, srv)
+	}
+	if f.attest.enabled && (f.feedAddr == "" || f.once) {
+		return errors.New("--attest-nodes: needs the feed (--feed-addr, not --once), which serves it")
 	}
 	syncer := controllers.NewSyncer(opts)
 

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -17,11 +15,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"k8s.io/utils/clock"
 
 	"github.com/aerostat-io/aerostat/controllers"
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/nodeclaim"
 )
 
 // offlineInstanceID is 1.x's fake identity for --offline.
@@ -36,6 +36,7 @@ type registerFlags struct {
 	// holdBack overrides the service's stored policy when holdBackSet.
 	holdBack    time.Duration
 	holdBackSet bool
+	attest      attestClientFlags
 }
 
 func (f *registerFlags) register(fl *pflag.FlagSet) {
@@ -50,6 +51,7 @@ func (f *registerFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.imdsEndpoint, "imds-endpoint", "", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or 169.254.169.254)")
 	fl.BoolVar(&f.offline, "offline", false, "do not ask EC2: instance id "+offlineInstanceID+" (as 1.x)")
 	fl.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
+	f.attest.register(fl)
 	fl.DurationVar(&f.holdBack, "hold-back", controllers.DefaultHoldBack, "override the service's hold-back (default: the policy the controller stored in the ledger, else 3m); 0 reuses a released name at once (1.x)")
 }
 
@@ -78,10 +80,19 @@ func newRegisterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "register",
 		Short: "Claim a name for this instance and print it (1.x --register)",
-		Long: `Reads the service from --info-file, finds this instance (EC2 metadata,
---instance-id/--ip or --offline) and claims the smallest free name of the
-service in the ledger with a compare-and-set, so concurrent registrations
-never get the same name. Registering again returns the same name.`,
+		Long: `Reads the service from --info-file and claims the smallest free name of
+the service, so concurrent registrations never get the same name.
+Registering again returns the same name.
+
+Attested mode (--controller https://...): the controller checks this
+instance's signed EC2 identity document, its nonce (--nonce-file), and
+EC2 (running, same private IP, tagged aerostat:service=<service>) before
+it claims; this node needs no ledger credentials.
+
+Direct mode (1.x migration, trusted nodes only): without --controller
+the node writes the ledger itself with read-write credentials and is
+trusted as it says (EC2 metadata, --instance-id/--ip or --offline): it
+could take any name of any service. See docs/security.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.holdBackSet = cmd.Flags().Changed("hold-back")
@@ -146,71 +157,6 @@ func readInfo(path string) (naming.Info, error) {
 	return info, nil
 }
 
-// claimInput builds the planner input for a node acting on its own behalf.
-// The observation is partial (Complete false): it holds this instance and,
-// taken from the ledger, the instances bound in the service, so nothing is
-// reaped and a change-over can move the old master (1.x trusted the ledger
-// the same way). This instance is the newest, so it wins alias conflicts,
-// as a 1.x registration took an alias away from any other record. Names
-// the controller released recently are held back from it as the
-// service's policy holds them (holdBack, read from the ledger); its own
-// former name it may always take back.
-func claimInput(info naming.Info, id, ip string, records []naming.Record, now time.Time, desiredMaster string, holdBack time.Duration) naming.Input {
-	in := naming.Input{
-		Policy: naming.Policy{
-			Service:         info.Service,
-			Scheme:          info.Scheme,
-			InstanceAliases: map[string][]string{id: slices.Clone(info.Aliases)},
-			DesiredMaster:   desiredMaster,
-			Reap:            naming.ReapPolicy{HoldBack: holdBack},
-		},
-		Records: records,
-		Now:     now,
-	}
-	if in.Policy.InstanceAliases[id] == nil {
-		in.Policy.InstanceAliases[id] = []string{}
-	}
-	in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: id, PrivateIP: ip, State: naming.StateRunning, LaunchTime: now})
-	seen := map[string]bool{id: true}
-	for _, r := range records {
-		if r.Free() || seen[r.InstanceID] || r.Service != info.Service {
-			continue
-		}
-		seen[r.InstanceID] = true
-		in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: r.InstanceID, PrivateIP: r.IP, State: naming.StateRunning, LaunchTime: r.ClaimedAt})
-	}
-	return in
-}
-
-// holding returns the name id holds in records (master first, then lowest).
-func holding(records []naming.Record, id string) (string, bool) {
-	var names []naming.Record
-	for _, r := range records {
-		if r.InstanceID == id {
-			names = append(names, r)
-		}
-	}
-	if len(names) == 0 {
-		return "", false
-	}
-	slices.SortFunc(names, func(a, b naming.Record) int {
-		if (a.Role == naming.RoleMaster) != (b.Role == naming.RoleMaster) {
-			if a.Role == naming.RoleMaster {
-				return -1
-			}
-			return 1
-		}
-		return a.Ordinal - b.Ordinal
-	})
-	return names[0].Hostname, true
-}
-
-// errAlreadyMaster and errNotMasterful refuse a promote.
-var (
-	errAlreadyMaster = errors.New("already the master")
-	errNotMasterful  = errors.New("not a masterful service")
-)
-
 // runClaim registers (promote false) or promotes this instance.
 func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer) error {
 	if ctx == nil {
@@ -227,21 +173,31 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 		return err
 	}
 	if promote && info.Scheme != naming.Masterful {
-		return fmt.Errorf("service %s is %s: %w; only masterful services have a master", info.Service, strings.ToLower(string(info.Scheme)), errNotMasterful)
+		return fmt.Errorf("service %s is %s: %w; only masterful services have a master", info.Service, strings.ToLower(string(info.Scheme)), nodeclaim.ErrNotMasterful)
 	}
-	id, ip, err := f.identity(ctx)
-	if err != nil {
-		return err
+	once, retryable := func() (string, error) { return f.attested(ctx, info, promote) }, retryableAttest
+	if f.attest.controller != "" {
+		if err := f.checkAttested(); err != nil {
+			return err
+		}
+	} else {
+		id, ip, err := f.identity(ctx)
+		if err != nil {
+			return err
+		}
+		once = func() (string, error) { return claimOnce(ctx, f, info, id, ip, promote, log, out) }
+		retryable = transient
 	}
 	var name string
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		name, err = claimOnce(ctx, f, info, id, ip, promote, log, out)
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		name, err = once()
+		if err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
-		// A booting fleet can swamp the store for a moment; retry until
-		// --timeout rather than leave the machine without a name.
-		log.Info("ledger unavailable; retrying", "error", err.Error(), "in", backoff)
+		// A booting fleet can swamp the store or the controller for a
+		// moment; retry until --timeout rather than leave the machine
+		// without a name.
+		log.Info("claim failed; retrying", "error", err.Error(), "in", backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff/2 + rand.N(backoff)):
@@ -277,15 +233,12 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		return "", err
 	}
 	log.V(1).Info("hold-back", "service", info.Service, "holdBack", holdBack, "from", from)
-	plan := func(recs []naming.Record) (naming.Result, error) {
-		if promote {
-			if cur, ok := holding(recs, id); ok && cur == naming.Hostname(info.Service, naming.Masterful, naming.RoleMaster, 0) {
-				return naming.Result{}, fmt.Errorf("instance %s holds %s: %w", id, cur, errAlreadyMaster)
-			}
-		}
-		return naming.Plan(claimInput(info, id, ip, recs, time.Now(), desired, holdBack))
-	}
+	claim := naming.NodeClaim{Info: info, InstanceID: id, IP: ip, DesiredMaster: desired, HoldBack: holdBack}
 	if f.dryRun {
+		plan, err := nodeclaim.Planner(ctx, claim, store, nil, clock.RealClock{})
+		if err != nil {
+			return "", err
+		}
 		recs, err := store.Records(ctx, info.Service)
 		if err != nil {
 			return "", fmt.Errorf("reading ledger: %w", err)
@@ -294,38 +247,14 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		if err != nil {
 			return "", err
 		}
-		return "", printPlan(out, res, recs, id)
-	}
-	// A 1.x client still writing without compare-and-set can overwrite the
-	// name between our claim and the read-back; claiming again then gets
-	// this instance the next free name instead of failing the boot.
-	var problems []string
-	for range maxClaimRounds {
-		res, err := ledger.Claim(ctx, store, info.Service, plan)
+		after, err := naming.Apply(recs, res.Changes, time.Now())
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("previewing the plan: %w", err)
 		}
-		for _, c := range res.Changes {
-			log.Info("ledger updated", "change", naming.Describe(c))
-		}
-		for _, p := range res.Problems {
-			log.Info("ledger problem", "problem", p)
-		}
-		problems = res.Problems
-		recs, err := store.Records(ctx, info.Service)
-		if err != nil {
-			return "", fmt.Errorf("reading back the claim: %w", err)
-		}
-		if name, ok := holding(recs, id); ok {
-			return name, nil
-		}
+		return "", printPlan(out, res.Changes, after, id)
 	}
-	return "", fmt.Errorf("instance %s got no name in service %s after %d claims (problems: %s)", id, info.Service, maxClaimRounds, strings.Join(problems, "; "))
+	return nodeclaim.Claim(logr.NewContext(ctx, log), claim, nodeclaim.Options{Store: store})
 }
-
-// maxClaimRounds bounds claim-then-read-back rounds lost to writers
-// without compare-and-set (1.x clients).
-const maxClaimRounds = 3
 
 // transient reports store errors worth retrying: unreachable, timed out,
 // connection pool exhausted. Bad input, planner refusals and lost
@@ -335,28 +264,16 @@ func transient(err error) bool {
 	return mongo.IsNetworkError(err) || mongo.IsTimeout(err)
 }
 
-func printPlan(out io.Writer, res naming.Result, recs []naming.Record, id string) error {
-	// Apply the plan to a copy to tell which name this instance would hold.
-	after := slices.Clone(recs)
-	for _, c := range res.Changes {
+// printPlan prints the changes of a --dry-run and the name this instance
+// would hold once they are applied (after).
+func printPlan(out io.Writer, changes []naming.Change, after []naming.Record, id string) error {
+	for _, c := range changes {
 		fmt.Fprintf(out, "would %s\n", naming.Describe(c))
-		r := naming.Record{Hostname: c.Hostname, Service: c.Service, Role: c.Role, Ordinal: c.Ordinal}
-		if c.Type == naming.Bind {
-			r.InstanceID = c.InstanceID
-		}
-		i := slices.IndexFunc(after, func(x naming.Record) bool { return x.Hostname == c.Hostname })
-		switch {
-		case c.Type != naming.Bind && c.Type != naming.Release:
-		case i >= 0:
-			after[i] = r
-		default:
-			after = append(after, r)
-		}
 	}
-	if len(res.Changes) == 0 {
+	if len(changes) == 0 {
 		fmt.Fprintln(out, "no changes")
 	}
-	if name, ok := holding(after, id); ok {
+	if name, ok := naming.HeldBy(after, id); ok {
 		_, err := fmt.Fprintf(out, "%s would hold %s\n", id, name)
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/nodeclaim"
 )
 
 // runNode runs one node command line and returns stdout.
@@ -171,7 +172,7 @@ func TestPromote(t *testing.T) {
 		t.Errorf("db-slave-1 held by %s", h)
 	}
 	_, err = e.run(t, "promote", "--instance-id", "i-2", "--ip", "10.0.0.3")
-	if !errors.Is(err, errAlreadyMaster) {
+	if !errors.Is(err, nodeclaim.ErrAlreadyMaster) {
 		t.Fatalf("second promote: %v, want already master", err)
 	}
 }

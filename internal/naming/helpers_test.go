@@ -10,68 +10,12 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// apply plays changes against records the way the ledger does: every
-// change is a compare-and-set on one record, and each record is written at
-// most once per plan. It fails the test on a broken expectation.
+// apply is Apply failing the test on a broken expectation.
 func apply(t testing.TB, records []Record, changes []Change, now time.Time) []Record {
 	t.Helper()
-	out := slices.Clone(records)
-	var rev int64
-	for _, r := range out {
-		rev = max(rev, r.Rev)
-	}
-	touched := map[string]bool{}
-	for _, c := range changes {
-		if touched[c.Hostname] {
-			t.Fatalf("record %s changed twice in one plan", c.Hostname)
-		}
-		touched[c.Hostname] = true
-		idx := -1
-		for i, r := range out {
-			if r.Hostname == c.Hostname && r.Service == c.Service {
-				idx = i
-				break
-			}
-		}
-		if (idx >= 0) != c.ExpectExists {
-			t.Fatalf("%s: ExpectExists=%v but record exists=%v", Describe(c), c.ExpectExists, idx >= 0)
-		}
-		if idx >= 0 && (out[idx].InstanceID != c.ExpectInstanceID || out[idx].Rev != c.ExpectRev) {
-			t.Fatalf("%s: expected (%q, rev %d), record has (%q, rev %d)", Describe(c),
-				c.ExpectInstanceID, c.ExpectRev, out[idx].InstanceID, out[idx].Rev)
-		}
-		if idx < 0 {
-			if c.Type != Bind {
-				t.Fatalf("%s: insert by a %s", Describe(c), c.Type)
-			}
-			out = append(out, Record{Hostname: c.Hostname, Service: c.Service, Scheme: c.Scheme})
-			idx = len(out) - 1
-		}
-		rev++
-		r := &out[idx]
-		r.Rev, r.UpdatedAt, r.Role, r.Ordinal = rev, now, c.Role, c.Ordinal
-		switch c.Type {
-		case Bind:
-			if r.InstanceID != c.InstanceID {
-				r.ClaimedAt = now
-			}
-			r.InstanceID, r.IP, r.Aliases = c.InstanceID, c.IP, slices.Clone(c.Aliases)
-			r.ReleasedAt, r.LastInstanceID = time.Time{}, ""
-		case Release:
-			if r.InstanceID != "" {
-				r.ReleasedAt, r.LastInstanceID = c.ReleasedAt, r.InstanceID
-				if r.ReleasedAt.IsZero() {
-					r.ReleasedAt = now
-				}
-			}
-			r.InstanceID, r.IP, r.Aliases, r.ClaimedAt = "", "", nil, time.Time{}
-		case SetIP:
-			r.IP = c.IP
-		case SetAliases:
-			r.Aliases = slices.Clone(c.Aliases)
-		default:
-			t.Fatalf("unknown change type %q", c.Type)
-		}
+	out, err := Apply(records, changes, now)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
