@@ -37,6 +37,7 @@ type registerFlags struct {
 	holdBack    time.Duration
 	holdBackSet bool
 	attest      attestClientFlags
+	aliases     aliasFlags
 }
 
 func (f *registerFlags) register(fl *pflag.FlagSet) {
@@ -52,6 +53,7 @@ func (f *registerFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.offline, "offline", false, "do not ask EC2: instance id "+offlineInstanceID+" (as 1.x)")
 	fl.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
 	f.attest.register(fl)
+	f.aliases.register(fl)
 	fl.DurationVar(&f.holdBack, "hold-back", controllers.DefaultHoldBack, "override the service's hold-back (default: the policy the controller stored in the ledger, else 3m); 0 reuses a released name at once (1.x)")
 }
 
@@ -234,8 +236,15 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 	}
 	log.V(1).Info("hold-back", "service", info.Service, "holdBack", holdBack, "from", from)
 	claim := naming.NodeClaim{Info: info, InstanceID: id, IP: ip, DesiredMaster: desired, HoldBack: holdBack}
+	// The controller's alias rules hold here too: a node writing directly
+	// must not shadow another service's name, localhost or the cluster's.
+	guard, err := f.aliases.guard()
+	if err != nil {
+		return "", fmt.Errorf("alias rules: %w", err)
+	}
+	rules := func(all []naming.Record) naming.AliasRules { return guard.Rules(all, nil) }
 	if f.dryRun {
-		plan, err := nodeclaim.Planner(ctx, claim, store, nil, clock.RealClock{})
+		plan, err := nodeclaim.Planner(ctx, claim, store, rules, clock.RealClock{})
 		if err != nil {
 			return "", err
 		}
@@ -253,7 +262,7 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		}
 		return "", printPlan(out, res.Changes, after, id)
 	}
-	return nodeclaim.Claim(logr.NewContext(ctx, log), claim, nodeclaim.Options{Store: store})
+	return nodeclaim.Claim(logr.NewContext(ctx, log), claim, nodeclaim.Options{Store: store, AliasRules: rules})
 }
 
 // transient reports store errors worth retrying: unreachable, timed out,

@@ -287,3 +287,26 @@ func TestRegisterIMDSHopLimit(t *testing.T) {
 		t.Errorf("records written: %+v", recs)
 	}
 }
+
+// TestRegisterDirectAppliesAliasRules: the direct (1.x) path refuses the
+// aliases the controller refuses: another service's name (held or not
+// yet), localhost, names under the cluster domain; the allowed one stays.
+func TestRegisterDirectAppliesAliasRules(t *testing.T) {
+	e := newNodeEnv(t, "db masterful\n")
+	if out, err := e.run(t, "register", "--instance-id", "i-0db", "--ip", "10.0.0.9"); err != nil || out != "db-master\n" {
+		t.Fatalf("db register = %q, %v", out, err)
+	}
+	if err := os.WriteFile(e.infoFile, []byte("web iterative db-master db-slave-7 localhost kubernetes.default.svc.cluster.local www\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.run(t, "register", "--instance-id", "i-0web", "--ip", "10.0.0.10"); err != nil || out != "web-0\n" {
+		t.Fatalf("web register = %q, %v", out, err)
+	}
+	recs, err := e.store.Records(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || strings.Join(recs[0].Aliases, ",") != "www" {
+		t.Fatalf("web records = %+v, want only the alias www written", recs)
+	}
+}
