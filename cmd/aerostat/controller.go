@@ -5,12 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -138,20 +136,6 @@ func defaultDataDir() string {
 		return filepath.Join(h, ".local", "share", "aerostat")
 	}
 	return "aerostat-data"
-}
-
-// mongoURI turns --server into a URI: 1.x took a bare hostname.
-func mongoURI(server string) (string, error) {
-	switch {
-	case strings.HasPrefix(server, "mongodb://"), strings.HasPrefix(server, "mongodb+srv://"):
-		return server, nil
-	case strings.Contains(server, "://"):
-		return "", fmt.Errorf("--server %q: want a hostname or a mongodb:// URI", ledger.RedactURI(server))
-	}
-	if _, _, err := net.SplitHostPort(server); err == nil {
-		return "mongodb://" + server, nil
-	}
-	return "mongodb://" + net.JoinHostPort(server, "27017"), nil
 }
 
 func runController(ctx context.Context, f controllerFlags) error {

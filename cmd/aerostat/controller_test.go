@@ -140,30 +140,3 @@ func counter(t *testing.T, name, result string) float64 {
 	}
 	return sum
 }
-
-func TestMongoURI(t *testing.T) {
-	tests := map[string]struct {
-		server, want, wantErr string
-	}{
-		"1.x hostname":    {server: "admin-master", want: "mongodb://admin-master:27017"},
-		"host and port":   {server: "db.internal:27018", want: "mongodb://db.internal:27018"},
-		"ipv6 host":       {server: "::1", want: "mongodb://[::1]:27017"},
-		"mongodb URI":     {server: "mongodb://a,b/?replicaSet=rs0", want: "mongodb://a,b/?replicaSet=rs0"},
-		"mongodb+srv URI": {server: "mongodb+srv://cluster.example.com", want: "mongodb+srv://cluster.example.com"},
-		"other scheme":    {server: "http://db:27017", wantErr: `--server "http://db:27017"`},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := mongoURI(tc.server)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("mongoURI(%q) error = %v, want one naming %s", tc.server, err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Errorf("mongoURI(%q) = %q, %v; want %q", tc.server, got, err, tc.want)
-			}
-		})
-	}
-}

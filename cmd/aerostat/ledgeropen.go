@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 
+	"github.com/aerostat-io/aerostat/client"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/store/embedded"
 )
@@ -38,8 +39,8 @@ func (f *storeFlags) open(ctx context.Context, readOnly bool, logger logr.Logger
 	var srv *embedded.Server
 	if f.server != "" {
 		var err error
-		if uri, err = mongoURI(f.server); err != nil {
-			return nil, nil, err
+		if uri, err = client.ServerURI(f.server); err != nil {
+			return nil, nil, fmt.Errorf("--server: %w", err)
 		}
 	} else {
 		if f.createDataDir {
