@@ -16,6 +16,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 IMG ?= ghcr.io/aerostat-io/aerostat:$(VERSION)
+AGENT_IMG ?= ghcr.io/aerostat-io/aerostat-agent:$(VERSION)
 
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./internal/ledger/... ./internal/agent/... ./internal/feed/... ./controllers/...
@@ -106,8 +107,9 @@ soak: ## Soak (not in CI): SOAK_DURATION (10m) of churn and faults on 1,000 inst
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/aerostat (and the kubectl-aerostat plugin link).
+build: ## Build bin/aerostat, bin/aerostat-agent (the node agent's build) and the kubectl-aerostat plugin link.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/aerostat ./cmd/aerostat
+	CGO_ENABLED=0 go build -tags agentonly -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/aerostat-agent ./cmd/aerostat
 	ln -sf aerostat $(LOCALBIN)/kubectl-aerostat
 
 .PHONY: run
@@ -117,8 +119,9 @@ run: ## Run the embedded demo: no MongoDB, AWS or Kubernetes needed.
 	$(LOCALBIN)/aerostat demo $(ARGS)
 
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
+docker-build: ## Build the full image and the node agent's image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --target agent -t $(AGENT_IMG) .
 
 ##@ Tools
 

@@ -363,6 +363,10 @@ func checkAgent(t *testing.T, r rendered, vals chartutil.Values) {
 	var ds appsv1.DaemonSet
 	typed(t, r, "DaemonSet", "aerostat-agent", &ds)
 	pod := ds.Spec.Template.Spec
+	// Every node pulls the agent's own image, not the full one.
+	if img := container(t, pod, "agent").Image; !strings.Contains(img, "/aerostat-agent:") && !strings.Contains(img, "/aerostat-agent@") {
+		t.Errorf("agent image %q: want the agentImage (aerostat-agent), not the full image", img)
+	}
 	if !slices.ContainsFunc(pod.Tolerations, func(t corev1.Toleration) bool {
 		return t.Operator == corev1.TolerationOpExists && t.Key == "" && t.Effect == ""
 	}) {

@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/aerostat-io/aerostat/client"
 	"github.com/aerostat-io/aerostat/internal/agent"
@@ -159,6 +160,15 @@ func newUpdateCmd() *cobra.Command {
 	return cmd
 }
 
+// agentRegistry holds the agent's metrics and the Go and process
+// collectors. It is not controller-runtime's registry: that one would
+// bring client-go into the node agent's build.
+func agentRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
 func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -203,7 +213,7 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 		Interval: f.interval,
 		DryRun:   f.dryRun,
 		Logger:   log,
-		Metrics:  crmetrics.Registry,
+		Metrics:  agentRegistry(),
 	}
 	if f.feedURL != "" && f.feedWait > 0 {
 		opts.Interval = 0 // the long-poll paces the loop

@@ -1,3 +1,5 @@
+//go:build !agentonly
+
 package main
 
 import (
@@ -17,8 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"k8s.io/utils/clock"
 
-	"github.com/aerostat-io/aerostat/controllers"
-	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/imds"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/nodeclaim"
@@ -54,7 +55,7 @@ func (f *registerFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
 	f.attest.register(fl)
 	f.aliases.register(fl)
-	fl.DurationVar(&f.holdBack, "hold-back", controllers.DefaultHoldBack, "override the service's hold-back (default: the policy the controller stored in the ledger, else 3m); 0 reuses a released name at once (1.x)")
+	fl.DurationVar(&f.holdBack, "hold-back", ledger.DefaultHoldBack, "override the service's hold-back (default: the policy the controller stored in the ledger, else 3m); 0 reuses a released name at once (1.x)")
 }
 
 // holdBackFor is the hold-back this node applies to service: --hold-back
@@ -72,7 +73,7 @@ func (f *registerFlags) holdBackFor(ctx context.Context, store ledger.PolicyStor
 		return 0, "", err
 	}
 	if !found {
-		return controllers.DefaultHoldBack, "default", nil
+		return ledger.DefaultHoldBack, "default", nil
 	}
 	return p.HoldBack, "ledger policy set by " + p.Source, nil
 }
@@ -115,7 +116,7 @@ func (f *registerFlags) identity(ctx context.Context) (id, ip string, err error)
 	case f.offline:
 		id = offlineInstanceID
 	default:
-		who, err := cloud.SelfIdentity(ctx, cloud.IMDSOptions{Endpoint: f.imdsEndpoint})
+		who, err := imds.New(f.imdsEndpoint).Identity(ctx)
 		if err != nil {
 			// A container behind a bridge is one hop further away: with the
 			// default hop limit of 1 the token PUT's answer never arrives.

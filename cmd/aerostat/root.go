@@ -39,22 +39,14 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	// Each subcommand lives in its own file; add one line per command here.
+	// Each subcommand lives in its own file; add one line per command here
+	// (node commands) or in commands_full.go (everything else).
 	root.AddCommand(
 		newVersionCmd(),
-		newGetCmd(),
-		newDescribeCmd(),
-		newCompletionCmd(root),
-		newDemoCmd(),
-		newStoreCmd(),
-		newControllerCmd(),
 		newAgentCmd(),
 		newUpdateCmd(),
-		newRegisterCmd(),
-		newPromoteCmd(),
-		newPlanCmd(),
-		newAdoptCmd(),
 	)
+	addFullCommands(root)
 	return root
 }
 

@@ -11,7 +11,6 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -25,9 +24,17 @@ const NodeNameExtra = "authentication.kubernetes.io/node-name"
 // and the other way round.
 const DefaultAudience = "aerostat-feed"
 
+// TokenReviewer creates TokenReviews: client-go's
+// AuthenticationV1().TokenReviews(). The feed names only the method it
+// calls, so the node agent's build, which links the feed's client, leaves
+// client-go's typed clients out. Errors are the API server's.
+type TokenReviewer interface {
+	Create(ctx context.Context, tr *authnv1.TokenReview, opts metav1.CreateOptions) (*authnv1.TokenReview, error)
+}
+
 // TokenReviewOptions configure NewTokenReview.
 type TokenReviewOptions struct {
-	Client authnclient.TokenReviewInterface
+	Client TokenReviewer
 	// Audience the token must be issued for; DefaultAudience when empty.
 	Audience string
 	// Users who may read the feed, e.g.

@@ -60,6 +60,14 @@ app.kubernetes.io/component: {{ index . 1 }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
+{{- define "aerostat.agentImage" -}}
+{{- if .Values.agentImage.digest }}
+{{- printf "%s@%s" .Values.agentImage.repository .Values.agentImage.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.agentImage.repository (default .Chart.AppVersion .Values.agentImage.tag) }}
+{{- end }}
+{{- end }}
+
 {{- define "aerostat.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}

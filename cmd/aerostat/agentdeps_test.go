@@ -1,0 +1,47 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestAgentBuildLeavesOutServerCode: the node agent's build (-tags
+// agentonly, the aerostat-agent image on every node) must not link the
+// embedded store, the controller, the AWS SDK or client-go's typed clients;
+// one stray import puts them all back (96 MB instead of 20).
+func TestAgentBuildLeavesOutServerCode(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go tool is not on PATH; cannot list the agent build's packages")
+	}
+	out, err := exec.Command(gobin, "list", "-tags", "agentonly", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -tags agentonly -deps: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list found only %d packages: %s", len(deps), out)
+	}
+	forbidden := map[string]string{
+		"github.com/FerretDB/":                            "the embedded store",
+		"modernc.org/sqlite":                              "the embedded store",
+		"github.com/aerostat-io/aerostat/internal/store":  "the embedded store",
+		"github.com/aerostat-io/aerostat/controllers":     "the controller",
+		"github.com/aerostat-io/aerostat/internal/cloud":  "the EC2 client (AWS SDK); use internal/imds",
+		"github.com/aerostat-io/aerostat/internal/events": "the SQS events (AWS SDK)",
+		"github.com/aws/":                                 "the AWS SDK; use internal/imds for instance metadata",
+		"sigs.k8s.io/controller-runtime/pkg/manager":      "the controller manager",
+		"sigs.k8s.io/controller-runtime/pkg/metrics":      "controller-runtime's registry (brings client-go)",
+		"k8s.io/client-go/":                               "client-go",
+	}
+	seen := map[string]bool{}
+	for _, d := range deps {
+		for prefix, what := range forbidden {
+			if strings.HasPrefix(d, prefix) && !seen[prefix] {
+				seen[prefix] = true
+				t.Errorf("the agent build imports %s (%s): keep it behind //go:build !agentonly or out of the node commands' imports", d, what)
+			}
+		}
+	}
+}
