@@ -177,7 +177,10 @@ func runController(ctx context.Context, f controllerFlags) error {
 	// One sweep of every aerostat:service-tagged instance answers all the
 	// services of a poll: 10 calls a poll at 10,000 instances.
 	shared := cloud.NewShared(ec2, cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: f.pollInterval / 2})
-	opts := controllers.SyncerOptions{Cloud: shared, Store: store, Metrics: metrics}
+	// Passes plan from a copy kept by deltas (change log reads) instead of
+	// reading the whole ledger each time.
+	planStore := ledger.NewCache(store, ledger.FollowerOptions{})
+	opts := controllers.SyncerOptions{Cloud: shared, Store: planStore, Metrics: metrics}
 	if opts.Aliases, err = f.aliases.guard(); err != nil {
 		return fmt.Errorf("alias rules: %w", err)
 	}
@@ -232,7 +235,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return err
 	}
 	if f.standalone {
-		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Interval: f.pollInterval,
+		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Interval: f.pollInterval,
 			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval})
 		if src != nil && !f.once {
 			go func() { _ = src.Run(ctx) }()

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/feed"
@@ -74,19 +73,16 @@ func TestAgentLedgerOutOfOrderWriters(t *testing.T) {
 		}
 	}
 	// Writer A takes its rev the way the ledger does, and stalls.
-	var counter bson.M
-	err := w.Client().Database(db).Collection("meta").FindOneAndUpdate(ctx, bson.M{"_id": "rev"},
-		bson.M{"$inc": bson.M{"n": int64(1)}}, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&counter)
+	revA, err := w.TakeRev(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revA := counter["n"]
 	bind(t, w, "web-2", "i-2", "10.0.0.3") // writer B commits a higher rev
 	if err := f.sync(t); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Client().Database(db).Collection("servers").InsertOne(ctx, bson.M{"hostname": "web-1", "ip": "10.0.0.2",
-		"service": "web", "service_type": "iterative", "instance_id": "i-1", "aliases": bson.A{}, "rev": revA}); err != nil {
+	if err := w.WriteWithRev(ctx, naming.Change{Type: naming.Bind, Hostname: "web-1", Service: "web", Scheme: naming.Iterative,
+		Ordinal: 1, InstanceID: "i-1", IP: "10.0.0.2"}, revA); err != nil {
 		t.Fatal(err)
 	}
 	for range 7 {

@@ -2,11 +2,13 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -113,13 +115,16 @@ func (m *Mongo) Backfill(ctx context.Context, d Document) error {
 	if slices.Contains(d.Missing, "ordinal") {
 		set = append(set, bson.E{Key: "ordinal", Value: int64(d.Record.Ordinal)})
 	}
-	res, err := m.servers.UpdateOne(ctx, d.casFilter(), bson.D{{Key: "$set", Value: set}})
+	var doc bson.Raw
+	err = m.servers.FindOneAndUpdate(ctx, d.casFilter(), bson.D{{Key: "$set", Value: set}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("backfilling %s (%s): %w", d.Record.Hostname, d.ID, ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("backfilling %s (%s): %w", d.Record.Hostname, d.ID, err)
 	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("backfilling %s (%s): %w", d.Record.Hostname, d.ID, ErrConflict)
-	}
+	m.logCommitted(ctx, doc)
 	return nil
 }
 

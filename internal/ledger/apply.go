@@ -126,6 +126,7 @@ func (m *Mongo) Apply(ctx context.Context, changes []naming.Change) (int, error)
 	if err := Validate(changes); err != nil {
 		return 0, fmt.Errorf("applying changes: %w", err)
 	}
+	m.settle(ctx)
 	for i, c := range changes {
 		if err := m.apply(ctx, c); err != nil {
 			return i, fmt.Errorf("applying change %d of %d (%s %s): %w", i+1, len(changes), c.Type, c.Hostname, err)
@@ -139,7 +140,11 @@ func (m *Mongo) apply(ctx context.Context, c naming.Change) error {
 	if err != nil {
 		return err
 	}
-	return m.write(ctx, c, rev)
+	err = m.write(ctx, c, rev)
+	if err != nil && !errors.Is(err, ErrConflict) {
+		m.addUnsure(c.Hostname, rev)
+	}
+	return err
 }
 
 // write is one compare-and-set stamped with rev.
@@ -209,36 +214,57 @@ func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 	} else {
 		filter = append(filter, bson.E{Key: "rev", Value: c.ExpectRev})
 	}
-	res, err := m.servers.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
+	// The post-image, returned atomically with the write, is what the
+	// change log records.
+	var doc bson.Raw
+	err := m.servers.FindOneAndUpdate(ctx, filter, bson.D{{Key: "$set", Value: set}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return &ConflictError{Hostname: c.Hostname, Change: c}
+	}
 	if err != nil {
 		return err
 	}
-	if res.MatchedCount == 0 {
-		return &ConflictError{Hostname: c.Hostname, Change: c}
-	}
+	m.logCommitted(ctx, doc)
 	return nil
 }
 
-// insert creates a record that must not exist yet. An upsert that only
-// sets fields on insert is used instead of a plain insert so the check
-// holds even where the unique index could not be built (1.x duplicates);
-// with the index, a racing insert fails with a duplicate key.
-//
-// With the unique index on hostname it is a plain insert instead (no
-// query: the embedded store scans nothing, MongoDB checks the index), and
-// a racing insert of the same name fails with a duplicate key.
+// logCommitted appends committed documents to the change log. The records
+// are committed whatever happens here, so a failure is only logged:
+// readers pick the records up at their next full read.
+func (m *Mongo) logCommitted(ctx context.Context, docs ...bson.Raw) {
+	if err := m.logChanges(ctx, docs); err != nil {
+		m.log.Error(err, "change log not written; followers see these records at their next full read", "records", len(docs))
+	}
+}
+
+// insert creates a record that must not exist yet. With the unique index
+// on hostname it is a plain insert (no query at all: the embedded store
+// scans nothing, MongoDB checks the index), and a racing insert of the
+// same name, or a 1.x document holding it, fails with a duplicate key:
+// a lost compare-and-set. Where the index could not be built (1.x
+// duplicates) an upsert that only sets fields on insert keeps the check.
 func (m *Mongo) insert(ctx context.Context, c naming.Change, set bson.D) error {
-	doc := append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, set...)
+	id := bson.NewObjectID()
+	raw, err := bson.Marshal(append(bson.D{{Key: "_id", Value: id}, {Key: "hostname", Value: c.Hostname}}, set...))
+	if err != nil {
+		return fmt.Errorf("encoding record %s: %w", c.Hostname, err)
+	}
 	if m.hostnameUnique.Load() {
-		_, err := m.servers.InsertOne(ctx, append(doc, bson.E{Key: "hostname", Value: c.Hostname}))
+		_, err = m.servers.InsertOne(ctx, bson.Raw(raw))
 		if mongo.IsDuplicateKeyError(err) {
 			return &ConflictError{Hostname: c.Hostname, Change: c}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		m.logCommitted(ctx, raw)
+		return nil
 	}
+	onInsert := append(bson.D{{Key: "_id", Value: id}}, set...)
 	res, err := m.servers.UpdateOne(ctx,
 		bson.D{{Key: "hostname", Value: c.Hostname}},
-		bson.D{{Key: "$setOnInsert", Value: doc}},
+		bson.D{{Key: "$setOnInsert", Value: onInsert}},
 		options.UpdateOne().SetUpsert(true))
 	if mongo.IsDuplicateKeyError(err) {
 		return &ConflictError{Hostname: c.Hostname, Change: c}
@@ -249,7 +275,11 @@ func (m *Mongo) insert(ctx context.Context, c naming.Change, set bson.D) error {
 	if res.UpsertedCount == 0 {
 		return &ConflictError{Hostname: c.Hostname, Change: c}
 	}
-	return m.restoreEmpty(ctx, doc)
+	if err := m.restoreEmpty(ctx, onInsert); err != nil {
+		return err
+	}
+	m.logCommitted(ctx, raw)
+	return nil
 }
 
 // restoreEmpty sets again the null and empty-array fields of a document

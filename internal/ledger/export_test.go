@@ -3,13 +3,14 @@ package ledger
 import (
 	"context"
 
-	"github.com/aerostat-io/aerostat/internal/naming"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Split Apply's two steps so tests can interleave writers between them.
+// Change log internals, for the trimming and window tests.
+const (
+	ChangeBucket = changeBucket
+	ChangeKeep   = changeKeep
+	ChangeWindow = changeWindow
+)
 
-func (m *Mongo) TakeRev(ctx context.Context) (int64, error) { return m.nextRev(ctx) }
-
-func (m *Mongo) WriteWithRev(ctx context.Context, c naming.Change, rev int64) error {
-	return m.write(ctx, c, rev)
-}
+func (m *Mongo) LogDocs(ctx context.Context, docs ...bson.Raw) error { return m.logChanges(ctx, docs) }

@@ -65,6 +65,7 @@ type Mongo struct {
 	client  *mongo.Client
 	servers *mongo.Collection
 	meta    *mongo.Collection
+	changes *mongo.Collection // the change log, see changelog.go
 	opts    Options
 	log     logr.Logger
 	// hostnameUnique is set once the unique index on hostname is known to
@@ -74,6 +75,7 @@ type Mongo struct {
 	mu           sync.Mutex
 	openProblems []string
 	readProblems []string
+	unsure       []unsure // writes of unknown outcome, see settle
 }
 
 var _ Store = (*Mongo)(nil)
@@ -117,6 +119,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Mongo, error) {
 		client:  client,
 		servers: db.Collection(serversCollection, majority),
 		meta:    db.Collection(metaCollection, majority),
+		changes: db.Collection(changesCollection, majority),
 		opts:    opts,
 		log:     log,
 	}
@@ -218,6 +221,7 @@ func (m *Mongo) Problems() []string {
 // usable hostname are skipped. Both kinds of finding, and hostnames held
 // by several documents, are logged and listed by Problems.
 func (m *Mongo) Records(ctx context.Context, service string) ([]naming.Record, error) {
+	m.settle(ctx)
 	filter := bson.D{}
 	if service != "" {
 		filter = bson.D{{Key: "service", Value: service}}
@@ -230,17 +234,27 @@ func (m *Mongo) Records(ctx context.Context, service string) ([]naming.Record, e
 }
 
 // Changes implements Store. The counter is read before the records, so
-// every write that committed before the call with a rev <= the returned
-// rev is in the result or in an earlier one; a write whose rev is <= it but
-// that commits later is not (see Follower for the overlap rule).
+// every write that committed (record and change log entry) before the call
+// with a rev <= the returned rev is in the result or in an earlier one; a
+// write whose rev is <= it but that commits later is not (see Follower for
+// the overlap rule). Within the change log's window it reads only the log
+// (see changelog.go); below it, the servers collection.
 func (m *Mongo) Changes(ctx context.Context, since int64) ([]naming.Record, int64, error) {
+	m.settle(ctx)
 	rev, err := m.Rev(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	recs, err := m.find(ctx, bson.D{{Key: "rev", Value: bson.D{{Key: "$gt", Value: since}}}})
+	recs, logged, err := m.logged(ctx, since, rev)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading changes since rev %d: %w", since, err)
+	}
+	if !logged {
+		// Below the log's floor: the whole collection, filtered by rev.
+		recs, err = m.find(ctx, bson.D{{Key: "rev", Value: bson.D{{Key: "$gt", Value: since}}}})
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading changes since rev %d: %w", since, err)
+		}
 	}
 	// Writes that took a rev after our counter read may already be here.
 	for _, r := range recs {
@@ -293,9 +307,7 @@ func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error
 		}
 	}
 	slices.Sort(problems)
-	slices.SortFunc(recs, func(a, b naming.Record) int {
-		return cmpRecords(a, b)
-	})
+	sortRecords(recs)
 	for _, p := range problems {
 		m.log.Info("ledger problem", "problem", p)
 	}
@@ -304,6 +316,8 @@ func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error
 	m.mu.Unlock()
 	return recs, nil
 }
+
+func sortRecords(recs []naming.Record) { slices.SortFunc(recs, cmpRecords) }
 
 func cmpRecords(a, b naming.Record) int {
 	if c := strings.Compare(a.Service, b.Service); c != 0 {
