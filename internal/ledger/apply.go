@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -127,10 +128,21 @@ func (m *Mongo) Apply(ctx context.Context, changes []naming.Change) (int, error)
 		return 0, fmt.Errorf("applying changes: %w", err)
 	}
 	m.settle(ctx)
-	for i, c := range changes {
+	for i := 0; i < len(changes); {
+		if n := newNames(changes[i:]); n > 1 && m.hostnameUnique.Load() {
+			done, err := m.insertMany(ctx, changes[i:i+n])
+			if err != nil {
+				c := changes[i+done]
+				return i + done, fmt.Errorf("applying change %d of %d (%s %s): %w", i+done+1, len(changes), c.Type, c.Hostname, err)
+			}
+			i += n
+			continue
+		}
+		c := changes[i]
 		if err := m.apply(ctx, c); err != nil {
 			return i, fmt.Errorf("applying change %d of %d (%s %s): %w", i+1, len(changes), c.Type, c.Hostname, err)
 		}
+		i++
 	}
 	return len(changes), nil
 }
@@ -147,28 +159,33 @@ func (m *Mongo) apply(ctx context.Context, c naming.Change) error {
 	return err
 }
 
+// bindFields are the fields a Bind sets, 1.x's and ours.
+func bindFields(c naming.Change, now time.Time) bson.D {
+	aliases := c.Aliases
+	if aliases == nil {
+		aliases = []string{} // 1.x clients iterate it
+	}
+	return bson.D{
+		{Key: "service", Value: c.Service},
+		{Key: "service_type", Value: strings.ToLower(string(c.Scheme))},
+		{Key: "role", Value: string(c.Role)},
+		{Key: "ordinal", Value: int64(c.Ordinal)},
+		{Key: "instance_id", Value: c.InstanceID},
+		{Key: "ip", Value: c.IP},
+		{Key: "aliases", Value: aliases},
+		{Key: "claimed_at", Value: now},
+		{Key: "released_at", Value: nil},
+		{Key: "last_instance_id", Value: nil},
+	}
+}
+
 // write is one compare-and-set stamped with rev.
 func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 	now := m.opts.Clock.Now().UTC()
 	set := bson.D{{Key: "rev", Value: rev}, {Key: "updated_at", Value: now}}
 	switch c.Type {
 	case naming.Bind:
-		aliases := c.Aliases
-		if aliases == nil {
-			aliases = []string{} // 1.x clients iterate it
-		}
-		set = append(set,
-			bson.E{Key: "service", Value: c.Service},
-			bson.E{Key: "service_type", Value: strings.ToLower(string(c.Scheme))},
-			bson.E{Key: "role", Value: string(c.Role)},
-			bson.E{Key: "ordinal", Value: int64(c.Ordinal)},
-			bson.E{Key: "instance_id", Value: c.InstanceID},
-			bson.E{Key: "ip", Value: c.IP},
-			bson.E{Key: "aliases", Value: aliases},
-			bson.E{Key: "claimed_at", Value: now},
-			bson.E{Key: "released_at", Value: nil},
-			bson.E{Key: "last_instance_id", Value: nil},
-		)
+		set = append(set, bindFields(c, now)...)
 		if !c.ExpectExists {
 			return m.insert(ctx, c, set)
 		}
@@ -319,19 +336,4 @@ func (m *Mongo) restoreEmpty(ctx context.Context, doc bson.D) error {
 }
 
 // nextRev takes the next rev from the counter document.
-func (m *Mongo) nextRev(ctx context.Context) (int64, error) {
-	var doc bson.Raw
-	err := m.meta.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: revDocID}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int64(1)}}}},
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
-	).Decode(&doc)
-	if err != nil {
-		return 0, fmt.Errorf("taking a rev: %w", err)
-	}
-	n, ok := intValue(doc.Lookup("n"))
-	if !ok || n <= 0 {
-		return 0, fmt.Errorf("taking a rev: counter document holds %v", doc.Lookup("n"))
-	}
-	return n, nil
-}
+func (m *Mongo) nextRev(ctx context.Context) (int64, error) { return m.takeRevs(ctx, 1) }

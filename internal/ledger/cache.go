@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -28,7 +29,15 @@ type Cache struct {
 
 	mu sync.Mutex
 	f  *Follower
+	// lost counts compare-and-sets lost in a row by plans from the copy.
+	lost int
 }
+
+// cacheLostFull is how many lost compare-and-sets in a row make the next
+// Records a whole re-read: the winner's change log entry may be missing
+// (it crashed between its two writes, or is a 1.x client), which no delta
+// would ever bring.
+const cacheLostFull = 3
 
 var _ Store = (*Cache)(nil)
 
@@ -56,9 +65,24 @@ func (c *Cache) Records(ctx context.Context, service string) ([]naming.Record, e
 	return out, nil
 }
 
-// Apply implements Store.
+// Apply implements Store. A lost compare-and-set makes the next Records
+// read the store (a delta, or after cacheLostFull losses in a row a whole
+// re-read), so a retried plan sees the write it lost to.
 func (c *Cache) Apply(ctx context.Context, changes []naming.Change) (int, error) {
-	return c.store.Apply(ctx, changes)
+	n, err := c.store.Apply(ctx, changes)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrConflict):
+		c.lost++
+		c.f.Refresh(c.lost >= cacheLostFull)
+		if c.lost >= cacheLostFull {
+			c.lost = 0
+		}
+	case err == nil:
+		c.lost = 0
+	}
+	return n, err
 }
 
 // Changes implements Store.

@@ -235,3 +235,15 @@ func (f *Follower) Rev() int64 { return f.lastRev }
 
 // Reads returns how many full and delta reads were made (for metrics and benchmarks).
 func (f *Follower) Reads() (fulls, deltas int) { return f.fulls, f.deltas }
+
+// Refresh makes the next Poll read the store even where its backoff would
+// skip the read: a delta from the safe mark, or with full a whole re-read.
+// A writer calls it after losing a compare-and-set planned from the copy,
+// so the copy catches up with the winner's write before the next plan.
+func (f *Follower) Refresh(full bool) {
+	if full {
+		f.nextFull = time.Time{}
+		return
+	}
+	f.recheckAt = time.Time{}
+}

@@ -1,6 +1,51 @@
 // Package ledger stores Aerostat's names in MongoDB (database "aerostat",
 // collection "servers", the 1.x layout) and applies planner changes as
 // per-document compare-and-set writes.
+//
+// # What each call sends, and why it is fast on both backends
+//
+// The same queries run on MongoDB and on the embedded FerretDB v1 on
+// SQLite. FerretDB pushes down to SQL only a filter that is exactly
+// {_id: <string|ObjectId>} (and then scans the table's rows in SQL: its
+// query expression misses the _id index); any other filter decodes every
+// document of the collection in Go. A plain insert queries nothing (the
+// unique indexes check it). MongoDB serves every filter below from an
+// index. So the hot paths send inserts and exact-_id reads of small
+// collections, and the collection of names is read whole only by full
+// reads (a follower's first read and its periodic resync, a one-shot CLI).
+//
+//   - Rev: find meta {_id: "rev"}. takeRevs (every write): findAndModify
+//     meta {_id: "rev"} $inc n. One document, exact _id on both.
+//   - Apply, a new name (Bind, ExpectExists false) with the unique hostname
+//     index: insert servers (a run of them: ordered InsertMany, 100 a batch,
+//     one $inc for the batch's revs). No query on either backend; the unique
+//     index makes a second holder a duplicate key, reported as a lost
+//     compare-and-set (see bulk.go for the FerretDB batch limit). Without
+//     the index (1.x duplicates): upsert {hostname} $setOnInsert.
+//   - Apply, any other change: findAndModify servers {hostname, instance_id,
+//     rev} $set, returning the post-image. MongoDB: the unique hostname index
+//     finds the document, the rest is checked on it, atomically. FerretDB:
+//     a Go scan of the collection (the one per-write cost that still grows
+//     with the fleet, about 60 ms at 10,000 names on 2 cores); atomic because
+//     the embedded store's proxy runs one write at a time.
+//   - After each committed write: update changes {_id: "c<rev/16>"} $push
+//     (upsert), and on a new bucket delete changes {_id: "c<bucket-48>"}.
+//     Exact _id on a collection of at most 48 small documents.
+//   - Changes(since): Rev, find changes {_id: "c<b>"} for each bucket from
+//     since to the counter, Rev again; one to three buckets for a follower
+//     that keeps up. Below the log's floor (since more than 736 revs back,
+//     or buckets trimmed while reading): find servers {rev: {$gt: since}},
+//     MongoDB's rev index, a FerretDB scan; correct, only slower.
+//   - Records(service): find servers {service} (or {}): a full read.
+//   - Cache.Records: Rev, then Changes only when something was written; the
+//     plan is made from the copy. Cache.Apply is Apply.
+//
+// Correctness does not rest on the change log: every write is still a
+// single-document compare-and-set (or a unique insert), so a plan made from
+// a stale copy loses its write and is re-planned after a delta (Claim,
+// Cache). A write whose log entry is missing (a crash between the two
+// writes, a 1.x client, an older 2.x) is found by the followers' periodic
+// full resync, and by a Cache after repeated lost writes.
 package ledger
 
 import (
