@@ -159,33 +159,35 @@ func statsOf(recs []passRec, phase string) passStats {
 
 // world is one fleet size's running system.
 type world struct {
-	cfg      config
-	n        int
-	dir      string
-	srv      *embedded.Server
-	ctrlDB   *ledger.Mongo
-	nodeDB   *ledger.Mongo
-	ctrl     *countingStore
-	node     *countingStore
-	feedDB   *countingStore
-	fleet    *fake.Fleet
-	ec2srv   *fake.Server
-	ec2      *cloud.EC2
-	syncer   *controllers.Syncer
-	sa       *controllers.Standalone
-	fh       *feed.Handler
-	feedURL  string
-	tr       *tracker
-	sources  []*watchSource
-	rng      *rand.Rand
-	phase    atomic.Value // string
-	mu       sync.Mutex
-	passes   []passRec
-	held     map[string][2]string // instance id → hostname, ip (seeded names still held)
-	binds    map[string]int       // controller commits by change type during churn
-	res      scenarioResult
-	closers  []func()
-	claimDur []time.Duration
+	cfg    config
+	n      int
+	dir    string
+	srv    *embedded.Server
+	ctrlDB *ledger.Mongo
+	nodeDB *ledger.Mongo
+	ctrl   *countingStore
+	node   *countingStore
+	feedDB *countingStore
+	// registrar is the copy registrations plan from (over node).
+	registrar *ledger.Cache
+	fleet     *fake.Fleet
+	ec2srv    *fake.Server
+	ec2       *cloud.EC2
+	syncer    *controllers.Syncer
+	sa        *controllers.Standalone
+	fh        *feed.Handler
+	feedURL   string
+	tr        *tracker
+	sources   []*watchSource
+	rng       *rand.Rand
+	phase     atomic.Value // string
+	mu        sync.Mutex
+	passes    []passRec
+	held      map[string][2]string // instance id → hostname, ip (seeded names still held)
+	binds     map[string]int       // controller commits by change type during churn
+	res       scenarioResult
+	closers   []func()
+	claimDur  []time.Duration
 }
 
 func (w *world) logf(format string, args ...any) {
@@ -347,13 +349,20 @@ func (w *world) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: w.ec2, Store: w.ctrl, OnApplied: func() {
+	// As `aerostat controller` wires it: passes plan from a copy of the
+	// ledger kept by change log deltas; the counters below it see what
+	// reaches the store.
+	plan := ledger.NewCache(w.ctrl, ledger.FollowerOptions{})
+	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: w.ec2, Store: plan, OnApplied: func() {
 		if w.fh != nil {
 			w.fh.Notify()
 		}
 	}})
 	w.syncer = syncer
-	w.sa = controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: w.ec2, Store: w.ctrl, Interval: w.cfg.poll})
+	w.sa = controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: w.ec2, Store: plan, Interval: w.cfg.poll})
+	// Registrations claim through one registrar's copy (the controller's
+	// register endpoint keeps one), re-read by deltas after a lost write.
+	w.registrar = ledger.NewCache(w.node, ledger.FollowerOptions{})
 	return nil
 }
 
@@ -617,7 +626,7 @@ func (w *world) churn(ctx context.Context) error {
 // compare-and-sets).
 func (w *world) register(ctx context.Context, in naming.Instance) {
 	t0 := time.Now()
-	res, err := ledger.Claim(ctx, w.node, service, func(recs []naming.Record) (naming.Result, error) {
+	res, err := ledger.Claim(ctx, w.registrar, service, func(recs []naming.Record) (naming.Result, error) {
 		input := naming.Input{
 			Policy:  naming.Policy{Service: service, Scheme: naming.Iterative, InstanceAliases: map[string][]string{in.ID: {}}},
 			Records: recs,

@@ -103,7 +103,7 @@ func TestFollowerResyncCatchesUnloggedWrites(t *testing.T) {
 	m := ledgertest.New(t)
 	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"))
 	f := ledger.NewFollower(m, ledger.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Minute, Clock: clk})
-	for range 2 { // the first full read and its follow-up
+	for range 2 { // the first full read and a delta
 		if _, err := f.Poll(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,13 @@ import (
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
+// followUpRevs is how far below the counter of its first full read a
+// follower re-reads deltas during the following Overlap: more revs than
+// writers hold in flight at once (a writer holds one, or a batch of
+// insertChunk), and well inside the change log's window so the re-reads
+// come from the log.
+const followUpRevs = changeWindow / 2
+
 // Defaults for FollowerOptions.
 const (
 	DefaultOverlap     = 30 * time.Second
@@ -39,9 +46,9 @@ type FollowerOptions struct {
 // while rev 5 is still in flight. A reader that jumped to 6 would miss 5
 // forever. The Follower remembers (time, store rev) observations and asks
 // for Changes above the highest rev observed at least Overlap ago, which
-// every writer has committed (or abandoned) by now. After its first full
-// read it does a second one Overlap later, which covers writes that were in
-// flight during the first.
+// every writer has committed (or abandoned) by now. For Overlap after its
+// first full read it re-reads deltas from followUpRevs below that read's
+// counter, which covers writes that were in flight during it.
 //
 // Each delta read asks for the revs above the mark of the previous delta
 // read, not the current one: a rev that became safe since then may have
@@ -65,8 +72,8 @@ type Follower struct {
 	recheckAt   time.Time
 	recheckStep time.Duration
 	nextFull    time.Time
-	// provisional covers the window after the first full read, until the
-	// follow-up full read replaces it.
+	// provisional is the safe mark for Overlap after the first full read,
+	// until an observation of that age exists (see followUpRevs).
 	provisional      int64
 	provisionalUntil time.Time
 	fulls, deltas    int
@@ -172,11 +179,14 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	f.observe(now, rev)
 	if !f.synced {
 		f.synced = true
-		f.provisional, f.provisionalUntil = rev, now.Add(f.opts.Overlap)
-		f.nextFull = now.Add(f.opts.Overlap)
-	} else {
-		f.nextFull = now.Add(f.opts.ResyncEvery)
+		// Writes in flight during this read (revs taken before it,
+		// committed after) are re-read by the deltas of the next Overlap,
+		// from followUpRevs below the counter: from the change log, not a
+		// second read of the whole ledger. A writer holding a rev further
+		// back than that is left to the periodic resync.
+		f.provisional, f.provisionalUntil = max(0, rev-followUpRevs), now.Add(f.opts.Overlap)
 	}
+	f.nextFull = now.Add(f.opts.ResyncEvery)
 	// Everything safe by now had committed before this read.
 	f.readFrom = f.safeMark(now)
 	f.recheckAt, f.recheckStep = now, time.Second

@@ -37,7 +37,7 @@ func TestFollowerOutOfOrderCommits(t *testing.T) {
 	if _, err := f.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Move past the follow-up full read so only deltas are left.
+	// Move past the follow-up window.
 	fc.Step(11 * time.Second)
 	if _, err := f.Poll(ctx); err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestFollowerIdleAfterChangeBacksOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 31 { // past the follow-up full read
+	for range 31 { // past the follow-up window
 		poll()
 	}
 	fullsBefore, _ := f.Reads()

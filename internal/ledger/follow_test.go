@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestOutOfOrderCommits(t *testing.T) {
 	if changed, err := f.Poll(ctx); err != nil || len(changed) != 1 {
 		t.Fatalf("first Poll = %v, %v", changed, err)
 	}
-	clk.SetTime(clk.Now().Add(31 * time.Second)) // past the follow-up full read
+	clk.SetTime(clk.Now().Add(31 * time.Second)) // past the follow-up window
 	if _, err := f.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestFollowerResyncCatchesRevlessWrites(t *testing.T) {
 	m := ledgertest.New(t)
 	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"))
 	f := ledger.NewFollower(m, ledger.FollowerOptions{Overlap: time.Second, ResyncEvery: time.Minute, Clock: clk})
-	for range 2 { // the first full read and its follow-up
+	for range 2 { // the first full read and a delta
 		if _, err := f.Poll(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -117,5 +118,46 @@ func TestFollowerKeepsCopyOnError(t *testing.T) {
 	}
 	if changed, err := f.Poll(ctx); err != nil || len(changed) != 0 || len(f.Records()) != 1 {
 		t.Fatalf("Poll after the error = %v, %v, %d records; want the unchanged copy", changed, err, len(f.Records()))
+	}
+}
+
+// A write that took its rev before the follower's first full read and
+// commits after it is found by the deltas of the following Overlap, from
+// the change log: the start costs one full read, not two.
+func TestFollowerFirstReadCoversWritesInFlight(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	m := ledgertest.New(t)
+	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"))
+	held, err := m.TakeRev(ctx) // writer A stalls holding rev 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, m, bind("web-2", 2, "i-2", "10.0.0.3")) // rev 3 commits
+	inner := &fullReads{Store: m}
+	f := ledger.NewFollower(inner, ledger.FollowerOptions{Overlap: 10 * time.Second, Clock: clk})
+	if _, err := f.Poll(ctx); err != nil || len(f.Records()) != 2 {
+		t.Fatalf("first Poll = %d records, %v; want web-0 and web-2", len(f.Records()), err)
+	}
+	if err := m.WriteWithRev(ctx, bind("web-1", 1, "i-1", "10.0.0.2"), held); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for range 10 { // each step is past the follower's recheck backoff
+		clk.SetTime(clk.Now().Add(time.Second))
+		changed, err := f.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(changed, "web-1") {
+			found = true
+			break
+		}
+	}
+	if !found {
+		t.Fatalf("web-1 (rev %d, committed after the first read) not found within the overlap; records %v", held, hostRevs(f.Records()))
+	}
+	if inner.fulls != 1 {
+		t.Errorf("%d full reads, want 1 (the late commit found by a delta)", inner.fulls)
 	}
 }
