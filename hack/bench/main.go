@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,6 +66,9 @@ type config struct {
 	eventsChurn         int
 	eventsWindow        time.Duration
 	mode                string
+	bootstrapSizes      []int
+	scaleSizes          []int
+	cpuProfile          string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -94,7 +98,10 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.eventsWindow, "events-window", time.Minute, "events comparison: how long the churn runs and EC2 calls are counted")
 	fs.StringVar(&c.mode, "mode", "", "internal: poll|events mode of an events child")
 	quick := fs.Bool("quick", false, "small run (about a minute): sizes 100,1000; planner to 10,000; 5 agents; 6 changes; 2s polls")
-	fs.StringVar(&c.child, "child", "", "internal: scenario|agent")
+	bootstrapSizes := fs.String("bootstrap-n", "1000,10000", "fleet sizes named from an empty ledger by the controller alone (empty: none)")
+	scaleSizes := fs.String("scale-n", "50000", "ledger sizes for the controller's memory and idle pass cost alone (empty: none)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each child to this path (suffixed with the child's kind and size)")
+	fs.StringVar(&c.child, "child", "", "internal: scenario|events|bootstrap|scale|agent")
 	fs.IntVar(&c.size, "size", 0, "internal: fleet size of a scenario child")
 	fs.StringVar(&c.feedURL, "feed-url", "", "internal: feed of an agent child")
 	fs.StringVar(&c.hostsFile, "hosts-file", "", "internal: hosts file of an agent child")
@@ -119,12 +126,20 @@ func parseFlags(args []string) (config, error) {
 		def("events-n", func() { *eventsSizes = "100" })
 		def("events-churn", func() { c.eventsChurn = 6 })
 		def("events-window", func() { c.eventsWindow = 15 * time.Second })
+		def("bootstrap-n", func() { *bootstrapSizes = "1000" })
+		def("scale-n", func() { *scaleSizes = "" })
 	}
 	var err error
 	if c.sizes, err = intList("n", *sizes); err != nil {
 		return c, err
 	}
 	if c.plannerSizes, err = intList("planner-n", *plannerSizes); err != nil {
+		return c, err
+	}
+	if c.bootstrapSizes, err = intList("bootstrap-n", *bootstrapSizes); err != nil {
+		return c, err
+	}
+	if c.scaleSizes, err = intList("scale-n", *scaleSizes); err != nil {
 		return c, err
 	}
 	if c.eventsSizes, err = intList("events-n", *eventsSizes); err != nil {
@@ -174,6 +189,8 @@ type results struct {
 	Scenarios []scenarioResult    `json:"scenarios"`
 	Legacy1x  []legacyConvergence `json:"model_of_1x_convergence"`
 	Events    []eventsResult      `json:"events"`
+	Bootstrap []bootstrapResult   `json:"bootstrap"`
+	Scale     []scaleResult       `json:"scale"`
 	Seconds   float64             `json:"wall_s"`
 }
 
@@ -195,6 +212,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.child != "" && cfg.cpuProfile != "" {
+		f, perr := os.Create(fmt.Sprintf("%s.%s-%d", cfg.cpuProfile, cfg.child, cfg.size))
+		if perr == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	switch cfg.child {
 	case "":
 		if cfg.print != "" {
@@ -216,10 +239,16 @@ func main() {
 		if err == nil {
 			err = json.NewEncoder(os.Stdout).Encode(res)
 		}
+	case "bootstrap":
+		ctrllog.SetLogger(logr.Discard())
+		err = childJSON(runBootstrap(ctx, cfg, cfg.size))
+	case "scale":
+		ctrllog.SetLogger(logr.Discard())
+		err = childJSON(runScale(ctx, cfg, cfg.size))
 	case "agent":
 		err = runAgentChild(ctx, cfg)
 	default:
-		err = fmt.Errorf("-child %q: want scenario, events or agent", cfg.child)
+		err = fmt.Errorf("-child %q: want scenario, events, bootstrap, scale or agent", cfg.child)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -245,6 +274,20 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if res.Render, err = runRender(10000); err != nil {
 		return err
+	}
+	for _, n := range cfg.bootstrapSizes {
+		var br bootstrapResult
+		if err := runChildJSON(ctx, &br, "-child=bootstrap", "-size="+strconv.Itoa(n)); err != nil {
+			return fmt.Errorf("bootstrap %d: %w", n, err)
+		}
+		res.Bootstrap = append(res.Bootstrap, br)
+	}
+	for _, n := range cfg.scaleSizes {
+		var sr scaleResult
+		if err := runChildJSON(ctx, &sr, "-child=scale", "-size="+strconv.Itoa(n)); err != nil {
+			return fmt.Errorf("scale %d: %w", n, err)
+		}
+		res.Scale = append(res.Scale, sr)
 	}
 	for _, n := range cfg.sizes {
 		sr, err := runChild(ctx, n)
@@ -337,6 +380,14 @@ func runChildJSON(ctx context.Context, v any, extra ...string) error {
 		return fmt.Errorf("reading child result: %w", err)
 	}
 	return nil
+}
+
+// childJSON prints a child's result for runChildJSON.
+func childJSON[T any](res T, err error) error {
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
 // runAgentChild is one agent as `aerostat agent --feed-url` runs it. It

@@ -36,7 +36,36 @@ func printTable(out io.Writer, cfg config, res results) {
 			sizes = append(sizes, n)
 		}
 	}
+	boot := map[int]bootstrapResult{}
+	for _, b := range res.Bootstrap {
+		boot[b.N] = b
+		sizes = append(sizes, b.N)
+	}
+	scale := map[int]scaleResult{}
+	for _, r := range res.Scale {
+		scale[r.N] = r
+		sizes = append(sizes, r.N)
+	}
 	slices.Sort(sizes)
+	sizes = slices.Compact(sizes)
+	b := func(f func(bootstrapResult) string) func(int) string {
+		return func(n int) string {
+			r, ok := boot[n]
+			if !ok {
+				return "—"
+			}
+			return f(r)
+		}
+	}
+	sc := func(f func(scaleResult) string) func(int) string {
+		return func(n int) string {
+			r, ok := scale[n]
+			if !ok {
+				return "—"
+			}
+			return f(r)
+		}
+	}
 
 	s := func(f func(scenarioResult) string) func(int) string {
 		return func(n int) string {
@@ -69,6 +98,8 @@ func printTable(out io.Writer, cfg config, res results) {
 	costs := "Ledger and EC2 per controller pass"
 	model := fmt.Sprintf("Model of 1.x (its queries replayed on the same store; %v server + %v client polls)", cfg.legacyServerPoll, cfg.legacyClientPoll)
 	agentS := "Agent"
+	bootS := "Bootstrap (controller alone, empty ledger)"
+	scaleS := "Controller at scale (bulk names, no agents)"
 	planS := "Planner (naming.Plan, one service; CPU time, wall in brackets)"
 	rows := []row{
 		{conv, "launch (tagged) → name bound in ledger", s(func(r scenarioResult) string { return fmtDist(r.LaunchToBound) }), "bounded by the poll interval"},
@@ -162,6 +193,21 @@ func printTable(out io.Writer, cfg config, res results) {
 		{agentS, "agent process: peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.AgentProcPeakRSS) }), "VmHWM"},
 		{agentS, "controller process peak RSS (+ store, feed)", s(func(r scenarioResult) string { return fmtBytes(r.ControllerPeakRSS) }), "VmHWM before agents start; store in-process"},
 		{agentS, "whole scenario process peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.ScenarioPeakRSS) }), "+ in-process agents, fake EC2"},
+		{bootS, "every instance named (passes, writes)", b(func(r bootstrapResult) string {
+			return fmt.Sprintf("%s (%d, %s)", fmtSec(r.Seconds), r.Passes, commas(r.Writes))
+		}), "≤ 60 s at 10,000"},
+		{bootS, "CPU / peak RSS", b(func(r bootstrapResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.CPUms/1000), fmtBytes(r.PeakRSS))
+		}), "controller + in-process store"},
+		{scaleS, "first pass (whole read) / feed's first sync", sc(func(r scaleResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.FirstPassS), fmtSec(r.FeedSyncS))
+		}), "names inserted in bulk"},
+		{scaleS, "idle pass: CPU / wall", sc(func(r scaleResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.IdlePassCPU/1000), fmtSec(r.IdlePassS))
+		}), "deltas only; wall includes the EC2 call budget"},
+		{scaleS, "controller process RSS: peak / after idle passes", sc(func(r scaleResult) string {
+			return fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
+		}), "< 200 MB at 50,000; store and feed in-process"},
 	}
 
 	header := []string{"metric"}

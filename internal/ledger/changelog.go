@@ -23,8 +23,11 @@ import (
 // each: the only filter the embedded store (FerretDB on SQLite) answers in
 // SQL instead of decoding every document of the collection in Go, and a
 // point read of the _id index on MongoDB. Buckets rather than one document
-// a rev keep a poll to one or two reads, and the collection small (the
-// embedded store's _id lookup still scans that collection's rows in SQL).
+// a rev keep a poll to one or two reads, and the collection small: the
+// embedded store's _id lookup still parses every row of that collection
+// in SQL, so each log read or append costs what the log holds (about 640
+// records), whatever the fleet's size. Few large buckets rather than many
+// small ones make a batch of new names a couple of appends.
 //
 // The log entry is written after the record, so a reader can see a record
 // before its entry but never an entry before its record. Readers already
@@ -39,8 +42,8 @@ import (
 // instead, as before the log existed: correct, only slower.
 const (
 	changesCollection = "changes"
-	changeBucket      = 16
-	changeKeep        = 48
+	changeBucket      = 64
+	changeKeep        = 10
 	// changeWindow is how far below the counter a delta may start and still
 	// be served from the log: two buckets short of what is kept, so a
 	// bucket created (and its old neighbour deleted) while a reader works

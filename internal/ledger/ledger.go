@@ -28,12 +28,12 @@
 //     a Go scan of the collection (the one per-write cost that still grows
 //     with the fleet, about 60 ms at 10,000 names on 2 cores); atomic because
 //     the embedded store's proxy runs one write at a time.
-//   - After each committed write: update changes {_id: "c<rev/16>"} $push
-//     (upsert), and on a new bucket delete changes {_id: "c<bucket-48>"}.
-//     Exact _id on a collection of at most 48 small documents.
+//   - After each committed write: update changes {_id: "c<rev/64>"} $push
+//     (upsert), and on a new bucket delete changes {_id: "c<bucket-10>"}.
+//     Exact _id on a collection of at most 10 documents of up to 64 records.
 //   - Changes(since): Rev, find changes {_id: "c<b>"} for each bucket from
 //     since to the counter, Rev again; one to three buckets for a follower
-//     that keeps up. Below the log's floor (since more than 736 revs back,
+//     that keeps up. Below the log's floor (since more than 512 revs back,
 //     or buckets trimmed while reading): find servers {rev: {$gt: since}},
 //     MongoDB's rev index, a FerretDB scan; correct, only slower.
 //   - Records(service): find servers {service} (or {}): a full read.

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/aerostat-io/aerostat/internal/feed"
+)
+
+// bootstrapResult is naming a whole fleet from an empty ledger: the
+// controller's passes alone (no agents), as on the first start of
+// `aerostat controller --standalone` beside N running, tagged instances.
+type bootstrapResult struct {
+	N int `json:"n"`
+	// Seconds from the first pass's start until every instance is bound.
+	Seconds float64 `json:"bootstrap_s"`
+	Passes  int     `json:"passes"`
+	Writes  int     `json:"writes"`
+	// CPUms is the process's CPU (controller and its in-process store).
+	CPUms   float64  `json:"cpu_ms"`
+	PeakRSS int64    `json:"process_peak_rss_bytes"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// runBootstrap measures naming n instances from nothing. It runs in its
+// own process (-child=bootstrap).
+func runBootstrap(ctx context.Context, cfg config, n int) (bootstrapResult, error) {
+	res := bootstrapResult{N: n}
+	w := &world{cfg: cfg, n: n, tr: newTracker(1), rng: rand.New(rand.NewPCG(cfg.seed, uint64(n))),
+		held: map[string][2]string{}, binds: map[string]int{}}
+	defer w.close()
+	if err := w.start(ctx); err != nil {
+		return res, err
+	}
+	for range n {
+		w.fleet.Launch(1, tags())
+	}
+	cpu0, t0 := procCPU("self"), time.Now()
+	deadline := t0.Add(cfg.timeout)
+	for {
+		sum, err := w.sa.Pass(ctx)
+		res.Passes++
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("pass %d: %v", res.Passes, err))
+		}
+		bound, rerr := w.bound(ctx)
+		if rerr != nil {
+			return res, rerr
+		}
+		if bound == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("bootstrap: %d of %d bound after %v", bound, n, cfg.timeout)
+		}
+		if err == nil && sum.Changes == 0 {
+			return res, fmt.Errorf("bootstrap: a pass changed nothing with %d of %d bound", bound, n)
+		}
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	res.CPUms = float64((procCPU("self") - cpu0).Milliseconds())
+	res.Writes = w.ctrl.counts().Writes
+	res.PeakRSS, _ = procStatus("self")
+	fmt.Fprintf(os.Stderr, "bench[bootstrap n=%d] every instance named in %.1fs, %d passes, %d writes\n", n, res.Seconds, res.Passes, res.Writes)
+	return res, nil
+}
+
+// bound counts the bound names in the ledger (one full read).
+func (w *world) bound(ctx context.Context) (int, error) {
+	recs, err := w.ctrlDB.Records(ctx, service)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range recs {
+		if !r.Free() {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// scaleResult is the controller at a large fleet with nothing changing:
+// its memory and the cost of its idle passes. The names are inserted in
+// bulk; the controller's first pass reads them whole, later ones read
+// deltas. The process holds the controller, its feed (with no agents)
+// and the embedded store, as `aerostat controller --standalone` with the
+// embedded store does.
+type scaleResult struct {
+	N            int     `json:"n"`
+	SeedS        float64 `json:"seed_bulk_s"`
+	FirstPassS   float64 `json:"first_pass_s"`
+	FeedSyncS    float64 `json:"feed_first_sync_s"`
+	IdlePasses   int     `json:"idle_passes"`
+	IdlePassS    float64 `json:"idle_pass_s"`
+	IdlePassCPU  float64 `json:"idle_pass_cpu_ms"`
+	PeakRSS      int64   `json:"process_peak_rss_bytes"`
+	RSS          int64   `json:"process_rss_bytes"`
+	GoHeapInuse  uint64  `json:"go_heap_inuse_bytes"`
+	IdleChanges  int     `json:"idle_pass_changes"`
+	IdleFullRead int     `json:"idle_full_reads"`
+}
+
+// runScale measures the controller at n names (-child=scale).
+func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
+	res := scaleResult{N: n, IdlePasses: cfg.steadyPasses}
+	w := &world{cfg: cfg, n: n, tr: newTracker(1), rng: rand.New(rand.NewPCG(cfg.seed, uint64(n))),
+		held: map[string][2]string{}, binds: map[string]int{}}
+	defer w.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := w.start(ctx); err != nil {
+		return res, err
+	}
+	for range n {
+		w.fleet.Launch(1, tags())
+	}
+	t0 := time.Now()
+	if err := w.bulkSeed(ctx, n); err != nil {
+		return res, err
+	}
+	res.SeedS = time.Since(t0).Seconds()
+	t1 := time.Now()
+	sum, err := w.sa.Pass(ctx)
+	if err != nil {
+		return res, fmt.Errorf("first pass: %w", err)
+	}
+	if sum.Changes != 0 {
+		return res, fmt.Errorf("first pass over %d bulk names made %d changes, want none", n, sum.Changes)
+	}
+	res.FirstPassS = time.Since(t1).Seconds()
+	w.fh = feed.NewHandler(w.feedDB, feed.Options{PollInterval: cfg.feedPoll})
+	t2 := time.Now()
+	if err := w.fh.SyncOnce(ctx); err != nil {
+		return res, fmt.Errorf("first feed sync: %w", err)
+	}
+	res.FeedSyncS = time.Since(t2).Seconds()
+	go func() { _ = w.fh.Start(ctx) }()
+
+	full0 := w.ctrl.counts().Reads
+	cpu0, t3 := procCPU("self"), time.Now()
+	for range cfg.steadyPasses {
+		sum, err := w.sa.Pass(ctx)
+		if err != nil {
+			return res, fmt.Errorf("idle pass: %w", err)
+		}
+		res.IdleChanges += sum.Changes
+	}
+	res.IdlePassS = time.Since(t3).Seconds() / float64(cfg.steadyPasses)
+	res.IdlePassCPU = float64((procCPU("self") - cpu0).Milliseconds()) / float64(cfg.steadyPasses)
+	res.IdleFullRead = w.ctrl.counts().Reads - full0
+	res.PeakRSS, res.RSS = procStatus("self")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.GoHeapInuse = ms.HeapInuse
+	if res.IdleChanges != 0 {
+		return res, errors.New("idle passes changed the ledger")
+	}
+	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, peak RSS %d MiB\n",
+		n, res.FirstPassS, res.IdlePassCPU, res.PeakRSS>>20)
+	return res, nil
+}
