@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -92,3 +93,25 @@ func (c *Cache) Changes(ctx context.Context, since int64) ([]naming.Record, int6
 
 // Rev implements Store.
 func (c *Cache) Rev(ctx context.Context) (int64, error) { return c.store.Rev(ctx) }
+
+var _ PolicyStore = (*Cache)(nil)
+
+// Policy implements PolicyStore through the underlying store (policies
+// are not cached: writers read them once a claim). Errors: the store's,
+// or one saying it keeps no policies.
+func (c *Cache) Policy(ctx context.Context, service string) (Policy, bool, error) {
+	ps, ok := c.store.(PolicyStore)
+	if !ok {
+		return Policy{}, false, fmt.Errorf("reading policy of service %s: %T keeps no policies", service, c.store)
+	}
+	return ps.Policy(ctx, service)
+}
+
+// PutPolicy implements PolicyStore through the underlying store; see Policy.
+func (c *Cache) PutPolicy(ctx context.Context, p Policy) error {
+	ps, ok := c.store.(PolicyStore)
+	if !ok {
+		return fmt.Errorf("storing policy of service %s: %T keeps no policies", p.Service, c.store)
+	}
+	return ps.PutPolicy(ctx, p)
+}
