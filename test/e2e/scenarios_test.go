@@ -46,6 +46,12 @@ image:
   repository: aerostat.local/aerostat
   tag: e2e
   pullPolicy: Never
+# The full image also runs the agent; the agent-only build (-tags
+# agentonly) is not built here yet.
+agentImage:
+  repository: aerostat.local/aerostat
+  tag: e2e
+  pullPolicy: Never
 aws:
   region: us-east-1
   ec2Endpoint: %s
