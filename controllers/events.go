@@ -223,7 +223,7 @@ func (s *Standalone) EventPass(ctx context.Context, ids []string) (Summary, erro
 	if err != nil {
 		return sum, err
 	}
-	services, byService := s.group(f, records)
+	services, byService := s.group(f, records, nil)
 	for name := range byService {
 		sum.Services = append(sum.Services, name)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -41,6 +42,9 @@ type StandaloneOptions struct {
 	// OnPass is called after each pass Run makes with its trigger
 	// (TriggerPoll or TriggerEvent) and error; it must not block.
 	OnPass func(trigger string, err error)
+	// Unnamed repairs documents without a hostname (1.x change-master
+	// leftovers) in full passes; nil leaves them.
+	Unnamed UnnamedStore
 }
 
 // Standalone keeps names without Kubernetes: service policies come from
@@ -60,6 +64,7 @@ type Standalone struct {
 	debounce       time.Duration
 	eventGap       time.Duration
 	onPass         func(string, error)
+	unnamed        UnnamedStore
 }
 
 // NewStandalone returns a Standalone loop.
@@ -84,7 +89,7 @@ func NewStandalone(o StandaloneOptions) *Standalone {
 		o.EventGap = DefaultEventGap
 	}
 	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval, reap: o.Reap,
-		events: o.Events, eventsInterval: o.EventsInterval, debounce: o.EventDebounce, eventGap: o.EventGap, onPass: o.OnPass}
+		events: o.Events, eventsInterval: o.EventsInterval, debounce: o.EventDebounce, eventGap: o.EventGap, onPass: o.OnPass, unnamed: o.Unnamed}
 }
 
 // Run passes every interval until ctx is done. Failed passes are logged and
@@ -118,6 +123,9 @@ type Summary struct {
 	// Calls is how many DescribeInstances calls the pass's listings took
 	// (pages of cloud.PageSize, id chunks of maxFilterValues).
 	Calls int
+	// Repaired counts documents without a hostname removed (see
+	// repairUnnamed).
+	Repaired int
 }
 
 // Pass observes the fleet once and runs one pass per service. It returns an
@@ -139,14 +147,21 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	var unnamed []ledger.Document
+	if s.unnamed != nil {
+		if unnamed, err = s.unnamed.Unnamed(ctx); err != nil {
+			return sum, err
+		}
+	}
+	unnamedIDs := unnamedInstances(unnamed)
 	sum.Calls = pages(len(tagged), cloud.PageSize)
 	var fleet fleet
 	if listErr == nil {
-		fleet, listErr = s.observe(ctx, tagged, records)
+		fleet, listErr = s.observe(ctx, tagged, records, unnamedIDs)
 		sum.Calls += fleet.calls
 	}
 
-	services, byService := s.group(fleet, records)
+	services, byService := s.group(fleet, records, unnamedIDs)
 
 	var errs []error
 	if listErr != nil {
@@ -171,14 +186,30 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 			errs = append(errs, pass.ObserveErr)
 		}
 	}
+	if len(unnamed) > 0 && listErr == nil && !s.syncer.dryRun {
+		named := map[string]bool{}
+		for _, name := range sum.Services {
+			recs := sum.Passes[name].Records
+			if recs == nil {
+				recs = ledgerRecs[name]
+			}
+			for _, r := range recs {
+				named[r.InstanceID] = !r.Free() || named[r.InstanceID]
+			}
+		}
+		sum.Repaired, err = s.repairUnnamed(ctx, unnamed, fleet, named)
+		errs = append(errs, err)
+	}
 	return sum, errors.Join(errs...)
 }
 
 // group sorts observed instances by service: by their aerostat:service
 // tag, and by the records bound to them (a node that registered itself
 // from /etc/aerostat_info may carry no tag). Every service with records
-// gets an entry, with or without instances.
-func (s *Standalone) group(fleet fleet, records []naming.Record) (map[string]Service, map[string][]naming.Instance) {
+// gets an entry, with or without instances. An instance whose document
+// lost its hostname (unnamed: instance id -> service) is observed in that
+// document's service, so the pass names it again.
+func (s *Standalone) group(fleet fleet, records []naming.Record, unnamed map[string]string) (map[string]Service, map[string][]naming.Instance) {
 	services := map[string]Service{}
 	byService := map[string][]naming.Instance{}
 	for _, in := range fleet.tagged {
@@ -219,6 +250,22 @@ func (s *Standalone) group(fleet fleet, records []naming.Record) (map[string]Ser
 			}
 		}
 	}
+	bound := map[string]bool{}
+	for _, r := range records {
+		bound[r.InstanceID] = !r.Free() || bound[r.InstanceID]
+	}
+	for _, id := range slices.Sorted(maps.Keys(unnamed)) {
+		// Named elsewhere already: the leftover goes, the name stays.
+		svc := unnamed[id]
+		in, ok := fleet.byID[id]
+		if !ok || bound[id] || naming.ValidateLabel(TagService, in.Tags[TagService]) == nil { // a valid tag wins
+			continue
+		}
+		if _, ok := services[svc]; !ok {
+			services[svc] = s.tagService(svc)
+		}
+		byService[svc] = append(byService[svc], in)
+	}
 	return services, byService
 }
 
@@ -239,7 +286,7 @@ type fleet struct {
 // observe adds to the instances tagged with a service, listed by id, the
 // bound instances that listing did not return (nodes named without a tag).
 // Any failed listing makes the whole observation unknown.
-func (s *Standalone) observe(ctx context.Context, tagged []naming.Instance, records []naming.Record) (fleet, error) {
+func (s *Standalone) observe(ctx context.Context, tagged []naming.Instance, records []naming.Record, unnamed map[string]string) (fleet, error) {
 	var f fleet
 	f.tagged = tagged
 	f.byID = make(map[string]naming.Instance, len(tagged))
@@ -250,6 +297,11 @@ func (s *Standalone) observe(ctx context.Context, tagged []naming.Instance, reco
 	for _, r := range records {
 		if _, ok := f.byID[r.InstanceID]; !ok && !r.Free() {
 			ids = append(ids, r.InstanceID)
+		}
+	}
+	for id := range unnamed {
+		if _, ok := f.byID[id]; !ok {
+			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)

@@ -235,7 +235,8 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return err
 	}
 	if f.standalone {
-		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Interval: f.pollInterval,
+		unnamed, _ := store.(controllers.UnnamedStore)
+		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Unnamed: unnamed, Interval: f.pollInterval,
 			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval})
 		if src != nil && !f.once {
 			go func() { _ = src.Run(ctx) }()

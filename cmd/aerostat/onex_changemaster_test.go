@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aerostat-io/aerostat/internal/ledger"
@@ -78,5 +79,60 @@ func TestOnexChangeMaster(t *testing.T) {
 				t.Errorf("1.x updater lists %d db names, want 3", n)
 			}
 		})
+	}
+}
+
+// TestOnexChangeMasterRepaired: whatever 1.x's --change-master leaves (on
+// a server without partial indexes, acknowledged writes: the old master's
+// hostname "" and no <svc>-master, the 1.x client dead half-way), one
+// `aerostat controller --standalone` pass gives a consistent ledger: every
+// live instance named, a master, no document without a hostname, and 1.x's
+// updater writing no line without a hostname.
+func TestOnexChangeMasterRepaired(t *testing.T) {
+	e := newCLIEC2(t)
+	db := ledgertest.Database(t)
+	e.flags = append(e.flags, "--database", db)
+	one := newOnex(t, db, 1)
+	node := newNodeEnv(t, "db masterful\n")
+	node.flags[3] = db // --database
+	ids := e.fleet.Launch(2, nil)
+	for i, want := range []string{"db-master", "db-slave-1"} {
+		in, _ := e.fleet.Instance(ids[i])
+		if out, err := node.run(t, "register", "--instance-id", ids[i], "--ip", in.PrivateIP); err != nil || out != want+"\n" {
+			t.Fatalf("register %s = %q, %v", ids[i], out, err)
+		}
+	}
+	var cm struct{ Changed bool }
+	err := one.run(t, &cm, "change-master", ids[1], "db", "masterful")
+	t.Logf("1.x change-master: %+v, %v", cm, err)
+	if !ledgertest.PartialIndexes(t) {
+		if err == nil {
+			t.Fatal("1.x change-master with acknowledged writes ran through a plain unique index")
+		}
+		if l := one.lookup(t, "db", ids[0], "db-master"); l.HostnameExists || l.GetHostname == nil || *l.GetHostname != "" {
+			t.Fatalf("1.x left %+v; want no db-master and %s's hostname \"\"", l, ids[0])
+		}
+	}
+	if out, err := e.run(t, "controller", "--standalone", "--once", "--hold-back", "0",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-log-level", "error"); err != nil {
+		t.Fatalf("controller: %v\n%s", err, out)
+	}
+	l := one.lookup(t, "db", ids[0], "db-master")
+	if !l.HostnameExists || l.GetMaster == nil || l.GetHostname == nil || *l.GetHostname == "" {
+		t.Errorf("1.x lookups after the controller's repair: %+v", l)
+	}
+	hosts := one.update(t)
+	for _, h := range hosts {
+		if f := strings.Fields(h); len(f) != 2 {
+			t.Errorf("1.x updater line %q: want `ip hostname`", h)
+		}
+	}
+	if n := countPrefix(hosts, "db-"); n != 2 {
+		t.Errorf("1.x updater lists %d db names, want 2:\n%s", n, strings.Join(hosts, "\n"))
+	}
+	checkOnexFields(t, db)
+	docs, err := ledgertest.Open(t, ledger.Options{Database: db}).Unnamed(context.Background())
+	if err != nil || len(docs) != 0 {
+		t.Errorf("documents without a hostname after the repair: %+v, %v", docs, err)
 	}
 }
