@@ -34,7 +34,9 @@ func newAdoptCmd() *cobra.Command {
 		Short: "Take over a running fleet without renaming it: import a 1.x ledger in place, bind names from EC2 tags (dry run unless --apply)",
 		Long: `Imports a running 1.x database in place (it is the same aerostat.servers
 collection): documents get the 2.x fields (role, ordinal, rev, updated_at;
-1.x clients ignore them), and hostnames that 1.x races gave to several
+1.x clients ignore them) and the 1.x fields they lack or hold with a type
+1.x clients cannot read (ip, service, service_type, instance_id as
+strings, aliases a list: 1.x's updater dies on a missing one), and hostnames that 1.x races gave to several
 documents keep one (the live instance's, else the most recent) while the
 others are removed; the unique index on hostname is then built.
 
@@ -42,7 +44,9 @@ Then reads EC2: a live or stopped instance whose aerostat:hostname or Name
 tag is a name of its service's scheme (service from the aerostat:service
 tag, or --service for untagged fleets) is recorded as bound to that name,
 unless the ledger already names it or gives the name to another instance
-(the ledger wins; reported as a conflict).
+(the ledger wins; reported as a conflict), or the name was released from
+another instance less than the service's hold-back ago (the policy the
+controller stored in the ledger, else 3m, as register applies it).
 
 Without --apply nothing is written. With it, every write is a
 compare-and-set on what was read; a document changed meanwhile (a 1.x
@@ -137,9 +141,16 @@ func writeAdopt(w io.Writer, rep adopt.Report, database string) error {
 			"kept (" + d.Kept.State + "); removed " + strings.Join(removed, ", ")})
 	}
 	for _, b := range rep.Backfills {
-		detail := "fresh rev"
+		var parts []string
+		if len(b.Onex) > 0 {
+			parts = append(parts, "repair 1.x "+strings.Join(b.Onex, ", "))
+		}
 		if len(b.Missing) > 0 {
-			detail = "add " + strings.Join(b.Missing, ", ")
+			parts = append(parts, "add "+strings.Join(b.Missing, ", "))
+		}
+		detail := "fresh rev"
+		if len(parts) > 0 {
+			detail = strings.Join(parts, "; ")
 		}
 		rows = append(rows, []string{"backfill", b.Hostname, orDash(b.Instance), detail})
 	}
@@ -148,6 +159,9 @@ func writeAdopt(w io.Writer, rep adopt.Report, database string) error {
 	}
 	for _, c := range rep.Conflicts {
 		rows = append(rows, []string{"conflict", c.Hostname, orDash(c.Instance), c.Reason})
+	}
+	for _, p := range rep.Policies {
+		rows = append(rows, []string{"policy", p.Service, "-", fmt.Sprintf("hold-back %v (%s)", p.HoldBack, p.Source)})
 	}
 	if _, err := fmt.Fprintf(w, "Ledger %s.servers: %d documents.\n\n", database, rep.Documents); err != nil {
 		return err

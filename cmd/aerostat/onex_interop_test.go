@@ -146,3 +146,37 @@ func countPrefix(lines []string, prefix string) int {
 	}
 	return n
 }
+
+// TestOnexAdoptRepairsFields: a document without aliases or ip (written by
+// an Aerostat 2 before the aliases fix, or by hand) kills 1.x's updater
+// with a KeyError; `aerostat adopt` reports it in a dry run and --apply
+// repairs it, after which the updater runs.
+func TestOnexAdoptRepairsFields(t *testing.T) {
+	ctx := context.Background()
+	db := ledgertest.Database(t)
+	one := newOnex(t, db, 1)
+	raw := ledgertest.Open(t, ledger.Options{Database: db}).Client().Database(db).Collection("servers")
+	if _, err := raw.InsertOne(ctx, bson.D{{Key: "hostname", Value: "web-0"}, {Key: "service", Value: "web"},
+		{Key: "service_type", Value: "iterative"}, {Key: "instance_id", Value: "i-0123"}}); err != nil {
+		t.Fatal(err)
+	}
+	var hosts struct{ Hosts []string }
+	if err := one.run(t, &hosts, "update"); err == nil || !strings.Contains(err.Error(), "KeyError") {
+		t.Fatalf("1.x updater over a document without ip and aliases: %v; want a KeyError", err)
+	}
+	adopt := []string{"adopt", "--server", ledgertest.URI(t), "--database", db, "--no-ec2"}
+	out, err := runNode(t, adopt...)
+	if err != nil || !strings.Contains(out, "repair 1.x ip, aliases") || !strings.Contains(out, "Dry run") {
+		t.Fatalf("adopt dry run: %v\n%s", err, out)
+	}
+	if out, err := runNode(t, append(adopt, "--apply")...); err != nil {
+		t.Fatalf("adopt --apply: %v\n%s", err, out)
+	}
+	checkOnexFields(t, db)
+	if got := one.update(t); len(got) != 1 {
+		t.Errorf("1.x updater after adopt: %v; want only localhost (web-0 has no ip)", got)
+	}
+	if out, err := runNode(t, adopt...); err != nil || !strings.Contains(out, "Would backfill 0 documents") {
+		t.Errorf("adopt after --apply: %v\n%s; want nothing to do", err, out)
+	}
+}

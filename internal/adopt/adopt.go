@@ -15,6 +15,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
+
+	"k8s.io/utils/clock"
 
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/ledger"
@@ -38,6 +41,7 @@ const (
 // ledger.ErrConflict when a document changed since it was read.
 type Ledger interface {
 	ledger.Store
+	ledger.PolicyStore
 	Documents(ctx context.Context) ([]ledger.Document, []string, error)
 	Backfill(ctx context.Context, d ledger.Document) error
 	Remove(ctx context.Context, d ledger.Document) error
@@ -56,6 +60,8 @@ type Options struct {
 	Services map[string]naming.Scheme
 	// Apply writes; otherwise Run only reports.
 	Apply bool
+	// Clock dates hold-backs; default the real clock.
+	Clock clock.PassiveClock
 }
 
 // Report is what Run found and did (or would do).
@@ -74,14 +80,30 @@ type Report struct {
 	Conflicts []Conflict `json:"conflicts"`
 	// Problems are documents that could not be read, listings that failed.
 	Problems []string `json:"problems"`
+	// Policies are the hold-backs applied, one per service adopt read or
+	// bound names of: the policy the controller stored in the ledger, else
+	// the default every writer applies.
+	Policies []Policy `json:"policies"`
+}
+
+// Policy is the hold-back in force for one service and where it comes
+// from.
+type Policy struct {
+	Service  string        `json:"service"`
+	HoldBack time.Duration `json:"holdBack"`
+	Source   string        `json:"source"`
 }
 
 // Backfill is one document given its missing fields.
 type Backfill struct {
-	Hostname string   `json:"hostname"`
-	Instance string   `json:"instance,omitempty"`
-	ID       string   `json:"id"`
-	Missing  []string `json:"missing"`
+	Hostname string `json:"hostname"`
+	Instance string `json:"instance,omitempty"`
+	ID       string `json:"id"`
+	// Missing are the 2.x fields it lacks.
+	Missing []string `json:"missing"`
+	// Onex are the 1.x fields it lacks or holds with a type 1.x clients
+	// cannot read (their updater dies on a missing ip or aliases).
+	Onex []string `json:"onex,omitempty"`
 }
 
 // Duplicate is one hostname of several documents: one kept, the rest
@@ -129,7 +151,10 @@ func (r Report) Pending() bool {
 // meanwhile) is reported in Conflicts and the rest goes on, so a second run
 // finishes the work. The error is a store or listing failure.
 func Run(ctx context.Context, o Options) (Report, error) {
-	rep := Report{Applied: o.Apply, Backfills: []Backfill{}, Duplicates: []Duplicate{}, Binds: []Bind{}, Conflicts: []Conflict{}, Problems: []string{}}
+	rep := Report{Applied: o.Apply, Backfills: []Backfill{}, Duplicates: []Duplicate{}, Binds: []Bind{}, Conflicts: []Conflict{}, Problems: []string{}, Policies: []Policy{}}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
 	docs, problems, err := o.Ledger.Documents(ctx)
 	if err != nil {
 		return rep, err
@@ -143,8 +168,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	keep, removed := dedupe(docs, inst, &rep)
 	for _, d := range keep {
-		if len(d.Missing) > 0 || removed[d.Record.Hostname] {
-			rep.Backfills = append(rep.Backfills, Backfill{Hostname: d.Record.Hostname, Instance: d.Record.InstanceID, ID: d.ID, Missing: d.Missing})
+		if needsBackfill(d, removed) {
+			rep.Backfills = append(rep.Backfills, Backfill{Hostname: d.Record.Hostname, Instance: d.Record.InstanceID, ID: d.ID, Missing: d.Missing, Onex: d.Onex})
 		}
 	}
 	if o.Apply {
@@ -161,7 +186,11 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			return rep, err
 		}
 	}
-	changes := fromTags(records, inst.tagged, o.Services, &rep)
+	holds, err := policies(ctx, o.Ledger, records, inst.tagged, &rep)
+	if err != nil {
+		return rep, err
+	}
+	changes := fromTags(records, inst.tagged, o.Services, holdBack{by: holds, now: o.Clock.Now()}, &rep)
 	if o.Apply {
 		for i, c := range changes {
 			if _, err := o.Ledger.Apply(ctx, []naming.Change{c}); err != nil {
@@ -320,7 +349,7 @@ func applyImport(ctx context.Context, l Ledger, docs, keep []ledger.Document, re
 		}
 	}
 	for _, d := range keep {
-		if len(d.Missing) > 0 || removed[d.Record.Hostname] {
+		if needsBackfill(d, removed) {
 			if err := l.Backfill(ctx, d); err != nil {
 				conflict(d, err)
 			}
@@ -333,7 +362,7 @@ func applyImport(ctx context.Context, l Ledger, docs, keep []ledger.Document, re
 
 // fromTags turns the names instances carry in tags into Binds, where the
 // ledger does not already say otherwise.
-func fromTags(records []naming.Record, tagged []naming.Instance, services map[string]naming.Scheme, rep *Report) []naming.Change {
+func fromTags(records []naming.Record, tagged []naming.Instance, services map[string]naming.Scheme, hb holdBack, rep *Report) []naming.Change {
 	byHost := map[string]naming.Record{}
 	named := map[string]string{}
 	for _, r := range records {
@@ -436,6 +465,10 @@ func fromTags(records []naming.Record, tagged []naming.Instance, services map[st
 			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: c.host, Instance: c.in.ID, Reason: "the ledger has " + c.host + " as a name of service " + r.Service})
 			continue
 		}
+		if why := hb.held(r, c.role, c.in.ID); exists && why != "" {
+			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: c.host, Instance: c.in.ID, Reason: why})
+			continue
+		}
 		ip := c.in.PrivateIP
 		if !live(c.in.State) {
 			ip = "" // stopped: no address to serve until it starts
@@ -449,4 +482,62 @@ func fromTags(records []naming.Record, tagged []naming.Instance, services map[st
 		named[c.in.ID], taken[c.host] = c.host, c.in.ID
 	}
 	return changes
+}
+
+func needsBackfill(d ledger.Document, removed map[string]bool) bool {
+	return len(d.Missing) > 0 || len(d.Onex) > 0 || removed[d.Record.Hostname]
+}
+
+// policies reads the stored hold-back of every service adopt reads records
+// or tags of, and lists them in the report.
+func policies(ctx context.Context, l ledger.PolicyStore, records []naming.Record, tagged []naming.Instance, rep *Report) (map[string]Policy, error) {
+	names := map[string]bool{}
+	for _, r := range records {
+		if r.Service != "" {
+			names[r.Service] = true
+		}
+	}
+	for _, in := range tagged {
+		if s := in.Tags[TagService]; naming.ValidateLabel(TagService, s) == nil {
+			names[s] = true
+		}
+	}
+	out := map[string]Policy{}
+	for _, svc := range slices.Sorted(maps.Keys(names)) {
+		p, found, err := l.Policy(ctx, svc)
+		if err != nil {
+			return nil, err
+		}
+		pol := Policy{Service: svc, HoldBack: ledger.DefaultHoldBack, Source: "default"} // as register and the controller
+		if found {
+			pol.HoldBack, pol.Source = p.HoldBack, "ledger policy set by "+p.Source
+		}
+		out[svc] = pol
+		rep.Policies = append(rep.Policies, pol)
+	}
+	return out, nil
+}
+
+// holdBack is the shared policy as adopt applies it to names from tags: a
+// name released less than its service's hold-back ago is not bound to
+// another instance than the one that held it, as the planner holds it
+// (the master name is never held).
+type holdBack struct {
+	by  map[string]Policy
+	now time.Time
+}
+
+// held says why r may not go to instance now, or "".
+func (h holdBack) held(r naming.Record, role naming.Role, instance string) string {
+	p, ok := h.by[r.Service]
+	if !ok || p.HoldBack <= 0 || role == naming.RoleMaster || r.InstanceID != "" || r.ReleasedAt.IsZero() ||
+		r.LastInstanceID == "" || r.LastInstanceID == instance {
+		return ""
+	}
+	until := r.ReleasedAt.Add(p.HoldBack)
+	if !until.After(h.now) {
+		return ""
+	}
+	return fmt.Sprintf("released from %s at %s; held back from other instances until %s (hold-back %v, %s)",
+		r.LastInstanceID, r.ReleasedAt.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), p.HoldBack, p.Source)
 }

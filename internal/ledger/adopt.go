@@ -25,6 +25,10 @@ type Document struct {
 	ID string
 	// Missing lists the fields of newFields the document does not have.
 	Missing []string
+	// Onex lists the 1.x fields it lacks or holds with a type 1.x
+	// clients cannot read (see onexRepair); Backfill writes them.
+	Onex []string
+	onex bson.D
 	// Created is the time in an ObjectID _id (zero otherwise): for 1.x
 	// documents, which have no updated_at, the best age there is.
 	Created bson.DateTime
@@ -52,7 +56,9 @@ func (m *Mongo) Documents(ctx context.Context) ([]Document, []string, error) {
 		if !ok {
 			continue
 		}
+		rec = inferRecord(raw, rec)
 		d := Document{Record: rec, ID: docID(raw), id: raw.Lookup("_id")}
+		d.Onex, d.onex = onexRepair(raw, rec)
 		if oid, isOID := d.id.ObjectIDOK(); isOID {
 			d.Created = bson.NewDateTimeFromTime(oid.Timestamp())
 		}
@@ -97,7 +103,8 @@ func (d Document) casFilter() bson.D {
 }
 
 // Backfill gives a document the 2.x fields it lacks (role and ordinal as
-// derived from its hostname) and a fresh rev and updated_at, so followers
+// derived from its hostname), the 1.x fields it lacks or holds with the
+// wrong type (Onex), and a fresh rev and updated_at, so followers
 // re-read it, as one compare-and-set on the document as read. A lost
 // compare-and-set returns an error wrapping ErrConflict.
 func (m *Mongo) Backfill(ctx context.Context, d Document) error {
@@ -115,6 +122,7 @@ func (m *Mongo) Backfill(ctx context.Context, d Document) error {
 	if slices.Contains(d.Missing, "ordinal") {
 		set = append(set, bson.E{Key: "ordinal", Value: int64(d.Record.Ordinal)})
 	}
+	set = append(set, d.onex...)
 	var doc bson.Raw
 	err = m.servers.FindOneAndUpdate(ctx, d.casFilter(), bson.D{{Key: "$set", Value: set}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
