@@ -186,7 +186,8 @@ func (s *serializer) handle(client net.Conn) {
 }
 
 // roundTrip forwards one request and returns its reply (nil when the
-// request expects none), holding writeMu for write commands.
+// request expects none: its reply from FerretDB is read and dropped),
+// holding writeMu for write commands.
 func (s *serializer) roundTrip(up net.Conn, ur *bufio.Reader, req []byte) ([]byte, error) {
 	if isWrite(req) {
 		s.writeMu.Lock()
@@ -195,10 +196,20 @@ func (s *serializer) roundTrip(up net.Conn, ur *bufio.Reader, req []byte) ([]byt
 	if _, err := up.Write(req); err != nil {
 		return nil, err
 	}
-	if opCode(req) == opMsg && moreToCome(req) {
+	reply, err := readMessage(ur)
+	if err != nil {
+		return nil, err
+	}
+	if moreToCome(req) {
+		// An unacknowledged write (w=0, 1.x's pymongo.Connection): the
+		// client expects no reply, but FerretDB v1 sends one for every
+		// request. Passed on, it would answer the client's next request
+		// (pymongo: "Got response id ... but expected ..."); dropped here,
+		// after it arrived, the write is also done before the next one
+		// starts, as writeMu means.
 		return nil, nil
 	}
-	return readMessage(ur)
+	return reply, nil
 }
 
 // readRequest reads one client request under the idle and message
