@@ -17,6 +17,9 @@ const (
 	Bound State = "bound"
 	// Free names are gaps: released, and handed out again first.
 	Free State = "free"
+	// Pending is no name: a live instance tagged for a service that holds
+	// no record yet (see Unnamed). Its Hostname is "".
+	Pending State = "pending"
 )
 
 // Roles of names in a masterful service; iterative names have none.
@@ -153,8 +156,8 @@ func ParseSelector(s string) (Selector, error) {
 				val = strings.ToLower(string(scheme))
 			}
 		case "state":
-			if val != string(Bound) && val != string(Free) {
-				return Selector{}, fmt.Errorf("selector %q: state %q: want bound or free", s, val)
+			if val != string(Bound) && val != string(Free) && val != string(Pending) {
+				return Selector{}, fmt.Errorf("selector %q: state %q: want bound, free or pending", s, val)
 			}
 		}
 		if neg {
@@ -265,5 +268,35 @@ func Summarize(names []Name) []Service {
 	for _, name := range order {
 		out = append(out, *by[name])
 	}
+	return out
+}
+
+// Unnamed returns, as Pending names, the live instances among tagged whose
+// tagKey tag is a valid service name and that no bound name in names is
+// held by: nodes the controller has not named yet, or 1.x registrars that
+// lost 1.x's read-then-insert race (their OS hostname is another
+// machine's name). Sorted by service, then instance.
+func Unnamed(names []Name, tagged []naming.Instance, tagKey string) []Name {
+	held := map[string]bool{}
+	for _, n := range names {
+		if n.State == Bound {
+			held[n.InstanceID] = true
+		}
+	}
+	var out []Name
+	for _, in := range tagged {
+		svc := in.Tags[tagKey]
+		if held[in.ID] || naming.ValidateLabel(tagKey, svc) != nil ||
+			(in.State != naming.StateRunning && in.State != naming.StatePending) {
+			continue
+		}
+		out = append(out, Name{Service: svc, InstanceID: in.ID, IP: in.PrivateIP, Aliases: []string{}, State: Pending})
+	}
+	slices.SortFunc(out, func(a, b Name) int {
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		return strings.Compare(a.InstanceID, b.InstanceID)
+	})
 	return out
 }

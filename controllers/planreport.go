@@ -18,6 +18,21 @@ type PlanReport struct {
 	Deferred []PlanChange  `json:"deferred"`
 	Held     []PlanHold    `json:"held"`
 	Problems []PlanProblem `json:"problems"`
+	// Unnamed are the live instances of a service (by tag, or by a 1.x
+	// record that lost its hostname) that hold no name in the ledger yet:
+	// e.g. 1.x registrars that lost the read-then-insert race and set
+	// their OS hostname to a name another machine holds.
+	Unnamed []PlanUnnamed `json:"unnamed"`
+}
+
+// PlanUnnamed is one live instance that holds no name.
+type PlanUnnamed struct {
+	Service  string `json:"service"`
+	Instance string `json:"instance"`
+	IP       string `json:"ip,omitempty"`
+	// Next is the name the next pass binds to it; "" when it binds none
+	// (names held back, or the pass could not plan).
+	Next string `json:"next"`
 }
 
 // PlanChange is one write of the next pass.
@@ -52,7 +67,7 @@ type PlanProblem struct {
 // NewPlanReport flattens a dry-run pass, services in name order; only,
 // when not empty, keeps those services.
 func NewPlanReport(sum Summary, only []string) PlanReport {
-	rep := PlanReport{Changes: []PlanChange{}, Deferred: []PlanChange{}, Held: []PlanHold{}, Problems: []PlanProblem{}}
+	rep := PlanReport{Changes: []PlanChange{}, Deferred: []PlanChange{}, Held: []PlanHold{}, Problems: []PlanProblem{}, Unnamed: []PlanUnnamed{}}
 	for _, svc := range sum.Services {
 		if len(only) > 0 && !slices.Contains(only, svc) {
 			continue
@@ -72,9 +87,36 @@ func NewPlanReport(sum Summary, only []string) PlanReport {
 		for _, pr := range p.Problems {
 			rep.Problems = append(rep.Problems, PlanProblem{Service: svc, Problem: pr})
 		}
+		rep.Unnamed = append(rep.Unnamed, unnamedOf(svc, sum.Passes[svc])...)
 	}
 	rep.Pending = len(rep.Changes)
 	return rep
+}
+
+// unnamedOf lists the live observed instances of a dry-run pass that no
+// record of the service names, with the name the pass would bind.
+func unnamedOf(svc string, pass Pass) []PlanUnnamed {
+	named := map[string]bool{}
+	for _, r := range pass.Records {
+		if !r.Free() {
+			named[r.InstanceID] = true
+		}
+	}
+	next := map[string]string{}
+	for _, c := range pass.Plan.Changes {
+		if c.Type == naming.Bind && c.InstanceID != "" && c.ExpectInstanceID != c.InstanceID {
+			next[c.InstanceID] = c.Hostname
+		}
+	}
+	var out []PlanUnnamed
+	for _, in := range pass.Observed.Instances {
+		if named[in.ID] || (in.State != naming.StateRunning && in.State != naming.StatePending) {
+			continue
+		}
+		out = append(out, PlanUnnamed{Service: svc, Instance: in.ID, IP: in.PrivateIP, Next: next[in.ID]})
+	}
+	slices.SortFunc(out, func(a, b PlanUnnamed) int { return strings.Compare(a.Instance, b.Instance) })
+	return out
 }
 
 // planChange labels one planned change with the action a reader knows it by.

@@ -21,6 +21,8 @@ import (
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/client"
 	"github.com/aerostat-io/aerostat/client/kube"
+	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/table"
@@ -131,6 +133,9 @@ type getFlags struct {
 	watch    bool
 	feedURL  string
 	feedCli  feedClientFlags
+	// pending lists tagged instances without a name (reads EC2).
+	pending             bool
+	region, ec2Endpoint string
 }
 
 func newGetCmd() *cobra.Command {
@@ -164,6 +169,9 @@ Kubernetes, or the NamingService status of a cluster with --kubeconfig or
 	fl.StringVarP(&f.selector, "selector", "l", "", "filter names by service, service_type, state or role (e.g. service=web,state=bound)")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "after listing, print changes as they happen")
 	fl.DurationVar(&f.src.pollInterval, "watch-interval", client.DefaultPollInterval, "--watch on a ledger without change streams (FerretDB, a standalone mongod): how often it polls; the cluster and a replica set push changes")
+	fl.BoolVar(&f.pending, "pending", false, "names: also list live instances tagged "+controllers.TagService+" that hold no name yet (state pending, NAME <pending>); reads EC2")
+	fl.StringVar(&f.region, "region", "", "with --pending: AWS region (default: AWS_REGION or the shared config)")
+	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "with --pending: EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.feedURL, "feed", os.Getenv("AEROSTAT_FEED"), "for nodes: the controller's feed URL, https://host:port (env AEROSTAT_FEED)")
 	f.feedCli.register(fl)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(table.Formats, cobra.ShellCompDirectiveNoFileComp))
@@ -237,7 +245,7 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 	if f.watch {
 		return watchNames(ctx, out, src, format, sel, args)
 	}
-	names, err := src.Names(ctx, sel)
+	names, err := f.names(ctx, src, sel)
 	if err != nil {
 		return err
 	}
@@ -306,4 +314,29 @@ func watchNames(ctx context.Context, out io.Writer, src source, format table.For
 		}
 		return stream.Print(events)
 	})
+}
+
+// names reads the selected names; with --pending, every name and then the
+// tagged instances none is held by, selected together.
+func (f *getFlags) names(ctx context.Context, src source, sel client.Selector) ([]client.Name, error) {
+	if !f.pending {
+		return src.Names(ctx, sel)
+	}
+	if f.watch {
+		return nil, errors.New("--pending: not with --watch")
+	}
+	all, err := src.Names(ctx, client.Selector{})
+	if err != nil {
+		return nil, err
+	}
+	ec2, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint})
+	if err != nil {
+		return nil, fmt.Errorf("--pending: ec2 client: %w", err)
+	}
+	tagged, err := ec2.List(ctx, cloud.Filter{Name: "tag-key", Values: []string{controllers.TagService}})
+	if err != nil {
+		return nil, fmt.Errorf("--pending: listing instances tagged %s: %w", controllers.TagService, err)
+	}
+	all = append(all, client.Unnamed(all, tagged, controllers.TagService)...)
+	return slices.DeleteFunc(all, func(n client.Name) bool { return !sel.Matches(n) }), nil
 }

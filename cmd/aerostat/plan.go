@@ -138,6 +138,13 @@ func writePlan(w io.Writer, rep controllers.PlanReport, output string, now time.
 		rows = append(rows, []string{h.Service, "hold", h.Name, dash(h.Instance), "-",
 			h.Reason + "; until " + h.Until.Format(time.RFC3339) + " (in " + table.Age(now, h.Until) + ")"})
 	}
+	for _, u := range rep.Unnamed {
+		next := "no name this pass"
+		if u.Next != "" {
+			next = "gets " + u.Next + " (bind above)"
+		}
+		rows = append(rows, []string{u.Service, "unnamed", "<none>", u.Instance, dash(u.IP), "live instance without a record: " + next})
+	}
 	if len(rows) > 0 {
 		if err := table.Write(w, []string{"SERVICE", "ACTION", "NAME", "INSTANCE", "IP", "REASON"}, rows); err != nil {
 			return err

@@ -61,6 +61,9 @@ var (
 
 // NameRow returns the cells of one name.
 func NameRow(n client.Name, f Format, now time.Time) []string {
+	if n.State == client.Pending {
+		n.Hostname = "<pending>" // no name yet: never mistaken for one
+	}
 	if f == Wide {
 		return []string{n.Hostname, n.Service, orNone(n.ServiceType), orNone(n.Role), string(n.State),
 			orNone(n.InstanceID), orNone(n.IP), orNone(strings.Join(n.Aliases, ",")),
@@ -91,6 +94,9 @@ func Names(w io.Writer, names []client.Name, f Format, single bool, now time.Tim
 		return encode(w, f, names)
 	case Name:
 		for _, n := range names {
+			if n.State == client.Pending {
+				continue // no name to print
+			}
 			if _, err := fmt.Fprintln(w, n.Hostname); err != nil {
 				return err
 			}
