@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
+	"github.com/aerostat-io/aerostat/internal/naming"
+)
+
+// TestEightRegistrarsSideBySide: eight nodes boot at once into one service
+// whose 1.x ledger has two gaps: five run `aerostat register`, three run
+// 1.x's own registrar (pymongo, acknowledged writes), against the embedded
+// store. Whatever the interleaving: no hostname is held by two documents
+// and no instance by two names; the gaps are filled; an Aerostat 2
+// registrar's name is either still its own or was overwritten by a 1.x
+// registrar's unconditional update (1.x's race, which Aerostat 2 cannot
+// change), and a 1.x registrar either got the name the ledger gives it or
+// died on the unique index (its insert lost the race). One controller pass
+// then names every node once, densely, and 1.x's updater reads every
+// record.
+func TestEightRegistrarsSideBySide(t *testing.T) {
+	e := newCLIEC2(t)
+	db := ledgertest.Database(t)
+	e.open(t, db)
+	one := newOnex(t, db, 1)
+	ids := e.fleet.Launch(10, map[string]string{controllers.TagService: "web"})
+	ip := func(id string) string { in, _ := e.fleet.Instance(id); return in.PrivateIP }
+	raw := e.store.Client().Database(db).Collection("servers")
+	ctx := context.Background()
+	for _, d := range []bson.D{
+		onexDoc("web-0", ids[0], ip(ids[0])), onexDoc("web-1", "", ""),
+		onexDoc("web-2", ids[1], ip(ids[1])), onexDoc("web-3", "", ""),
+	} {
+		if _, err := raw.InsertOne(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node := newNodeEnv(t, "web\n")
+
+	nodes := ids[2:]
+	got := make([]string, len(nodes))
+	errs := make([]error, len(nodes))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, id := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if i%3 == 2 { // nodes 2, 5, 8: 1.x images
+				var out struct{ Hostname *string }
+				if errs[i] = one.run(t, &out, "register", id, ip(id), "web"); errs[i] == nil && out.Hostname != nil {
+					got[i] = *out.Hostname
+				}
+				return
+			}
+			f := &registerFlags{nodeFlags: nodeFlags{server: ledgertest.URI(t), database: db, logLevel: "ERROR"},
+				infoFile: node.infoFile, instanceID: id, ip: ip(id), timeout: defaultTestTimeout}
+			var out bytes.Buffer
+			errs[i] = runClaim(ctx, f, false, &out)
+			got[i] = strings.TrimSpace(out.String())
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	holder := func() map[string]string {
+		t.Helper()
+		cur, err := raw.Find(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []struct {
+			Hostname   string `bson:"hostname"`
+			InstanceID string `bson:"instance_id"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		byHost, byInst := map[string]string{}, map[string]string{}
+		for _, d := range docs {
+			if _, dup := byHost[d.Hostname]; dup {
+				t.Errorf("hostname %q held by two documents", d.Hostname)
+			}
+			byHost[d.Hostname] = d.InstanceID
+			if d.InstanceID == "" {
+				continue
+			}
+			if h, dup := byInst[d.InstanceID]; dup {
+				t.Errorf("instance %s holds %s and %s", d.InstanceID, h, d.Hostname)
+			}
+			byInst[d.InstanceID] = d.Hostname
+		}
+		return byHost
+	}
+	byHost := holder()
+	for _, h := range []string{"web-1", "web-3"} {
+		if byHost[h] == "" {
+			t.Errorf("gap %s not filled by eight registrars: %v", h, byHost)
+		}
+	}
+	var exit *exec.ExitError
+	for i, id := range nodes {
+		onexNode := i%3 == 2
+		switch {
+		case onexNode && errors.As(errs[i], &exit):
+			if msg := errs[i].Error(); !strings.Contains(msg, "DuplicateKeyError") && !strings.Contains(msg, "UNIQUE constraint") {
+				t.Errorf("1.x registrar %s died, not on the unique index: %v", id, errs[i])
+			}
+			t.Logf("1.x registrar %s lost the race (DuplicateKeyError)", id)
+		case errs[i] != nil:
+			t.Errorf("registrar %s: %v", id, errs[i])
+		case onexNode && byHost[got[i]] != id:
+			t.Errorf("1.x registrar %s got %s, the ledger gives it to %q", id, got[i], byHost[got[i]])
+		case byHost[got[i]] != id:
+			t.Logf("aerostat register %s got %s, then a 1.x update gave it to %s (1.x's race)", id, got[i], byHost[got[i]])
+		}
+	}
+
+	if out, err := e.run(t, "controller", "--standalone", "--once", "--hold-back", "0",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-log-level", "error"); err != nil {
+		t.Fatalf("controller: %v\n%s", err, out)
+	}
+	byHost = holder()
+	for n := range 10 {
+		if h := naming.Hostname("web", naming.Iterative, naming.RoleNone, n); byHost[h] == "" {
+			t.Errorf("after a controller pass %s is not bound: %v", h, byHost)
+		}
+	}
+	if len(byHost) != 10 {
+		t.Errorf("after a controller pass: %d names, want 10: %v", len(byHost), byHost)
+	}
+	checkOnexFields(t, db)
+	if n := countPrefix(one.update(t), "web-"); n != 10 {
+		t.Errorf("1.x updater lists %d web names, want 10", n)
+	}
+	if recs, err := ledgertest.Open(t, ledger.Options{Database: db, ReadOnly: true}).Records(ctx, "web"); err != nil || len(recs) != 10 {
+		t.Errorf("Aerostat 2 reads %d web records (%v), want 10", len(recs), err)
+	}
+}
+
+// onexDoc is a servers document as 1.x's registrar (or aerostatd, for a
+// gap) left it.
+func onexDoc(host, id, ip string) bson.D {
+	return bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "hostname", Value: host}, {Key: "ip", Value: ip}, {Key: "service", Value: "web"},
+		{Key: "service_type", Value: "iterative"}, {Key: "instance_id", Value: id}, {Key: "aliases", Value: nil}}
+}
