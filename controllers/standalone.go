@@ -187,17 +187,7 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		}
 	}
 	if len(unnamed) > 0 && listErr == nil && !s.syncer.dryRun {
-		named := map[string]bool{}
-		for _, name := range sum.Services {
-			recs := sum.Passes[name].Records
-			if recs == nil {
-				recs = ledgerRecs[name]
-			}
-			for _, r := range recs {
-				named[r.InstanceID] = !r.Free() || named[r.InstanceID]
-			}
-		}
-		sum.Repaired, err = s.repairUnnamed(ctx, unnamed, fleet, named)
+		sum.Repaired, err = s.repairUnnamed(ctx, unnamed, fleet, namedAfter(sum, ledgerRecs))
 		errs = append(errs, err)
 	}
 	return sum, errors.Join(errs...)

@@ -75,3 +75,19 @@ func (s *Standalone) repairUnnamed(ctx context.Context, docs []ledger.Document, 
 	}
 	return removed, errors.Join(errs...)
 }
+
+// namedAfter is the set of instances holding a name after the passes of
+// sum (the records read before them for a pass that has none).
+func namedAfter(sum Summary, before map[string][]naming.Record) map[string]bool {
+	named := map[string]bool{}
+	for _, name := range sum.Services {
+		recs := sum.Passes[name].Records
+		if recs == nil {
+			recs = before[name]
+		}
+		for _, r := range recs {
+			named[r.InstanceID] = !r.Free() || named[r.InstanceID]
+		}
+	}
+	return named
+}
