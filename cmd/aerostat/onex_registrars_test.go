@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os/exec"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/aerostat-io/aerostat/client"
 	"github.com/aerostat-io/aerostat/controllers"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
@@ -57,9 +59,13 @@ func TestEightRegistrarsSideBySide(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			if i%3 == 2 { // nodes 2, 5, 8: 1.x images
+			if i%3 == 2 { // nodes 2, 5, 8: 1.x images; 5 with pymongo.Connection's w=0
 				var out struct{ Hostname *string }
-				if errs[i] = one.run(t, &out, "register", id, ip(id), "web"); errs[i] == nil && out.Hostname != nil {
+				c := one
+				if i == 5 {
+					c = &onex{uri: one.uri, db: one.db, w: 0}
+				}
+				if errs[i] = c.run(t, &out, "register", id, ip(id), "web"); errs[i] == nil && out.Hostname != nil {
 					got[i] = *out.Hostname
 				}
 				return
@@ -120,6 +126,10 @@ func TestEightRegistrarsSideBySide(t *testing.T) {
 			t.Logf("1.x registrar %s lost the race (DuplicateKeyError)", id)
 		case errs[i] != nil:
 			t.Errorf("registrar %s: %v", id, errs[i])
+		case onexNode && i == 5 && byHost[got[i]] != id:
+			// Unacknowledged: its lost insert or overwritten update is
+			// never reported; it believes a name another machine holds.
+			t.Logf("1.x registrar %s (w=0) believes %s, the ledger gives it to %q", id, got[i], byHost[got[i]])
 		case onexNode && byHost[got[i]] != id:
 			t.Errorf("1.x registrar %s got %s, the ledger gives it to %q", id, got[i], byHost[got[i]])
 		case byHost[got[i]] != id:
@@ -127,6 +137,25 @@ func TestEightRegistrarsSideBySide(t *testing.T) {
 		}
 	}
 
+	// Every node the ledger does not name is shown as pending.
+	named := map[string]bool{}
+	for _, id := range byHost {
+		named[id] = true
+	}
+	var unnamed []string
+	for _, id := range ids {
+		if !named[id] {
+			unnamed = append(unnamed, id)
+		}
+	}
+	out, err := e.run(t, "get", "names", "--pending", "-l", "state=pending", "-o", "json")
+	var pending []client.Name
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &pending)
+	}
+	if err != nil || len(pending) != len(unnamed) {
+		t.Errorf("get names --pending: %+v, %v; want the %d nodes without a record %v", pending, err, len(unnamed), unnamed)
+	}
 	if out, err := e.run(t, "controller", "--standalone", "--once", "--hold-back", "0",
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-log-level", "error"); err != nil {
 		t.Fatalf("controller: %v\n%s", err, out)
