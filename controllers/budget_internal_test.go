@@ -22,11 +22,11 @@ func TestCallBudget(t *testing.T) {
 		"half an interval earns one of two": {listing: 2, events: []time.Duration{0, 0}, at: interval / 2, want: 0},
 		"overdrawn by a storm":              {listing: 1, events: []time.Duration{0, 0, 0}, at: 0, want: 3 * interval},
 		"large fleet: ten calls a poll":     {listing: 10, events: []time.Duration{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, at: 0, want: interval / 10},
-		"the bank holds one poll at most":   {listing: 2, events: []time.Duration{10 * interval, 10 * interval, 10 * interval}, at: 10 * interval, want: interval},
+		"the bank holds a minute at most":   {listing: 2, events: []time.Duration{10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval, 10 * interval}, at: 10 * interval, want: interval},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			b := callBudget{interval: interval}
+			b := callBudget{interval: interval, bank: time.Minute}
 			if tc.listing > 0 {
 				b.listed(t0, tc.listing)
 			}
@@ -40,10 +40,10 @@ func TestCallBudget(t *testing.T) {
 	}
 	// A later listing spends like any call: a safety-net poll every
 	// minute costs its pages out of six polls' earnings.
-	b := callBudget{interval: interval}
+	b := callBudget{interval: interval, bank: time.Minute}
 	b.listed(t0, 3)
-	b.listed(t0.Add(time.Minute), 3)
-	if b.tokens != 0 {
-		t.Errorf("after a safety-net listing a minute later: %v calls banked, want 0 (capped at 3, minus 3)", b.tokens)
+	b.listed(t0.Add(2*time.Minute), 3)
+	if b.tokens != 15 {
+		t.Errorf("after a safety-net listing two minutes later: %v calls banked, want 15 (capped at six polls of 3, minus 3)", b.tokens)
 	}
 }

@@ -52,20 +52,28 @@ type runState struct {
 // callBudget keeps event passes from costing more EC2 calls than polling
 // every interval would: EC2's request limit is shared by the whole
 // account. It earns, each poll interval, the calls of the last full
-// listing (up to that many banked), and every listing and event pass
-// spends the calls it made. An event pass waits while the budget is
-// spent, so under heavy churn more events share one pass and the delay
-// grows towards the poll interval, never past what polling would cost.
+// listing, and every listing and event pass spends the calls it made. It
+// banks up to one safety-net interval's earnings (bank), so over any such
+// interval events and the safety net together spend no more than polling
+// would have, while a burst of changes is not made to wait. An event pass
+// waits while the budget is spent, so under heavy churn more events share
+// one pass and the delay grows towards the poll interval, never past what
+// polling would cost.
 type callBudget struct {
 	interval time.Duration
-	perPoll  float64 // calls of the last full listing; 0: not yet known
+	bank     time.Duration // at most this long's earnings are kept
+	perPoll  float64       // calls of the last full listing; 0: not yet known
 	tokens   float64
 	at       time.Time
 }
 
+func (b *callBudget) capacity() float64 {
+	return b.perPoll * float64(max(b.bank, b.interval)) / float64(b.interval)
+}
+
 func (b *callBudget) refill(now time.Time) {
 	if !b.at.IsZero() && b.perPoll > 0 {
-		b.tokens = min(b.perPoll, b.tokens+b.perPoll*float64(now.Sub(b.at))/float64(b.interval))
+		b.tokens = min(b.capacity(), b.tokens+b.perPoll*float64(now.Sub(b.at))/float64(b.interval))
 	}
 	b.at = now
 }
@@ -117,7 +125,7 @@ func (s *Standalone) step(ctx context.Context, st *runState) {
 			return
 		}
 		st.lastFull = start
-		st.budget.interval = s.interval
+		st.budget.interval, st.budget.bank = s.interval, s.eventsInterval
 		st.budget.listed(start, sum.Calls)
 		if s.events != nil {
 			s.events.Ack(ctx, b)
