@@ -13,6 +13,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/events"
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 // Event-driven passes.
@@ -171,17 +172,7 @@ func (s *Standalone) gather(ctx context.Context, st *runState) bool {
 	if s.eventGap > 0 { // a negative gap (tests) waits for nothing
 		d = max(d, st.budget.wait(s.clock.Now()))
 	}
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := s.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return retry.Sleep(ctx, s.clock, d) == nil
 }
 
 func (s *Standalone) passed(trigger string, err error) {

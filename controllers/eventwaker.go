@@ -15,6 +15,7 @@ import (
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/events"
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 // EventWakerOptions configure NewEventWaker.
@@ -105,17 +106,7 @@ func (w *EventWaker) Start(ctx context.Context) error {
 // and batches stay Gap apart.
 func (w *EventWaker) gather(ctx context.Context) bool {
 	d := max(w.o.Debounce, w.o.Gap-w.o.Clock.Since(w.lastWake))
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := w.o.Clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return retry.Sleep(ctx, w.o.Clock, d) == nil
 }
 
 // wake takes the pending events and enqueues their services, together
