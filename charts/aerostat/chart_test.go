@@ -638,6 +638,14 @@ func TestBadValues(t *testing.T) {
 			values: `controller: {events: {pollInterval: often}}`,
 			want:   []string{"/controller/events/pollInterval", "'often'"},
 		},
+		"account id too short": {
+			values: `controller: {attestNodes: {enabled: true, accounts: ["12345"]}}`,
+			want:   []string{"/controller/attestNodes/accounts/0", "'12345'"},
+		},
+		"node network without a prefix": {
+			values: `controller: {attestNodes: {enabled: true, nodeCIDRs: [10.0.0.1]}}`,
+			want:   []string{"/controller/attestNodes/nodeCIDRs/0", "'10.0.0.1'"},
+		},
 		"bad region": {
 			values: `aws: {region: Ireland}`,
 			want:   []string{"/aws/region", "'Ireland'"},

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 )
 
@@ -37,14 +38,37 @@ controller:
   tagWriteBack: {enabled: true, maxPerPass: 7}
   hostsConfigMap: {enabled: true, namespace: dns, name: fleet-hosts}
   events: {sqsQueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/aerostat-events", pollInterval: 2m}
+  attestNodes: {enabled: true, accounts: ["123456789012", "210987654321"], nodeCIDRs: [10.20.0.0/16]}
 aws: {sqsEndpoint: "http://sqs.local:9324"}
 `)
 	a := args(on)
 	for _, want := range []string{"--ec2-calls-per-second=2.5", "--ec2-burst=3", "--tag-write-back", "--tag-write-back-per-pass=7", "--hosts-configmap=dns/fleet-hosts",
-		"--sqs-queue-url=https://sqs.eu-west-1.amazonaws.com/123456789012/aerostat-events", "--events-poll-interval=2m", "--sqs-endpoint=http://sqs.local:9324"} {
+		"--sqs-queue-url=https://sqs.eu-west-1.amazonaws.com/123456789012/aerostat-events", "--events-poll-interval=2m", "--sqs-endpoint=http://sqs.local:9324",
+		"--attest-nodes", "--attest-accounts=123456789012,210987654321"} {
 		if !strings.Contains(a, want) {
 			t.Errorf("args lack %s: %s", want, a)
 		}
+	}
+	if a := args(def); strings.Contains(a, "--attest") {
+		t.Errorf("attestation on by default: %s", a)
+	}
+	// Attesting machines reach the feed port through its NetworkPolicy,
+	// beside the agent pods; nothing else is opened.
+	var np networkingv1.NetworkPolicy
+	typed(t, on, "NetworkPolicy", "aerostat-feed", &np)
+	var blocks []string
+	for _, rule := range np.Spec.Ingress {
+		for _, peer := range rule.From {
+			if peer.IPBlock != nil {
+				blocks = append(blocks, peer.IPBlock.CIDR)
+				if len(rule.Ports) != 1 || rule.Ports[0].Port.String() != "feed" {
+					t.Errorf("node CIDR %s opens %+v, want only the feed port", peer.IPBlock.CIDR, rule.Ports)
+				}
+			}
+		}
+	}
+	if !slices.Equal(blocks, []string{"10.20.0.0/16"}) {
+		t.Errorf("feed NetworkPolicy ipBlocks %v, want [10.20.0.0/16]", blocks)
 	}
 	var role rbacv1.Role
 	typed(t, on, "Role", "aerostat-controller-hosts", &role)
