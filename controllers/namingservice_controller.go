@@ -153,20 +153,20 @@ func (r *NamingServiceReconciler) emitEvents(ns *v1alpha1.NamingService, pass Pa
 		return
 	}
 	if pass.ObserveErr != nil {
-		r.Recorder.Event(ns, "Warning", v1alpha1.EventObserveFailed, pass.ObserveErr.Error())
+		r.Recorder.Event(ns, corev1.EventTypeWarning, v1alpha1.EventObserveFailed, pass.ObserveErr.Error())
 	}
 	for _, c := range pass.AppliedChanges() {
 		switch {
 		case c.Type == naming.Bind && c.Role == naming.RoleMaster:
-			r.Recorder.Eventf(ns, "Normal", v1alpha1.EventMasterMoved, "%s bound to %s (%s): %s", c.Hostname, c.InstanceID, c.IP, c.Reason)
+			r.Recorder.Eventf(ns, corev1.EventTypeNormal, v1alpha1.EventMasterMoved, "%s bound to %s (%s): %s", c.Hostname, c.InstanceID, c.IP, c.Reason)
 		case c.Type == naming.Bind:
-			r.Recorder.Eventf(ns, "Normal", v1alpha1.EventNameBound, "%s bound to %s (%s): %s", c.Hostname, c.InstanceID, c.IP, c.Reason)
+			r.Recorder.Eventf(ns, corev1.EventTypeNormal, v1alpha1.EventNameBound, "%s bound to %s (%s): %s", c.Hostname, c.InstanceID, c.IP, c.Reason)
 		case c.Type == naming.Release:
-			r.Recorder.Eventf(ns, "Normal", v1alpha1.EventNameReleased, "%s released (was %s): %s", c.Hostname, c.ExpectInstanceID, c.Reason)
+			r.Recorder.Eventf(ns, corev1.EventTypeNormal, v1alpha1.EventNameReleased, "%s released (was %s): %s", c.Hostname, c.ExpectInstanceID, c.Reason)
 		}
 	}
 	if n := len(pass.Plan.Deferred); n > 0 {
-		r.Recorder.Eventf(ns, "Warning", v1alpha1.EventReapCapped, "%d releases held back by maxReleasePercent", n)
+		r.Recorder.Eventf(ns, corev1.EventTypeWarning, v1alpha1.EventReapCapped, "%d releases held back by maxReleasePercent", n)
 	}
 }
 
