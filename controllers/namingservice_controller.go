@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
@@ -58,6 +59,12 @@ type NamingServiceReconciler struct {
 func (r *NamingServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var ns v1alpha1.NamingService
 	if err := r.Client.Get(ctx, req.NamespacedName, &ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Deleted: its names stay in the ledger, but what the Syncer
+			// remembers (missing-since times, refused aliases) would
+			// outlive it and come back stale if it is created again.
+			r.Syncer.Forget(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	res, _, err := r.reconcile(ctx, &ns)
