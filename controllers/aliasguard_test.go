@@ -11,6 +11,7 @@ import (
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
 // An instance of one service tags itself with aliases that would shadow
@@ -22,7 +23,7 @@ func TestAliasesRefusedAcrossServices(t *testing.T) {
 	_, c := envtestClient(t)
 	r := newRig(t)
 	ctx := context.Background()
-	guard, err := controllers.NewAliasGuard(controllers.AliasGuardOptions{
+	guard, err := naming.NewAliasGuard(naming.AliasGuardOptions{
 		Reserved: []string{"aerostat-feed"}, AllowedSuffixes: []string{"corp.example"},
 	})
 	if err != nil {
@@ -80,23 +81,5 @@ func TestAliasesRefusedAcrossServices(t *testing.T) {
 	// The other service keeps its master, untouched.
 	if got := r.bound("alidb"); len(got) != 1 || got["alidb-master"] == "" {
 		t.Errorf("alidb after = %v", got)
-	}
-}
-
-func TestNewAliasGuardRefusesBadInput(t *testing.T) {
-	tests := map[string]struct {
-		o    controllers.AliasGuardOptions
-		want string
-	}{
-		"cluster domain": {controllers.AliasGuardOptions{ClusterDomain: "bad_domain"}, `cluster domain "bad_domain"`},
-		"reserved name":  {controllers.AliasGuardOptions{Reserved: []string{"a b"}}, `reserved name "a b"`},
-		"suffix":         {controllers.AliasGuardOptions{AllowedSuffixes: []string{"-x"}}, `allowed alias suffix "-x"`},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if _, err := controllers.NewAliasGuard(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want one naming %s", err, tc.want)
-			}
-		})
 	}
 }

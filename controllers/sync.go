@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,7 +91,7 @@ type SyncerOptions struct {
 	// Aliases refuses aliases that shadow names of other services,
 	// localhost or the cluster; nil refuses only the hostnames in the
 	// service's own records.
-	Aliases *AliasGuard
+	Aliases *naming.AliasGuard
 }
 
 // Syncer runs passes: observe, read the ledger, plan, apply. It is shared by
@@ -104,7 +105,7 @@ type Syncer struct {
 	applied func()
 	dryRun  bool
 	tags    *TagWriter
-	aliases *AliasGuard
+	aliases *naming.AliasGuard
 
 	mu sync.Mutex
 	// missing is the planner's MissingSince per service. It lives in memory
@@ -406,3 +407,12 @@ func Count(p Pass) Counts {
 
 // IsConflict reports whether err is a lost compare-and-set.
 func IsConflict(err error) bool { return errors.Is(err, ledger.ErrConflict) }
+
+// wantsAliases reports whether planning the service may write aliases, so
+// the whole ledger is read only for services that use them.
+func wantsAliases(p naming.Policy, records []naming.Record) bool {
+	if len(p.Aliases) > 0 || len(p.InstanceAliases) > 0 {
+		return true
+	}
+	return slices.ContainsFunc(records, func(r naming.Record) bool { return len(r.Aliases) > 0 })
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,16 @@ func TestAgentBuildLeavesOutServerCode(t *testing.T) {
 		"sigs.k8s.io/controller-runtime/pkg/manager":      "the controller manager",
 		"sigs.k8s.io/controller-runtime/pkg/metrics":      "controller-runtime's registry (brings client-go)",
 		"k8s.io/client-go/":                               "client-go",
+	}
+	// register and promote are node commands too: their client side must
+	// stay in this build (see TestAgentBuildNodeCommands).
+	for _, want := range []string{
+		"github.com/aerostat-io/aerostat/internal/attestclient",
+		"github.com/aerostat-io/aerostat/internal/nodeclaim",
+	} {
+		if !slices.Contains(deps, want) {
+			t.Errorf("the agent build lacks %s: register and promote are left out of it", want)
+		}
 	}
 	seen := map[string]bool{}
 	for _, d := range deps {

@@ -6,8 +6,7 @@ import "github.com/spf13/cobra"
 
 // addFullCommands adds what the node agent's build (-tags agentonly, the
 // aerostat-agent image) leaves out: the controller, the embedded store,
-// inspection, planning and (for now) register and promote, with their
-// EC2, Kubernetes and FerretDB code.
+// inspection and planning, with their EC2, Kubernetes and FerretDB code.
 func addFullCommands(root *cobra.Command) {
 	root.AddCommand(
 		newGetCmd(),
@@ -18,10 +17,5 @@ func addFullCommands(root *cobra.Command) {
 		newControllerCmd(),
 		newPlanCmd(),
 		newAdoptCmd(),
-		// register and promote call the attestation client and the alias
-		// rules, which still live beside server code (internal/attest
-		// imports the EC2 client, the alias guard is in controllers).
-		newRegisterCmd(),
-		newPromoteCmd(),
 	)
 }

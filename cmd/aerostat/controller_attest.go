@@ -34,7 +34,7 @@ func (f *attestServeFlags) register(fl *pflag.FlagSet) {
 
 // mount serves attestation on the feed's server, outside the feed's token
 // guard. The feed must be HTTPS: a node's nonce is a secret.
-func (f *attestServeFlags) mount(srv *http.Server, ec2 cloud.Cloud, store ledger.Store, aliases *controllers.AliasGuard, log logr.Logger) error {
+func (f *attestServeFlags) mount(srv *http.Server, ec2 cloud.Cloud, store ledger.Store, aliases *naming.AliasGuard, log logr.Logger) error {
 	if !f.enabled {
 		if f.bundle != "" || len(f.accounts) > 0 {
 			return errors.New("--attest-ca-bundle and --attest-accounts need --attest-nodes")

@@ -16,8 +16,9 @@ import (
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
-// buildBinary builds the aerostat command into a temp dir (once per test).
-func buildBinary(t *testing.T) string {
+// buildBinary builds the aerostat command into a temp dir (once per test),
+// with the given build tags (agentonly: the node agent's build).
+func buildBinary(t *testing.T, tags ...string) string {
 	t.Helper()
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goTool); err != nil {
@@ -26,7 +27,7 @@ func buildBinary(t *testing.T) string {
 		}
 	}
 	bin := filepath.Join(t.TempDir(), "aerostat")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	cmd := exec.Command(goTool, "build", "-tags", strings.Join(tags, ","), "-o", bin, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -1,5 +1,3 @@
-//go:build !agentonly
-
 package main
 
 import (
@@ -12,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/aerostat-io/aerostat/internal/attest"
+	"github.com/aerostat-io/aerostat/internal/attestclient"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
@@ -49,11 +47,11 @@ func (f *registerFlags) checkAttested() error {
 
 // attested asks the controller to claim (or promote) for this instance.
 func (f *registerFlags) attested(ctx context.Context, info naming.Info, promote bool) (string, error) {
-	signed, err := attest.Evidence(ctx, f.imdsEndpoint)
+	signed, err := attestclient.Evidence(ctx, f.imdsEndpoint)
 	if err != nil {
 		return "", fmt.Errorf("%w (attested mode needs EC2 instance metadata; in a container the metadata hop limit must be 2 or more)", err)
 	}
-	nonce, err := attest.Nonce(f.attest.nonceFile)
+	nonce, err := attestclient.Nonce(f.attest.nonceFile)
 	if err != nil {
 		return "", fmt.Errorf("--nonce-file: %w", err)
 	}
@@ -62,14 +60,14 @@ func (f *registerFlags) attested(ctx context.Context, info naming.Info, promote 
 		return "", fmt.Errorf("--controller-ca-file: %w", err)
 	}
 	line := append([]string{info.Service, string(info.Scheme)}, info.Aliases...)
-	return attest.Post(ctx, client, f.attest.controller, attest.Request{Signed: signed, Nonce: nonce, Info: strings.Join(line, " ")}, promote)
+	return attestclient.Post(ctx, client, f.attest.controller, attestclient.Request{Signed: signed, Nonce: nonce, Info: strings.Join(line, " ")}, promote)
 }
 
 // retryableAttest reports controller answers and transport failures worth
 // retrying until --timeout: the controller, EC2 or the ledger briefly
 // unavailable. Refusals and bad input are final.
 func retryableAttest(err error) bool {
-	var se *attest.StatusError
+	var se *attestclient.StatusError
 	if errors.As(err, &se) {
 		return se.Transient()
 	}

@@ -45,6 +45,8 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newAgentCmd(),
 		newUpdateCmd(),
+		newRegisterCmd(),
+		newPromoteCmd(),
 	)
 	addFullCommands(root)
 	return root

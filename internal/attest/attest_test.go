@@ -18,6 +18,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/attest"
+	"github.com/aerostat-io/aerostat/internal/attestclient"
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/cloud/fake"
 	"github.com/aerostat-io/aerostat/internal/ledger"
@@ -126,11 +127,11 @@ func (w *world) node(t *testing.T, in naming.Instance) node {
 // request builds what `aerostat register --controller` sends.
 func (n node) request(t *testing.T, info string) attest.Request {
 	t.Helper()
-	signed, err := attest.Evidence(context.Background(), n.imdsURL)
+	signed, err := attestclient.Evidence(context.Background(), n.imdsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nonce, err := attest.Nonce(n.nonceFile)
+	nonce, err := attestclient.Nonce(n.nonceFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func (n node) request(t *testing.T, info string) attest.Request {
 }
 
 func (w *world) post(req attest.Request, promote bool) (string, error) {
-	return attest.Post(context.Background(), w.srv.Client(), w.srv.URL, req, promote)
+	return attestclient.Post(context.Background(), w.srv.Client(), w.srv.URL, req, promote)
 }
 
 // doc is an identity document as AWS writes it, for forging variants.
@@ -200,7 +201,7 @@ func TestAttestedRegisterAndPromote(t *testing.T) {
 		t.Errorf("db-slave-1 = %+v, want %s at %s", s, a.inst.ID, a.inst.PrivateIP)
 	}
 	// Promoting the master again is a conflict, not a refusal.
-	var se *attest.StatusError
+	var se *attestclient.StatusError
 	if _, err := w.post(rb, true); !errors.As(err, &se) || se.Status != http.StatusConflict {
 		t.Errorf("promote of the master: %v, want 409", err)
 	}
@@ -309,7 +310,7 @@ func TestAttacksRefused(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			got, err := w.post(c.req, c.promote)
-			var se *attest.StatusError
+			var se *attestclient.StatusError
 			if !errors.As(err, &se) || se.Status != c.status || !strings.Contains(se.Message, c.want) {
 				t.Fatalf("got %q, %v; want %d containing %q", got, err, c.status, c.want)
 			}
@@ -333,16 +334,16 @@ func TestAccountsAndTransport(t *testing.T) {
 	w := newWorld(t, "999999999999")
 	n := w.node(t, w.launch(t, map[string]string{attest.TagService: "web"}))
 	req := n.request(t, "web")
-	var se *attest.StatusError
+	var se *attestclient.StatusError
 	if _, err := w.post(req, false); !errors.As(err, &se) || se.Status != http.StatusForbidden || !strings.Contains(se.Message, "account") {
 		t.Fatalf("instance of another account: %v, want 403 naming the account", err)
 	}
 	// The nonce is a secret: never over plain HTTP.
-	if _, err := attest.Post(context.Background(), http.DefaultClient, strings.Replace(w.srv.URL, "https", "http", 1), req, false); err == nil || !strings.Contains(err.Error(), "https") {
+	if _, err := attestclient.Post(context.Background(), http.DefaultClient, strings.Replace(w.srv.URL, "https", "http", 1), req, false); err == nil || !strings.Contains(err.Error(), "https") {
 		t.Fatalf("plain HTTP: %v, want refused", err)
 	}
 	// Without the controller's CA the TLS handshake fails.
-	if _, err := attest.Post(context.Background(), &http.Client{}, w.srv.URL, req, false); err == nil {
+	if _, err := attestclient.Post(context.Background(), &http.Client{}, w.srv.URL, req, false); err == nil {
 		t.Fatal("untrusted certificate accepted")
 	}
 	// GET and oversized bodies.
@@ -357,17 +358,5 @@ func TestAccountsAndTransport(t *testing.T) {
 	big := attest.Request{Signed: strings.Repeat("A", 100<<10), Nonce: req.Nonce, Info: "web"}
 	if _, err := w.post(big, false); !errors.As(err, &se) || se.Status != http.StatusBadRequest {
 		t.Fatalf("100 KiB body: %v, want 400", err)
-	}
-}
-
-func TestNonceFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "nonce")
-	n1, err := attest.Nonce(path)
-	if err != nil || len(n1) != 64 {
-		t.Fatalf("first nonce %q, %v", n1, err)
-	}
-	n2, err := attest.Nonce(path)
-	if err != nil || n2 != n1 {
-		t.Fatalf("second read %q, %v; want %q", n2, err, n1)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
+
+	"github.com/aerostat-io/aerostat/internal/attestclient"
 )
 
 // Document is the part of an EC2 instance identity document the
@@ -33,7 +35,7 @@ func refuse(format string, args ...any) error {
 }
 
 // maxSigned bounds the signed document a node may send (AWS's is ~1.5 KiB).
-const maxSigned = 16 << 10
+const maxSigned = attestclient.MaxSigned
 
 // Verify checks signed (IMDS's rsa2048 answer: base64 of a PKCS7
 // SignedData holding the document, PEM armour optional) against the

@@ -14,16 +14,19 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 
+	"github.com/aerostat-io/aerostat/internal/attestclient"
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/nodeclaim"
 )
 
-// Paths the controller serves beside the feed.
+// Paths the controller serves beside the feed (defined with the node's
+// client, which the agent build links without this package's EC2 and
+// ledger code).
 const (
-	RegisterPath = "/attest/v1/register"
-	PromotePath  = "/attest/v1/promote"
+	RegisterPath = attestclient.RegisterPath
+	PromotePath  = attestclient.PromotePath
 )
 
 // EC2 tags the controller checks: the instance must be tagged with the
@@ -33,24 +36,11 @@ const (
 	TagServiceType = "aerostat:service-type"
 )
 
-// Request is what a node posts.
-type Request struct {
-	// Signed is IMDS's /latest/dynamic/instance-identity/rsa2048 answer.
-	Signed string `json:"signed"`
-	// Nonce is the node's secret, bound to its instance on first use.
-	Nonce string `json:"nonce"`
-	// InstanceID is who the node believes it is; it must match the
-	// signed document (a clear error for a node sending the wrong one).
-	InstanceID string `json:"instanceId"`
-	// Info is the node's 1.x info file: service [type [alias...]].
-	Info string `json:"info"`
-}
-
-// Response is the controller's answer: the name, or why not.
-type Response struct {
-	Name  string `json:"name,omitempty"`
-	Error string `json:"error,omitempty"`
-}
+// Request is what a node posts; Response the controller's answer.
+type (
+	Request  = attestclient.Request
+	Response = attestclient.Response
+)
 
 // Store is what the handler needs of the ledger.
 type Store interface {
@@ -101,11 +91,11 @@ func Mount(next http.Handler, h *Handler) http.Handler {
 	return mux
 }
 
-// maxBody bounds a request (a signed document is ~2 KiB).
-const maxBody = 64 << 10
-
-// Nonce limits: a node makes 32 random bytes, hex.
-const minNonce, maxNonce = 32, 256
+// Limits shared with the node's client.
+const (
+	maxBody            = attestclient.MaxBody
+	minNonce, maxNonce = attestclient.MinNonce, attestclient.MaxNonce
+)
 
 // maxClockSkew is how far in the future a pendingTime may be.
 const maxClockSkew = 5 * time.Minute

@@ -1,7 +1,8 @@
-package controllers
+package naming
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +33,23 @@ func TestNarrowSuffixes(t *testing.T) {
 		if rules.Check(a) == "" {
 			t.Errorf("alias %q allowed with non-overlapping suffix lists", a)
 		}
+	}
+}
+
+func TestNewAliasGuardRefusesBadInput(t *testing.T) {
+	tests := map[string]struct {
+		o    AliasGuardOptions
+		want string
+	}{
+		"cluster domain": {AliasGuardOptions{ClusterDomain: "bad_domain"}, `cluster domain "bad_domain"`},
+		"reserved name":  {AliasGuardOptions{Reserved: []string{"a b"}}, `reserved name "a b"`},
+		"suffix":         {AliasGuardOptions{AllowedSuffixes: []string{"-x"}}, `allowed alias suffix "-x"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := NewAliasGuard(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.want)
+			}
+		})
 	}
 }

@@ -1,11 +1,9 @@
-package controllers
+package naming
 
 import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
 // DefaultClusterDomain is the Kubernetes cluster domain unless told.
@@ -49,7 +47,7 @@ func NewAliasGuard(o AliasGuardOptions) (*AliasGuard, error) {
 		o.ClusterDomain = DefaultClusterDomain
 	}
 	d := strings.Trim(strings.ToLower(o.ClusterDomain), ".")
-	if err := naming.ValidateHostname("cluster domain", d); err != nil {
+	if err := ValidateHostname("cluster domain", d); err != nil {
 		return nil, err
 	}
 	g := &AliasGuard{names: map[string]bool{}, domains: []string{d, "svc"}}
@@ -58,14 +56,14 @@ func NewAliasGuard(o AliasGuardOptions) (*AliasGuard, error) {
 	}
 	for _, n := range o.Reserved {
 		n = strings.Trim(strings.ToLower(n), ".")
-		if err := naming.ValidateHostname("reserved name", n); err != nil {
+		if err := ValidateHostname("reserved name", n); err != nil {
 			return nil, err
 		}
 		g.names[n] = true
 	}
 	for _, s := range o.AllowedSuffixes {
 		s = strings.Trim(strings.ToLower(s), ".")
-		if err := naming.ValidateHostname("allowed alias suffix", s); err != nil {
+		if err := ValidateHostname("allowed alias suffix", s); err != nil {
 			return nil, err
 		}
 		g.allowed = append(g.allowed, s)
@@ -76,10 +74,10 @@ func NewAliasGuard(o AliasGuardOptions) (*AliasGuard, error) {
 // Rules are the alias rules for one service, given every record of every
 // service and the service's own allowed suffixes (which may only narrow
 // the guard's).
-func (g *AliasGuard) Rules(all []naming.Record, serviceSuffixes []string) naming.AliasRules {
-	r := naming.AliasRules{
+func (g *AliasGuard) Rules(all []Record, serviceSuffixes []string) AliasRules {
+	r := AliasRules{
 		Names:    make(map[string]bool, len(g.names)+len(all)),
-		Services: map[string]naming.Scheme{},
+		Services: map[string]Scheme{},
 		Domains:  g.domains,
 	}
 	for n := range g.names {
@@ -122,13 +120,4 @@ func narrow(global, service []string) []string {
 		return []string{fmt.Sprintf("(none: %s do not overlap %s)", strings.Join(service, ","), strings.Join(global, ","))}
 	}
 	return out
-}
-
-// wantsAliases reports whether planning the service may write aliases, so
-// the whole ledger is read only for services that use them.
-func wantsAliases(p naming.Policy, records []naming.Record) bool {
-	if len(p.Aliases) > 0 || len(p.InstanceAliases) > 0 {
-		return true
-	}
-	return slices.ContainsFunc(records, func(r naming.Record) bool { return len(r.Aliases) > 0 })
 }
