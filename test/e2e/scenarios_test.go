@@ -46,10 +46,10 @@ image:
   repository: aerostat.local/aerostat
   tag: e2e
   pullPolicy: Never
-# The full image also runs the agent; the agent-only build (-tags
-# agentonly) is not built here yet.
+# The node agent's own image (-tags agentonly), as the Dockerfile's agent
+# target builds it.
 agentImage:
-  repository: aerostat.local/aerostat
+  repository: aerostat.local/aerostat-agent
   tag: e2e
   pullPolicy: Never
 aws:
@@ -257,6 +257,10 @@ func scenarioAgent(ctx context.Context, t *testing.T, e *env) {
 		pods := e.kube.pods(ctx, "agent")
 		return len(pods) == 1 && running(pods[0]) && pods[0].Spec.NodeName != "", fmt.Sprintf("%d pods %v", len(pods), podNames(pods))
 	})
+	// The slim image, not the full one: the hosts file below is its work.
+	if pods := e.kube.pods(ctx, "agent"); len(pods) != 1 || len(pods[0].Spec.Containers) != 1 || pods[0].Spec.Containers[0].Image != agentImage {
+		t.Fatalf("the agent pod does not run %s: %v", agentImage, podImages(pods))
+	}
 	want, err := e.expectedHosts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -624,4 +628,15 @@ func (e *env) setRules(ctx context.Context, t *testing.T, key client.ObjectKey, 
 	if err != nil {
 		t.Fatalf("setting the rules of Role %s: %v", key, err)
 	}
+}
+
+// podImages lists each pod's container images, for a failure message.
+func podImages(pods []corev1.Pod) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range pods {
+		for _, c := range p.Spec.Containers {
+			out[p.Name] = append(out[p.Name], c.Image)
+		}
+	}
+	return out
 }

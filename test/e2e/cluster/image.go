@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -41,8 +42,12 @@ type Image struct {
 // build compiled the whole tree a second time (19 minutes under load);
 // built like `go test` under make (CGO_ENABLED=0) it only links. The image
 // layout, entrypoint and user do not depend on it.
-func BuildStatic(dir, pkg, out, ldflags string) error {
-	cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", out, pkg)
+//
+// tags are build tags (agentonly: the node agent's build, the Dockerfile's
+// agent target); they change only the packages they select, so the rest
+// of the tree is shared with the untagged build.
+func BuildStatic(dir, pkg, out, ldflags string, tags ...string) error {
+	cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -51,22 +56,34 @@ func BuildStatic(dir, pkg, out, ldflags string) error {
 	return nil
 }
 
+// Size is what an image weighs: Compressed is what a node pulls from a
+// registry (manifest, config and gzip-compressed layers), Uncompressed what
+// it unpacks to (the layers' tar streams).
+type Size struct {
+	Compressed, Uncompressed int64
+}
+
+func (s Size) String() string {
+	return fmt.Sprintf("%.1f MB compressed, %.1f MB uncompressed", float64(s.Compressed)/1e6, float64(s.Uncompressed)/1e6)
+}
+
 // WriteOCIArchive writes img as an OCI image layout in a tar archive at
-// path, annotated so that `ctr images import` names it img.Name.
-func WriteOCIArchive(img Image, path string) error {
+// path, annotated so that `ctr images import` names it img.Name, and
+// returns the image's size.
+func WriteOCIArchive(img Image, path string) (Size, error) {
 	layer, err := rootfsLayer(img)
 	if err != nil {
-		return err
+		return Size{}, err
 	}
 	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
 	withLayer, err := mutate.AppendLayers(base, layer)
 	if err != nil {
-		return fmt.Errorf("adding the layer of %s: %w", img.Name, err)
+		return Size{}, fmt.Errorf("adding the layer of %s: %w", img.Name, err)
 	}
 	cfg, err := withLayer.ConfigFile()
 	if err != nil {
-		return fmt.Errorf("reading the config of %s: %w", img.Name, err)
+		return Size{}, fmt.Errorf("reading the config of %s: %w", img.Name, err)
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
@@ -77,16 +94,16 @@ func WriteOCIArchive(img Image, path string) error {
 	cfg.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	final, err := mutate.ConfigFile(withLayer, cfg)
 	if err != nil {
-		return fmt.Errorf("setting the config of %s: %w", img.Name, err)
+		return Size{}, fmt.Errorf("setting the config of %s: %w", img.Name, err)
 	}
 	dir, err := os.MkdirTemp(filepath.Dir(path), "oci-layout-")
 	if err != nil {
-		return fmt.Errorf("making the layout dir: %w", err)
+		return Size{}, fmt.Errorf("making the layout dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	lp, err := layout.Write(dir, empty.Index)
 	if err != nil {
-		return fmt.Errorf("writing the OCI layout of %s: %w", img.Name, err)
+		return Size{}, fmt.Errorf("writing the OCI layout of %s: %w", img.Name, err)
 	}
 	if err := lp.AppendImage(final,
 		layout.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
@@ -94,9 +111,48 @@ func WriteOCIArchive(img Image, path string) error {
 			"io.containerd.image.name":          img.Name,
 			"org.opencontainers.image.ref.name": img.Name,
 		})); err != nil {
-		return fmt.Errorf("adding %s to the OCI layout: %w", img.Name, err)
+		return Size{}, fmt.Errorf("adding %s to the OCI layout: %w", img.Name, err)
 	}
-	return tarDir(dir, path)
+	size, err := imageSize(final)
+	if err != nil {
+		return Size{}, fmt.Errorf("sizing %s: %w", img.Name, err)
+	}
+	return size, tarDir(dir, path)
+}
+
+// imageSize adds up what a pull of img transfers and what it unpacks to.
+func imageSize(img v1.Image) (Size, error) {
+	manifest, err := img.RawManifest()
+	if err != nil {
+		return Size{}, err
+	}
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return Size{}, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return Size{}, err
+	}
+	s := Size{Compressed: int64(len(manifest) + len(config))}
+	for _, l := range layers {
+		n, err := l.Size()
+		if err != nil {
+			return Size{}, err
+		}
+		s.Compressed += n
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return Size{}, err
+		}
+		u, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return Size{}, err
+		}
+		s.Uncompressed += u
+	}
+	return s, nil
 }
 
 // rootfsLayer is the image's only layer: the distroless-like skeleton and
