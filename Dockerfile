@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # Two images from one build: the default target (`aerostat controller`,
 # `aerostat store`, every command) and --target agent, the node agent's
-# (`aerostat agent`, `aerostat update`: -tags agentonly leaves out
-# the store, the controller and the AWS SDK). Build: make docker-build
+# (`aerostat agent`, `update`, `register`, `promote`: -tags agentonly
+# leaves out the store, the controller and the AWS SDK). Build: make docker-build
 # (IMG=…, AGENT_IMG=…, VERSION=…).
 
 # The builder runs on the build host's platform and cross-compiles, so a
