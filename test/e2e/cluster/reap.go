@@ -20,6 +20,12 @@ import (
 // run's, left alone. The caller holds the machine's e2e lock, so no other
 // run is using what matches. It goes on past errors and returns them all.
 func Reap(glob, current string, logf func(string, ...any)) error {
+	return reap(glob, current, "/run/netns", logf)
+}
+
+// reap is Reap with the directory of named network namespaces as a
+// parameter, so its test does not touch the machine's.
+func reap(glob, current, netnsDir string, logf func(string, ...any)) error {
 	dirs, err := filepath.Glob(glob)
 	if err != nil {
 		return fmt.Errorf("listing earlier runs %s: %w", glob, err)
@@ -42,7 +48,7 @@ func Reap(glob, current string, logf func(string, ...any)) error {
 			errs = append(errs, err)
 		}
 	}
-	if n, err := removeEmptyNetns("/run/netns", "cni-"); err != nil {
+	if n, err := removeEmptyNetns(netnsDir, "cni-"); err != nil {
 		errs = append(errs, err)
 	} else if n > 0 {
 		logf("reap: removed %d network namespaces no process is in", n)
