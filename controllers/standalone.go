@@ -42,9 +42,6 @@ type StandaloneOptions struct {
 	// OnPass is called after each pass Run makes with its trigger
 	// (TriggerPoll or TriggerEvent) and error; it must not block.
 	OnPass func(trigger string, err error)
-	// Unnamed repairs documents without a hostname (1.x change-master
-	// leftovers) in full passes; nil leaves them.
-	Unnamed UnnamedStore
 }
 
 // Standalone keeps names without Kubernetes: service policies come from
@@ -64,7 +61,6 @@ type Standalone struct {
 	debounce       time.Duration
 	eventGap       time.Duration
 	onPass         func(string, error)
-	unnamed        UnnamedStore
 }
 
 // NewStandalone returns a Standalone loop.
@@ -89,7 +85,7 @@ func NewStandalone(o StandaloneOptions) *Standalone {
 		o.EventGap = DefaultEventGap
 	}
 	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval, reap: o.Reap,
-		events: o.Events, eventsInterval: o.EventsInterval, debounce: o.EventDebounce, eventGap: o.EventGap, onPass: o.OnPass, unnamed: o.Unnamed}
+		events: o.Events, eventsInterval: o.EventsInterval, debounce: o.EventDebounce, eventGap: o.EventGap, onPass: o.OnPass}
 }
 
 // Run passes every interval until ctx is done. Failed passes are logged and
@@ -148,8 +144,8 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	var unnamed []ledger.Document
-	if s.unnamed != nil {
-		if unnamed, err = s.unnamed.Unnamed(ctx); err != nil {
+	if s.syncer.unnamed != nil { // with the Syncer's UnnamedStore (see repairUnnamed)
+		if unnamed, err = s.syncer.unnamed.Unnamed(ctx); err != nil {
 			return sum, err
 		}
 	}
@@ -187,7 +183,7 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		}
 	}
 	if len(unnamed) > 0 && listErr == nil && !s.syncer.dryRun {
-		sum.Repaired, err = s.repairUnnamed(ctx, unnamed, fleet, namedAfter(sum, ledgerRecs))
+		sum.Repaired, err = s.syncer.repairUnnamed(ctx, unnamed, fleet.byID, namedAfter(sum, ledgerRecs))
 		errs = append(errs, err)
 	}
 	return sum, errors.Join(errs...)

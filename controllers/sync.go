@@ -65,6 +65,8 @@ type Pass struct {
 	// Partial is set for a pass on some instances only (described by id
 	// after an event): absent instances were unknown, not gone.
 	Partial bool
+	// Repaired is how many documents without a hostname Sync removed.
+	Repaired int
 }
 
 // Throttled reports whether EC2 refused the listing for its request rate.
@@ -92,6 +94,11 @@ type SyncerOptions struct {
 	// localhost or the cluster; nil refuses only the hostnames in the
 	// service's own records.
 	Aliases *naming.AliasGuard
+	// Unnamed repairs documents without a hostname (1.x change-master
+	// leftovers) after complete passes (Sync, Standalone.Pass; never a
+	// dry run, a failed listing or an event's partial pass); nil leaves
+	// them.
+	Unnamed UnnamedStore
 }
 
 // Syncer runs passes: observe, read the ledger, plan, apply. It is shared by
@@ -106,6 +113,7 @@ type Syncer struct {
 	dryRun  bool
 	tags    *TagWriter
 	aliases *naming.AliasGuard
+	unnamed UnnamedStore
 
 	mu sync.Mutex
 	// missing is the planner's MissingSince per service. It lives in memory
@@ -124,22 +132,44 @@ func NewSyncer(o SyncerOptions) *Syncer {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, aliases: o.Aliases,
+	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, aliases: o.Aliases, unnamed: o.Unnamed,
 		missing: map[string]map[string]time.Time{}, refused: map[string]string{},
 		published: map[string]ledger.Policy{}}
 }
 
-// Sync lists the service's instances and runs a pass on what it saw.
+// Sync lists the service's instances and runs a pass on what it saw. With
+// an UnnamedStore, the service's documents without a hostname are read
+// first: their live listed instances are named by the pass like any
+// unnamed node, and the leftovers no longer needed are removed after a
+// complete pass that wrote without error (see repairUnnamed).
 func (s *Syncer) Sync(ctx context.Context, svc Service) (Pass, error) {
+	service := svc.Policy.Service
+	docs, err := s.unnamedOf(ctx, service)
+	if err != nil {
+		return Pass{}, err
+	}
 	filters := svc.Filters
 	if len(filters) == 0 {
-		filters = DefaultFilters(svc.Policy.Service)
+		filters = DefaultFilters(service)
 	}
-	instances, err := s.cloud.List(ctx, filters...)
-	if err != nil {
-		err = fmt.Errorf("listing instances of service %q: %w", svc.Policy.Service, err)
+	instances, listErr := s.cloud.List(ctx, filters...)
+	if listErr != nil {
+		listErr = fmt.Errorf("listing instances of service %q: %w", service, listErr)
 	}
-	return s.SyncObserved(ctx, svc, instances, err)
+	pass, err := s.SyncObserved(ctx, svc, instances, listErr)
+	if err != nil || pass.ObserveErr != nil || pass.Records == nil || len(docs) == 0 || s.dryRun {
+		return pass, err
+	}
+	byID := make(map[string]naming.Instance, len(instances))
+	for _, in := range instances {
+		byID[in.ID] = in
+	}
+	named := map[string]bool{}
+	for _, r := range pass.Records {
+		named[r.InstanceID] = !r.Free() || named[r.InstanceID]
+	}
+	pass.Repaired, err = s.repairUnnamed(ctx, docs, byID, named)
+	return pass, err
 }
 
 // SyncObserved runs a pass on instances already listed; listErr is the

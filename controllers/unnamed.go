@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -37,19 +38,36 @@ func unnamedInstances(docs []ledger.Document) map[string]string {
 	return ids
 }
 
+// unnamedOf reads the documents without a hostname of one service (none
+// without an UnnamedStore). A NamingService's pass repairs its own
+// service's; a leftover naming no service is the standalone pass's.
+func (s *Syncer) unnamedOf(ctx context.Context, service string) ([]ledger.Document, error) {
+	if s.unnamed == nil {
+		return nil, nil
+	}
+	docs, err := s.unnamed.Unnamed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(docs, func(d ledger.Document) bool { return d.Record.Service != service }), nil
+}
+
 // repairUnnamed removes the documents without a hostname that are no
-// longer needed, after the passes: a gap (no instance), an instance that
-// now holds a name, or one the complete listing shows not running. A live
-// instance still unnamed (its pass failed or lost a compare-and-set) keeps
-// its document for the next pass. It returns how many it removed.
-func (s *Standalone) repairUnnamed(ctx context.Context, docs []ledger.Document, f fleet, named map[string]bool) (int, error) {
+// longer needed, after a complete pass (byID is its listing, named the
+// instances holding a name after it): a gap (no instance), an instance
+// that now holds a name, or one the listing shows not running or does not
+// return. A live instance still unnamed (its pass failed or lost a
+// compare-and-set) keeps its document for the next pass. It returns how
+// many it removed. Callers never call it for a dry run or a failed or
+// partial listing: an instance missing from those is unknown, not gone.
+func (s *Syncer) repairUnnamed(ctx context.Context, docs []ledger.Document, byID map[string]naming.Instance, named map[string]bool) (int, error) {
 	var (
 		removed int
 		errs    []error
 	)
 	for _, d := range docs {
 		id := d.Record.InstanceID
-		in, listed := f.byID[id]
+		in, listed := byID[id]
 		why := ""
 		switch {
 		case id == "":

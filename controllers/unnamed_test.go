@@ -3,10 +3,16 @@ package controllers_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
@@ -50,8 +56,8 @@ func TestStandaloneRepairsUnnamed(t *testing.T) {
 	}
 
 	newSA := func(dry bool) *controllers.Standalone {
-		syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: r.ec2, Store: r.store, Clock: r.clock, DryRun: dry})
-		return controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: r.ec2, Store: r.store, Clock: r.clock, Unnamed: m})
+		syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: r.ec2, Store: r.store, Clock: r.clock, DryRun: dry, Unnamed: m})
+		return controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: r.ec2, Store: r.store, Clock: r.clock})
 	}
 	sa := newSA(false)
 
@@ -95,5 +101,114 @@ func TestStandaloneRepairsUnnamed(t *testing.T) {
 		if r.rev() != before {
 			t.Errorf("leftover of %s: the pass named something (rev %d -> %d)", id, before, r.rev())
 		}
+	}
+}
+
+// TestReconcileRepairsUnnamed: in Kubernetes mode a NamingService's pass
+// repairs what a 1.x --change-master that died half-way left (the old
+// master's hostname blanked, the service without <svc>-master), through
+// the Syncer as the standalone pass does. Never on a throttled listing,
+// in a dry run (`plan`) or in an event's partial pass; another service's
+// leftover is left to that service.
+func TestReconcileRepairsUnnamed(t *testing.T) {
+	_, c := envtestClient(t)
+	r := newRig(t)
+	ctx := context.Background()
+	const svc = "legacydb"
+	m := r.store.(*ledger.Mongo)
+	servers := m.Client().Database(m.Database()).Collection("servers")
+	first := r.launch(1, svc)
+	r.clock.Step(time.Minute)
+	ids := append(first, r.launch(2, svc)...)
+	createService(t, c, v1alpha1.NamingServiceSpec{Service: svc, Scheme: "Masterful"})
+	newRC := func(dry bool) *controllers.NamingServiceReconciler {
+		syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: r.ec2, Store: r.store, Clock: r.clock, DryRun: dry, Unnamed: m})
+		return &controllers.NamingServiceReconciler{Client: c, Syncer: syncer, Clock: r.clock}
+	}
+	rc := newRC(false)
+	reconcile := func() error {
+		_, err := rc.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: svc}})
+		return err
+	}
+	if err := reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.bound(svc); got[svc+"-master"] != ids[0] || len(got) != 3 {
+		t.Fatalf("bound %v, want %s-master on %s", got, svc, ids[0])
+	}
+	unnamed := func() []ledger.Document {
+		t.Helper()
+		docs, err := m.Unnamed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return docs
+	}
+
+	// 1.x's change-master to ids[1], as its Python sends it: the old
+	// master's hostname to "", the new master's to "", then the new
+	// master's to <svc>-master. A unique index that counts "" refuses the
+	// second write and the 1.x client dies there.
+	set := func(filter bson.D, host string) error {
+		_, err := servers.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "hostname", Value: host}}}})
+		return err
+	}
+	if err := set(bson.D{{Key: "hostname", Value: svc + "-master"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(bson.D{{Key: "instance_id", Value: ids[1]}}, ""); err == nil {
+		if err := set(bson.D{{Key: "instance_id", Value: ids[1]}}, svc+"-master"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := r.bound(svc)[svc+"-master"]; ok {
+		t.Skip("this store accepted two blank hostnames: 1.x's change-master completed, nothing to repair")
+	}
+	// A leftover of another service's instance (no hostname field: the
+	// unique index holds one "" already): not this service's to fix.
+	other := r.launch(1, "othersvc")[0]
+	if _, err := servers.InsertOne(ctx, bson.D{{Key: "ip", Value: "10.9.9.9"}, {Key: "service", Value: "othersvc"},
+		{Key: "service_type", Value: "iterative"}, {Key: "instance_id", Value: other}, {Key: "aliases", Value: nil}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(unnamed()); n != 2 {
+		t.Fatalf("after 1.x's change-master: %d documents without a hostname, want 2", n)
+	}
+
+	r.server.ThrottleNext(1)
+	if err := reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newRC(true).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := r.ec2.List(ctx, cloud.Filter{Name: "instance-id", Values: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Syncer.SyncInstances(ctx, controllers.Service{Policy: naming.Policy{Service: svc, Scheme: naming.Masterful, Reap: controllers.DefaultReap()}}, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(unnamed()); n != 2 {
+		t.Fatalf("a throttled pass, a dry run or a partial pass removed a leftover: %d left, want 2", n)
+	}
+
+	if err := reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := r.store.Records(ctx, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, recs)
+	got := r.bound(svc)
+	if got[svc+"-master"] != ids[0] || len(got) != 3 {
+		t.Errorf("after the repair: bound %v, want %s-master back on %s and the two slaves kept", got, svc, ids[0])
+	}
+	if left := unnamed(); len(left) != 1 || left[0].Record.Service != "othersvc" {
+		t.Errorf("after the repair: documents without a hostname %+v, want only othersvc's", left)
+	}
+	if ns := getService(t, c, svc); ns.Status.Master != ids[0] || condition(ns, v1alpha1.ConditionReady).Status != metav1.ConditionTrue {
+		t.Errorf("status: master %q, Ready %+v", ns.Status.Master, condition(ns, v1alpha1.ConditionReady))
 	}
 }

@@ -181,6 +181,9 @@ func runController(ctx context.Context, f controllerFlags) error {
 	// reading the whole ledger each time.
 	planStore := ledger.NewCache(store, ledger.FollowerOptions{})
 	opts := controllers.SyncerOptions{Cloud: shared, Store: planStore, Metrics: metrics}
+	// Both modes repair 1.x change-master leftovers, read from the store
+	// itself: the plan copy holds named records only.
+	opts.Unnamed, _ = store.(controllers.UnnamedStore)
 	if opts.Aliases, err = f.aliases.guard(); err != nil {
 		return fmt.Errorf("alias rules: %w", err)
 	}
@@ -235,8 +238,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return err
 	}
 	if f.standalone {
-		unnamed, _ := store.(controllers.UnnamedStore)
-		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Unnamed: unnamed, Interval: f.pollInterval,
+		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Interval: f.pollInterval,
 			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval})
 		if src != nil && !f.once {
 			go func() { _ = src.Run(ctx) }()

@@ -86,8 +86,8 @@ func runPlan(ctx context.Context, f planFlags, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("ec2 client: %w", err)
 	}
-	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: ec2, Store: store, DryRun: true})
-	sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Unnamed: store, Reap: reap})
+	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: ec2, Store: store, DryRun: true, Unnamed: store})
+	sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: store, Reap: reap})
 	sum, err := sa.Pass(ctx)
 	if err != nil {
 		return fmt.Errorf("planning: %w", err)
