@@ -418,7 +418,7 @@ func (s *soak) selfRegister(ctx context.Context) {
 	c, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	name, err := reliability.Register(c, s.ctl, m.name, m.scheme, id, in.PrivateIP, desired, s.clock.Now())
-	if err != nil {
+	if err != nil && !reliability.NoName(err) {
 		return // store faults; the node retries at its next boot
 	}
 	if _, ok := live[id]; ok && name == "" {

@@ -25,6 +25,10 @@ var ErrAlreadyMaster = errors.New("already the master")
 // ErrNotMasterful refuses a promote in a service without a master.
 var ErrNotMasterful = errors.New("not a masterful service")
 
+// ErrNoName is Claim's error when every round's claim was overwritten
+// before its read-back (a 1.x writer without compare-and-set took it).
+var ErrNoName = errors.New("got no name")
+
 // Options configure Claim.
 type Options struct {
 	Store ledger.Store
@@ -42,7 +46,7 @@ const maxRounds = 3
 // Claim claims c (a promote when c.DesiredMaster is set) and returns the
 // name the instance holds afterwards. Errors: ErrNotMasterful or
 // ErrAlreadyMaster (wrapped) for a refused promote; store errors as
-// ledger.Claim returns them; no name after maxRounds rounds.
+// ledger.Claim returns them; ErrNoName (wrapped) after maxRounds rounds.
 func Claim(ctx context.Context, c naming.NodeClaim, opts Options) (string, error) {
 	clk := opts.Clock
 	if clk == nil {
@@ -77,7 +81,7 @@ func Claim(ctx context.Context, c naming.NodeClaim, opts Options) (string, error
 			return name, nil
 		}
 	}
-	return "", fmt.Errorf("instance %s got no name in service %s after %d claims (problems: %s)", c.InstanceID, c.Info.Service, maxRounds, strings.Join(problems, "; "))
+	return "", fmt.Errorf("instance %s %w in service %s after %d claims (problems: %s)", c.InstanceID, ErrNoName, c.Info.Service, maxRounds, strings.Join(problems, "; "))
 }
 
 // Planner returns the plan function ledger.Claim runs for c (also used by

@@ -2,80 +2,50 @@ package reliability
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/nodeclaim"
 )
 
 // RegisterPlan plans a node's own registration (desiredMaster empty) or
-// promotion (desiredMaster = id) the way `aerostat register` and `aerostat
-// promote` do (cmd/aerostat claimInput, which cannot be imported from
-// package main): a partial observation holding the node and the instances
-// already bound in the service, so nothing is reaped.
+// promotion (desiredMaster = id) as `aerostat register` and `aerostat
+// promote` plan it (naming.NodeClaim), with no hold-back.
 func RegisterPlan(service string, scheme naming.Scheme, id, ip, desiredMaster string, now time.Time) func([]naming.Record) (naming.Result, error) {
-	return func(recs []naming.Record) (naming.Result, error) {
-		in := naming.Input{
-			Policy: naming.Policy{Service: service, Scheme: scheme, InstanceAliases: map[string][]string{id: {}},
-				DesiredMaster: desiredMaster},
-			Records: recs,
-			Now:     now,
-		}
-		in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: id, PrivateIP: ip, State: naming.StateRunning, LaunchTime: now})
-		seen := map[string]bool{id: true}
-		for _, r := range recs {
-			if r.Free() || seen[r.InstanceID] || r.Service != service {
-				continue
-			}
-			seen[r.InstanceID] = true
-			in.Observed.Instances = append(in.Observed.Instances, naming.Instance{ID: r.InstanceID, PrivateIP: r.IP, State: naming.StateRunning, LaunchTime: r.ClaimedAt})
-		}
-		return naming.Plan(in)
-	}
+	c := naming.NodeClaim{Info: naming.Info{Service: service, Scheme: scheme}, InstanceID: id, IP: ip, DesiredMaster: desiredMaster}
+	return func(recs []naming.Record) (naming.Result, error) { return naming.Plan(c.Input(recs, now)) }
 }
 
-// Register claims a name for id through ledger.Claim and reads back the
-// name it holds, as the register command prints it.
+// Register claims a name for id through the code `aerostat register` (and
+// promote) runs in direct mode, nodeclaim.Claim, planning at now with the
+// hold-back the controller stored for the service (ledger.DefaultHoldBack
+// when none is stored or store keeps no policies), as register does
+// without --hold-back. It returns the name id holds afterwards. Errors are
+// nodeclaim.Claim's; a claim overwritten in every round by a 1.x writer
+// (no compare-and-set) returns "" and an error wrapping
+// nodeclaim.ErrNoName.
 func Register(ctx context.Context, store ledger.Store, service string, scheme naming.Scheme, id, ip, desiredMaster string, now time.Time) (string, error) {
-	// As the register command does: a 1.x client writing without
-	// compare-and-set may take the name between the claim and the
-	// read-back, and claiming again gets the next free one.
-	for range 3 {
-		if _, err := ledger.Claim(ctx, store, service, RegisterPlan(service, scheme, id, ip, desiredMaster, now)); err != nil {
+	holdBack := ledger.DefaultHoldBack
+	if ps, ok := store.(ledger.PolicyStore); ok {
+		var err error
+		if holdBack, err = nodeclaim.HoldBack(ctx, ps, service, ledger.DefaultHoldBack); err != nil {
 			return "", err
-		}
-		recs, err := store.Records(ctx, service)
-		if err != nil {
-			return "", err
-		}
-		if name := Holding(recs, id); name != "" {
-			return name, nil
 		}
 	}
-	return "", nil
+	c := naming.NodeClaim{Info: naming.Info{Service: service, Scheme: scheme}, InstanceID: id, IP: ip, DesiredMaster: desiredMaster, HoldBack: holdBack}
+	return nodeclaim.Claim(ctx, c, nodeclaim.Options{Store: store, Clock: clocktesting.NewFakePassiveClock(now)})
 }
+
+// NoName reports whether err is Register's "every claim was overwritten".
+func NoName(err error) bool { return errors.Is(err, nodeclaim.ErrNoName) }
 
 // Holding is the name id holds (the master first, then the lowest
 // ordinal), "" for none.
 func Holding(recs []naming.Record, id string) string {
-	var best *naming.Record
-	for i, r := range recs {
-		if r.InstanceID != id {
-			continue
-		}
-		if best == nil || before(r, *best) {
-			best = &recs[i]
-		}
-	}
-	if best == nil {
-		return ""
-	}
-	return best.Hostname
-}
-
-func before(a, b naming.Record) bool {
-	if am, bm := a.Role == naming.RoleMaster, b.Role == naming.RoleMaster; am != bm {
-		return am
-	}
-	return a.Ordinal < b.Ordinal
+	name, _ := naming.HeldBy(recs, id)
+	return name
 }
