@@ -68,8 +68,8 @@ cluster: ## Build kubelet, controller-manager, scheduler, kube-proxy, CoreDNS fo
 
 .PHONY: test
 test: lint verify envtest ## Run every test that can run here (builds envtest binaries once), the cluster e2e last (root, Linux; AEROSTAT_SKIP_E2E=<why> skips it on purpose).
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -count=1 ./...
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" CGO_ENABLED=1 go test -count=1 -race $(RACE_PKGS)
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" AEROSTAT_REQUIRE_PYMONGO=1 go test -count=1 ./...
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" AEROSTAT_REQUIRE_PYMONGO=1 CGO_ENABLED=1 go test -count=1 -race $(RACE_PKGS)
 	@if [ -n "$${AEROSTAT_SKIP_E2E:-}" ]; then echo "SKIPPING the one-node cluster e2e: AEROSTAT_SKIP_E2E=$$AEROSTAT_SKIP_E2E"; else $(MAKE) --no-print-directory e2e; fi
 
 .PHONY: e2e
