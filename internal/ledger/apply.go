@@ -231,12 +231,25 @@ func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 	} else {
 		filter = append(filter, bson.E{Key: "rev", Value: c.ExpectRev})
 	}
+	// With the document's _id known, the filter leads with it: MongoDB's
+	// _id index finds the document, and the embedded store's serializer
+	// reads it by exact _id and checks the rest under its write lock
+	// (store/embedded/byid.go) instead of scanning every name.
+	id, byID := m.idOf(c.Hostname)
+	byID = byID && m.hostnameUnique.Load()
+	if byID {
+		filter = append(bson.D{{Key: "_id", Value: id}}, filter...)
+	}
 	// The post-image, returned atomically with the write, is what the
 	// change log records.
 	var doc bson.Raw
 	err := m.servers.FindOneAndUpdate(ctx, filter, bson.D{{Key: "$set", Value: set}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
+		if byID {
+			// Maybe only the _id is stale; the retry filters by hostname.
+			m.forgetID(c.Hostname)
+		}
 		return &ConflictError{Hostname: c.Hostname, Change: c}
 	}
 	if err != nil {
@@ -250,6 +263,7 @@ func (m *Mongo) write(ctx context.Context, c naming.Change, rev int64) error {
 // are committed whatever happens here, so a failure is only logged:
 // readers pick the records up at their next full read.
 func (m *Mongo) logCommitted(ctx context.Context, docs ...bson.Raw) {
+	m.noteIDs(docs...)
 	if err := m.logChanges(ctx, docs); err != nil {
 		m.log.Error(err, "change log not written; followers see these records at their next full read", "records", len(docs))
 	}

@@ -56,3 +56,42 @@ func BenchmarkRecords(b *testing.B) {
 		}
 	}
 }
+
+// One compare-and-set on an existing record among 10,000 (a SetIP at the
+// record's current rev): on the embedded store its cost should not follow
+// the fleet (see the package doc and TestCompareAndSetNeverScans).
+func BenchmarkCompareAndSet10k(b *testing.B) {
+	const n = 10000
+	ctx := context.Background()
+	m := ledgertest.New(b)
+	changes := make([]naming.Change, n)
+	for i := range changes {
+		changes[i] = bind(fmt.Sprintf("web-%d", i), i, fmt.Sprintf("i-%d", i), "10.0.0.1")
+	}
+	if _, err := m.Apply(ctx, changes); err != nil {
+		b.Fatal(err)
+	}
+	recs, err := m.Records(ctx, "web")
+	if err != nil {
+		b.Fatal(err)
+	}
+	revs := make(map[string]int64, n)
+	for _, r := range recs {
+		revs[r.Hostname] = r.Rev
+	}
+	i := 0
+	for b.Loop() {
+		h := fmt.Sprintf("web-%d", i%n)
+		c := naming.Change{Type: naming.SetIP, Hostname: h, IP: fmt.Sprintf("10.0.1.%d", i%250+1),
+			ExpectExists: true, ExpectInstanceID: fmt.Sprintf("i-%d", i%n), ExpectRev: revs[h]}
+		if _, err := m.Apply(ctx, []naming.Change{c}); err != nil {
+			b.Fatal(err)
+		}
+		rev, err := m.Rev(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		revs[h] = rev
+		i++
+	}
+}

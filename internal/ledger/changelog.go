@@ -161,6 +161,7 @@ func (m *Mongo) logged(ctx context.Context, since, upTo int64) (recs []naming.Re
 			if !good {
 				continue
 			}
+			m.noteIDs(d)
 			if old, seen := latest[rec.Hostname]; !seen || old.Rev < rec.Rev {
 				latest[rec.Hostname] = rec
 			}

@@ -10,8 +10,8 @@
 // query expression misses the _id index); any other filter decodes every
 // document of the collection in Go. A plain insert queries nothing (the
 // unique indexes check it). MongoDB serves every filter below from an
-// index. So the hot paths send inserts and exact-_id reads of small
-// collections, and the collection of names is read whole only by full
+// index. So the hot paths send inserts and exact-_id reads and writes,
+// and the collection of names is read whole only by full
 // reads (a follower's first read and its periodic resync, a one-shot CLI).
 //
 //   - Rev: find meta {_id: "rev"}. takeRevs (every write): findAndModify
@@ -22,12 +22,26 @@
 //     index makes a second holder a duplicate key, reported as a lost
 //     compare-and-set (see bulk.go for the FerretDB batch limit). Without
 //     the index (1.x duplicates): upsert {hostname} $setOnInsert.
-//   - Apply, any other change: findAndModify servers {hostname, instance_id,
-//     rev} $set, returning the post-image. MongoDB: the unique hostname index
-//     finds the document, the rest is checked on it, atomically. FerretDB:
-//     a Go scan of the collection (the one per-write cost that still grows
-//     with the fleet, about 60 ms at 10,000 names on 2 cores); atomic because
-//     the embedded store's proxy runs one write at a time.
+//   - Apply, any other change: findAndModify servers {_id, hostname,
+//     instance_id, rev} $set, returning the post-image. The _id is the one
+//     this ledger last saw for the hostname (every document it reads or
+//     writes teaches it; docids.go); a hostname it has not seen yet, or
+//     whose last compare-and-set lost, sends the filter without _id (a
+//     FerretDB scan, once). MongoDB: the _id index finds the document, the
+//     rest is checked on it, atomically; a stale _id (a 1.x client deleted
+//     and re-inserted the name) matches nothing, a lost compare-and-set
+//     whose retry filters by hostname. FerretDB: the store's serializer,
+//     which already lets one write command through at a time, sends find
+//     {_id} (limit 1), checks hostname, instance_id and rev on that one
+//     document, and then sends the findAndModify with its filter cut to
+//     {_id} (or answers "no document" itself); store/embedded/byid.go.
+//     Every write, a 1.x client's unconditional update by hostname or
+//     insert included, reaches FerretDB through that serializer, so none
+//     runs between the check and the write: as atomic as MongoDB's
+//     single-document findAndModify. Both commands are exact _id: one
+//     document decoded, whatever the fleet (SQLite still walks the rows,
+//     see above). TestCompareAndSetNeverScans counts
+//     them through the store's query log.
 //   - After each committed write: update changes {_id: "c<rev/64>"} $push
 //     (upsert), and on a new bucket delete changes {_id: "c<bucket-10>"}.
 //     Exact _id on a collection of at most 10 documents of up to 64 records.

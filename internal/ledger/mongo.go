@@ -72,6 +72,9 @@ type Mongo struct {
 	// exist: a new name is then a plain insert (see insert).
 	hostnameUnique atomic.Bool
 
+	idsMu sync.Mutex
+	ids   docIDs // hostname -> _id, see docids.go
+
 	mu           sync.Mutex
 	openProblems []string
 	readProblems []string
@@ -295,6 +298,7 @@ func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error
 		if !ok {
 			continue
 		}
+		m.noteIDs(cur.Current)
 		seen[rec.Hostname]++
 		recs = append(recs, rec)
 	}

@@ -57,6 +57,10 @@ type Options struct {
 	// time from a request's first byte to its last (default 30 s), so a
 	// client that sends a little and stalls is cut off.
 	IdleTimeout, MessageTimeout time.Duration
+	// QueryLog, when set, is called with every filtered command FerretDB
+	// receives (from the serializer's goroutines, concurrently): tests use
+	// it to catch a query that scans a collection.
+	QueryLog func(Query)
 }
 
 // checkAuth refuses to serve a non-loopback address to unauthenticated
@@ -163,7 +167,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		_ = f.Run(runCtx) // always nil; it returns when runCtx ends
 	}()
 	s.proxy = newSerializer(ln, func() (net.Conn, error) { return net.Dial("unix", sock) },
-		limits{maxConns: opts.MaxConns, idle: opts.IdleTimeout, message: opts.MessageTimeout, log: orDiscard(opts.Logger)})
+		limits{maxConns: opts.MaxConns, idle: opts.IdleTimeout, message: opts.MessageTimeout, log: orDiscard(opts.Logger),
+			queryLog: opts.QueryLog})
 
 	// With TLS the readiness ping goes to FerretDB's own socket: this
 	// process holds no client certificate.

@@ -60,6 +60,8 @@ type limits struct {
 	// bytes arrived (slow-loris).
 	message time.Duration
 	log     logr.Logger
+	// queryLog is Options.QueryLog; nil when unset.
+	queryLog func(Query)
 }
 
 type serializer struct {
@@ -192,7 +194,14 @@ func (s *serializer) roundTrip(up net.Conn, ur *bufio.Reader, req []byte) ([]byt
 	if isWrite(req) {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
+		if p, ok := planByID(req); ok {
+			reply, err := s.byID(up, ur, req, p)
+			if err != nil || reply != nil {
+				return reply, err
+			}
+		}
 	}
+	s.logQueries(req)
 	if _, err := up.Write(req); err != nil {
 		return nil, err
 	}
