@@ -6,9 +6,11 @@
 //
 // The same queries run on MongoDB and on the embedded FerretDB v1 on
 // SQLite. FerretDB pushes down to SQL only a filter that is exactly
-// {_id: <string|ObjectId>} (and then scans the table's rows in SQL: its
-// query expression misses the _id index); any other filter decodes every
-// document of the collection in Go. A plain insert queries nothing (the
+// {_id: <string|ObjectId>}; any other filter decodes every document of the
+// collection in Go. Its pushed-down query expression misses its own _id
+// index, so the embedded store adds an index on that exact expression to
+// each collection written through it (store/embedded/idindex.go): an
+// exact-_id read or write then touches one row. A plain insert queries nothing (the
 // unique indexes check it). MongoDB serves every filter below from an
 // index. So the hot paths send inserts and exact-_id reads and writes,
 // and the collection of names is read whole only by full
@@ -39,8 +41,7 @@
 //     insert included, reaches FerretDB through that serializer, so none
 //     runs between the check and the write: as atomic as MongoDB's
 //     single-document findAndModify. Both commands are exact _id: one
-//     document decoded, whatever the fleet (SQLite still walks the rows,
-//     see above). TestCompareAndSetNeverScans counts
+//     document, whatever the fleet. TestCompareAndSetNeverScans counts
 //     them through the store's query log.
 //   - After each committed write: update changes {_id: "c<rev/64>"} $push
 //     (upsert), and on a new bucket delete changes {_id: "c<bucket-10>"}.

@@ -2,8 +2,11 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -88,7 +91,7 @@ func TestPlanByID(t *testing.T) {
 		"upsert": {body: bson.D{{Key: "findAndModify", Value: "servers"}, {Key: "query", Value: bson.D{{Key: "_id", Value: oid}, {Key: "rev", Value: int64(1)}}},
 			{Key: "upsert", Value: true}, {Key: "$db", Value: "aerostat"}}},
 		"update command": {body: bson.D{{Key: "update", Value: "servers"}, {Key: "$db", Value: "aerostat"}}},
-		"no db": {body: bson.D{{Key: "findAndModify", Value: "servers"}, {Key: "query", Value: bson.D{{Key: "_id", Value: oid}, {Key: "rev", Value: int64(1)}}}}},
+		"no db":          {body: bson.D{{Key: "findAndModify", Value: "servers"}, {Key: "query", Value: bson.D{{Key: "_id", Value: oid}, {Key: "rev", Value: int64(1)}}}}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -232,5 +235,59 @@ func TestCompareAndSetByID(t *testing.T) {
 	defer qmu.Unlock()
 	if last := queries[len(queries)-1]; last.Command != "findAndModify" || last.ExactID {
 		t.Errorf("last query %+v, want the forwarded (scanning) findAndModify", last)
+	}
+}
+
+// A collection written through the proxy gets the index on FerretDB's own
+// _id expression, and SQLite answers FerretDB's exact-_id query with it
+// instead of walking the table (the plan names the index).
+func TestExactIDQueryUsesIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Start(ctx, Options{DataDir: dir, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer s.Close()
+	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer func() { _ = c.Disconnect(ctx) }()
+	if _, err := c.Database("idx").Collection("servers").InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}, {Key: "hostname", Value: "web-0"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "idx.sqlite")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var table string
+	if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = 'servers'`).Scan(&table); err != nil {
+		t.Fatalf("finding the servers table: %v", err)
+	}
+	// The WHERE clause FerretDB v1 builds for {_id: X}
+	// (backends/sqlite/collection.go, metadata.IDColumn).
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"a"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := "USING INDEX " + table + "_aerostat_id"
+	if len(plan) != 1 || !strings.Contains(plan[0], want) {
+		t.Errorf("query plan %q, want one step %s", plan, want)
 	}
 }

@@ -168,7 +168,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}()
 	s.proxy = newSerializer(ln, func() (net.Conn, error) { return net.Dial("unix", sock) },
 		limits{maxConns: opts.MaxConns, idle: opts.IdleTimeout, message: opts.MessageTimeout, log: orDiscard(opts.Logger),
-			queryLog: opts.QueryLog})
+			queryLog: opts.QueryLog, ids: &idIndexer{dir: dir}})
 
 	// With TLS the readiness ping goes to FerretDB's own socket: this
 	// process holds no client certificate.

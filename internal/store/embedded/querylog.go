@@ -41,38 +41,9 @@ func (s *serializer) logQueries(req []byte) {
 	if s.lim.queryLog == nil || opCode(req) != opMsg || len(req) < 21 {
 		return
 	}
-	var body bson.Raw
-	seqs := map[string][]bson.Raw{}
-	b := req[20:]
-	for len(b) > 5 {
-		kind := b[0]
-		size := int(int32(binary.LittleEndian.Uint32(b[1:5])))
-		if size < 5 || size+1 > len(b) {
-			return
-		}
-		switch kind {
-		case 0:
-			body = bson.Raw(b[1 : 1+size])
-			b = b[1+size:]
-		case 1:
-			sec := b[5 : 1+size]
-			end := bytes.IndexByte(sec, 0)
-			if end < 0 {
-				return
-			}
-			id, docs := string(sec[:end]), sec[end+1:]
-			for len(docs) >= 5 {
-				n := int(int32(binary.LittleEndian.Uint32(docs)))
-				if n < 5 || n > len(docs) {
-					return
-				}
-				seqs[id] = append(seqs[id], bson.Raw(docs[:n]))
-				docs = docs[n:]
-			}
-			b = b[1+size:]
-		default:
-			return
-		}
+	body, seqs, ok := sections(req)
+	if !ok {
+		return
 	}
 	if body == nil || body.Validate() != nil {
 		return
@@ -121,4 +92,64 @@ func exactID(f bson.RawValue) bool {
 	}
 	t := elems[0].Value().Type
 	return t == bson.TypeString || t == bson.TypeObjectID
+}
+
+// sections splits an OP_MSG into its body and its document sequences.
+func sections(req []byte) (body bson.Raw, seqs map[string][]bson.Raw, ok bool) {
+	if opCode(req) != opMsg || len(req) < 21 || binary.LittleEndian.Uint32(req[16:20])&^flagMoreToCome != 0 {
+		return nil, nil, false
+	}
+	seqs = map[string][]bson.Raw{}
+	b := req[20:]
+	for len(b) > 5 {
+		kind := b[0]
+		size := int(int32(binary.LittleEndian.Uint32(b[1:5])))
+		if size < 5 || size+1 > len(b) {
+			return nil, nil, false
+		}
+		switch kind {
+		case 0:
+			body = bson.Raw(b[1 : 1+size])
+		case 1:
+			sec := b[5 : 1+size]
+			end := bytes.IndexByte(sec, 0)
+			if end < 0 {
+				return nil, nil, false
+			}
+			id, docs := string(sec[:end]), sec[end+1:]
+			for len(docs) >= 5 {
+				n := int(int32(binary.LittleEndian.Uint32(docs)))
+				if n < 5 || n > len(docs) {
+					return nil, nil, false
+				}
+				seqs[id] = append(seqs[id], bson.Raw(docs[:n]))
+				docs = docs[n:]
+			}
+		default:
+			return nil, nil, false
+		}
+		b = b[1+size:]
+	}
+	if body == nil || body.Validate() != nil {
+		return nil, nil, false
+	}
+	return body, seqs, true
+}
+
+// target names the database and collection a command acts on.
+func target(req []byte) (db, coll string, ok bool) {
+	body, _, ok := sections(req)
+	if !ok {
+		return "", "", false
+	}
+	elems, err := body.Elements()
+	if err != nil || len(elems) == 0 {
+		return "", "", false
+	}
+	coll, ok = elems[0].Value().StringValueOK()
+	if !ok {
+		return "", "", false
+	}
+	db, ok = body.Lookup("$db").StringValueOK()
+	return db, coll, ok
 }

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,6 +63,9 @@ type limits struct {
 	log     logr.Logger
 	// queryLog is Options.QueryLog; nil when unset.
 	queryLog func(Query)
+	// ids indexes each collection written to by _id (idindex.go); nil
+	// leaves FerretDB's tables as they are.
+	ids *idIndexer
 }
 
 type serializer struct {
@@ -194,6 +198,7 @@ func (s *serializer) roundTrip(up net.Conn, ur *bufio.Reader, req []byte) ([]byt
 	if isWrite(req) {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
+		defer s.indexByID(req)
 		if p, ok := planByID(req); ok {
 			reply, err := s.byID(up, ur, req, p)
 			if err != nil || reply != nil {
@@ -310,4 +315,24 @@ func commandName(msg []byte) (string, error) {
 		b = b[size:]
 	}
 	return "", errors.New("no body section")
+}
+
+// indexByID gives the collection a write went to its _id index, once
+// (idindex.go). The caller holds writeMu, so no write of this store runs
+// meanwhile.
+func (s *serializer) indexByID(req []byte) {
+	if s.lim.ids == nil {
+		return
+	}
+	db, coll, ok := target(req)
+	if !ok {
+		return
+	}
+	if name, _ := commandName(req); dropping[name] {
+		s.lim.ids.forget(db) // a collection made again gets a new table
+		return
+	}
+	if err := s.lim.ids.ensure(context.Background(), db, coll); err != nil {
+		s.lim.log.Info("store: _id index not built; exact-_id reads of this collection walk its rows", "db", db, "collection", coll, "err", err.Error())
+	}
 }
