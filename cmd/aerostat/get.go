@@ -127,12 +127,13 @@ func (f *sourceFlags) open(cmd *cobra.Command) (source, error) {
 }
 
 type getFlags struct {
-	src      sourceFlags
-	output   string
-	selector string
-	watch    bool
-	feedURL  string
-	feedCli  feedClientFlags
+	src       sourceFlags
+	output    string
+	noHeaders bool
+	selector  string
+	watch     bool
+	feedURL   string
+	feedCli   feedClientFlags
 	// pending lists tagged instances without a name (reads EC2).
 	pending             bool
 	region, ec2Endpoint string
@@ -165,7 +166,8 @@ Kubernetes, or the NamingService status of a cluster with --kubeconfig or
 	}
 	f.src.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVarP(&f.output, "output", "o", "", "output format: "+strings.Join(table.Formats, "|"))
+	fl.StringVarP(&f.output, "output", "o", "", "output format: "+strings.Join(table.Formats, "|")+" (jsonpath sees -o json's fields; a list as {.items[*]})")
+	fl.BoolVar(&f.noHeaders, "no-headers", false, "table, wide and custom-columns: print no header line (nodes: no summary either)")
 	fl.StringVarP(&f.selector, "selector", "l", "", "filter names by service, service_type, state or role (e.g. service=web,state=bound)")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "after listing, print changes as they happen")
 	fl.DurationVar(&f.src.pollInterval, "watch-interval", client.DefaultPollInterval, "--watch on a ledger without change streams (FerretDB, a standalone mongod): how often it polls; the cluster and a replica set push changes")
@@ -201,6 +203,9 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 	if err != nil {
 		return err
 	}
+	if f.noHeaders {
+		format = format.WithoutHeaders()
+	}
 	if kind == "nodes" {
 		return getNodes(cmd, f, format, args)
 	}
@@ -235,7 +240,7 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 				return err
 			}
 		}
-		if len(svcs) == 0 && format == table.Table {
+		if len(svcs) == 0 && format.Kind() == table.KindTable {
 			fmt.Fprintln(cmd.ErrOrStderr(), "No services found.")
 			return nil
 		}
@@ -255,7 +260,7 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 			return err
 		}
 	}
-	if len(names) == 0 && format == table.Table {
+	if len(names) == 0 && format.Kind() == table.KindTable {
 		fmt.Fprintln(cmd.ErrOrStderr(), "No names found.")
 		return nil
 	}

@@ -136,6 +136,28 @@ func TestGetNamesJSON(t *testing.T) {
 	}
 }
 
+// The kubectl output flags reach the printers: the CLI only wires them.
+func TestGetOutputFlags(t *testing.T) {
+	srv := seedLedger(t)
+	tests := map[string]struct {
+		args []string
+		want string
+	}{
+		"name":           {[]string{"get", "names", "-l", "service=db", "-o", "name"}, "name/db-master\nname/db-slave-1\n"},
+		"jsonpath":       {[]string{"get", "names", "-l", "service=db", "-o", "jsonpath={.items[*].ip}"}, "10.0.2.1 10.0.2.2"},
+		"custom-columns": {[]string{"get", "names", "-l", "role=master", "-o", "custom-columns=NAME:.hostname,IP:.ip", "--no-headers"}, "db-master   10.0.2.1\n"},
+		"services name":  {[]string{"get", "services", "db", "-o", "name"}, "service/db\n"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, _, err := runCmd(t, append(tt.args, srv...)...)
+			if err != nil || out != tt.want {
+				t.Errorf("%v = %q, %v; want %q", tt.args, out, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestGetErrors(t *testing.T) {
 	srv := seedLedger(t)
 	tests := map[string]struct {
@@ -143,7 +165,9 @@ func TestGetErrors(t *testing.T) {
 		want string
 	}{
 		"resource":      {[]string{"get", "pods"}, `resource "pods"`},
-		"format":        {[]string{"get", "names", "-o", "jsonpath"}, `output format "jsonpath"`},
+		"format":        {[]string{"get", "names", "-o", "jsonpath"}, `-o "jsonpath": jsonpath needs a template`},
+		"bad jsonpath":  {[]string{"get", "names", "-o", "jsonpath={.items[*]"}, `-o "jsonpath={.items[*]": template "{.items[*]"`},
+		"bad columns":   {[]string{"get", "services", "-o", "custom-columns=SERVICE"}, `column "SERVICE": want HEADER:.field`},
 		"selector":      {[]string{"get", "names", "-l", "colour=red"}, `key "colour"`},
 		"missing name":  {[]string{"get", "names", "web-99"}, `name "web-99" not found`},
 		"missing svc":   {[]string{"describe", "service", "cache"}, `service "cache" not found`},

@@ -64,7 +64,7 @@ func TestGetNodes(t *testing.T) {
 		t.Fatalf("get nodes:\n%s", out)
 	}
 	out, _, err = runCmd(t, "get", "nodes", "--feed", srv.URL, "-o", "name")
-	if err != nil || out != "node-c\n" {
+	if err != nil || out != "node/node-c\n" {
 		t.Errorf("-o name = %q, %v; want the laggard", out, err)
 	}
 	out, _, err = runCmd(t, "get", "nodes", "node-a", "--feed", srv.URL, "-o", "json")

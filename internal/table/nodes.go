@@ -11,22 +11,29 @@ import (
 
 // Nodes prints the convergence of the agents: a summary line ("2 of 3
 // hosts at rev 17") and one row a node, laggards first. JSON and YAML
-// print the whole report; -o name prints the laggards only, one a line,
-// for scripts that want to act on them.
+// print the whole report, as jsonpath sees it; custom-columns has a row a
+// node; -o name prints the laggards only (node/NAME), one a line, for
+// scripts that want to act on them. --no-headers leaves out the summary.
 func Nodes(w io.Writer, c feed.Convergence, f Format, now time.Time) error {
-	switch f {
-	case JSON, YAML:
+	switch f.kind {
+	case KindJSON, KindYAML:
 		return encode(w, f, c)
-	case Name:
+	case KindJSONPath:
+		return printPath(w, f, c)
+	case KindCustomColumns:
+		return printColumns(w, f, c.Nodes)
+	case KindName:
 		for _, n := range c.Laggards() {
-			if _, err := fmt.Fprintln(w, n.Name); err != nil {
+			if _, err := fmt.Fprintln(w, "node/"+n.Name); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if _, err := fmt.Fprintln(w, c.Summary()); err != nil {
-		return err
+	if !f.noHeaders {
+		if _, err := fmt.Fprintln(w, c.Summary()); err != nil {
+			return err
+		}
 	}
 	if len(c.Nodes) == 0 {
 		return nil
@@ -41,6 +48,9 @@ func Nodes(w io.Writer, c feed.Convergence, f Format, now time.Time) error {
 			stale = Age(*n.StaleSince, now)
 		}
 		rows = append(rows, []string{n.Name, rev, behind, stale, Age(n.LastSeen, now)})
+	}
+	if f.noHeaders {
+		return Write(w, nil, rows)
 	}
 	if _, err := fmt.Fprintln(w); err != nil {
 		return err

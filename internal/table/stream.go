@@ -15,7 +15,8 @@ import (
 // Stream prints watch events as they come: for tables, the header and the
 // first batch, then one row per change, aligned with what came before (as
 // `kubectl get -w`); for JSON one event object per line; for YAML one
-// document per event; for Name one hostname per line.
+// document per event; for Name one name/HOSTNAME per line; jsonpath and
+// custom-columns evaluate each name.
 type Stream struct {
 	w      io.Writer
 	f      Format
@@ -30,8 +31,8 @@ func NewStream(w io.Writer, f Format, now func() time.Time) *Stream {
 
 // Print prints one batch of events.
 func (s *Stream) Print(events []client.Event) error {
-	switch s.f {
-	case JSON:
+	switch s.f.kind {
+	case KindJSON:
 		for _, e := range events {
 			b, err := json.Marshal(e)
 			if err != nil {
@@ -42,7 +43,7 @@ func (s *Stream) Print(events []client.Event) error {
 			}
 		}
 		return nil
-	case YAML:
+	case KindYAML:
 		for _, e := range events {
 			b, err := yaml.Marshal(e)
 			if err != nil {
@@ -53,22 +54,50 @@ func (s *Stream) Print(events []client.Event) error {
 			}
 		}
 		return nil
-	case Name:
+	case KindName:
 		for _, e := range events {
-			if _, err := fmt.Fprintln(s.w, e.Name.Hostname); err != nil {
+			if _, err := fmt.Fprintln(s.w, NameRef(e.Name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case KindJSONPath:
+		for _, e := range events {
+			if err := printPath(s.w, s.f, e.Name); err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintln(s.w); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	now := s.now()
-	rows := make([][]string, 0, len(events)+1)
-	first := s.widths == nil
-	if first {
-		rows = append(rows, NameHeader(s.f))
-	}
+	return s.printRows(events)
+}
+
+// printRows prints table, wide and custom-columns rows, the header first
+// (unless --no-headers), each column as wide as the widest cell so far.
+func (s *Stream) printRows(events []client.Event) error {
+	names := make([]client.Name, 0, len(events))
 	for _, e := range events {
-		rows = append(rows, NameRow(e.Name, s.f, now))
+		names = append(names, e.Name)
+	}
+	var rows [][]string
+	header := NameHeader(s.f)
+	if s.f.kind == KindCustomColumns {
+		header = s.f.tmpl.headers
+		var err error
+		if rows, err = columnRows(s.f, names); err != nil {
+			return err
+		}
+	} else {
+		now := s.now()
+		for _, n := range names {
+			rows = append(rows, NameRow(n, s.f, now))
+		}
+	}
+	if s.widths == nil && !s.f.noHeaders {
+		rows = append([][]string{header}, rows...)
 	}
 	for _, r := range rows {
 		for i, c := range r {
@@ -87,6 +116,9 @@ func (s *Stream) Print(events []client.Event) error {
 			}
 		}
 		b.WriteByte('\n')
+	}
+	if s.widths == nil {
+		s.widths = []int{} // the header is printed once, even when no row came yet
 	}
 	_, err := io.WriteString(s.w, b.String())
 	return err

@@ -19,28 +19,6 @@ import (
 	"github.com/aerostat-io/aerostat/client"
 )
 
-// Format is an output format, as kubectl's -o.
-type Format string
-
-const (
-	Table Format = ""
-	Wide  Format = "wide"
-	JSON  Format = "json"
-	YAML  Format = "yaml"
-	Name  Format = "name"
-)
-
-// Formats lists the values -o accepts (for help and completion).
-var Formats = []string{string(Wide), string(JSON), string(YAML), string(Name)}
-
-// ParseFormat checks an -o value.
-func ParseFormat(s string) (Format, error) {
-	if s == "" || slices.Contains(Formats, s) {
-		return Format(s), nil
-	}
-	return "", fmt.Errorf("output format %q: want one of %s", s, strings.Join(Formats, ", "))
-}
-
 // none is what kubectl prints for an empty cell.
 const none = "<none>"
 
@@ -64,7 +42,7 @@ func NameRow(n client.Name, f Format, now time.Time) []string {
 	if n.State == client.Pending {
 		n.Hostname = "<pending>" // no name yet: never mistaken for one
 	}
-	if f == Wide {
+	if f.kind == KindWide {
 		return []string{n.Hostname, n.Service, orNone(n.ServiceType), orNone(n.Role), string(n.State),
 			orNone(n.InstanceID), orNone(n.IP), orNone(strings.Join(n.Aliases, ",")),
 			strconv.FormatInt(n.Rev, 10), Age(n.Since(), now)}
@@ -74,17 +52,18 @@ func NameRow(n client.Name, f Format, now time.Time) []string {
 
 // NameHeader returns the header of the names table.
 func NameHeader(f Format) []string {
-	if f == Wide {
+	if f.kind == KindWide {
 		return nameWideHeader
 	}
 	return nameHeader
 }
 
 // Names prints names in format f. JSON and YAML print a list (an object
-// when single is set, as for `get names web-3`).
+// when single is set, as for `get names web-3`); jsonpath sees that object
+// or kubectl's List ({.items[*].hostname}); -o name prints name/HOSTNAME.
 func Names(w io.Writer, names []client.Name, f Format, single bool, now time.Time) error {
-	switch f {
-	case JSON, YAML:
+	switch f.kind {
+	case KindJSON, KindYAML:
 		if single && len(names) == 1 {
 			return encode(w, f, names[0])
 		}
@@ -92,12 +71,19 @@ func Names(w io.Writer, names []client.Name, f Format, single bool, now time.Tim
 			names = []client.Name{}
 		}
 		return encode(w, f, names)
-	case Name:
+	case KindJSONPath:
+		if single && len(names) == 1 {
+			return printPath(w, f, names[0])
+		}
+		return printPath(w, f, listOf(names))
+	case KindCustomColumns:
+		return printColumns(w, f, names)
+	case KindName:
 		for _, n := range names {
 			if n.State == client.Pending {
 				continue // no name to print
 			}
-			if _, err := fmt.Fprintln(w, n.Hostname); err != nil {
+			if _, err := fmt.Fprintln(w, NameRef(n)); err != nil {
 				return err
 			}
 		}
@@ -110,21 +96,29 @@ func Names(w io.Writer, names []client.Name, f Format, single bool, now time.Tim
 	for _, n := range names {
 		rows = append(rows, NameRow(n, f, now))
 	}
-	return Write(w, NameHeader(f), rows)
+	return Write(w, f.header(NameHeader(f)), rows)
 }
+
+// NameRef is what -o name prints for a name: name/web-0, as kubectl's
+// resource/name.
+func NameRef(n client.Name) string { return "name/" + n.Hostname }
 
 // Services prints service summaries in format f. The READY column appears
 // when any service has a Ready condition (read from the cluster).
 func Services(w io.Writer, svcs []client.Service, f Format, now time.Time) error {
-	switch f {
-	case JSON, YAML:
+	switch f.kind {
+	case KindJSON, KindYAML:
 		if svcs == nil {
 			svcs = []client.Service{}
 		}
 		return encode(w, f, svcs)
-	case Name:
+	case KindJSONPath:
+		return printPath(w, f, listOf(svcs))
+	case KindCustomColumns:
+		return printColumns(w, f, svcs)
+	case KindName:
 		for _, s := range svcs {
-			if _, err := fmt.Fprintln(w, s.Service); err != nil {
+			if _, err := fmt.Fprintln(w, "service/"+s.Service); err != nil {
 				return err
 			}
 		}
@@ -162,7 +156,7 @@ func Services(w io.Writer, svcs []client.Service, f Format, now time.Time) error
 		}
 		rows = append(rows, append(row, Age(since, now)))
 	}
-	return Write(w, header, rows)
+	return Write(w, f.header(header), rows)
 }
 
 // Write prints an aligned table: columns separated by at least three
@@ -179,7 +173,7 @@ func Write(w io.Writer, header []string, rows [][]string) error {
 }
 
 func encode(w io.Writer, f Format, v any) error {
-	if f == YAML {
+	if f.kind == KindYAML {
 		b, err := yaml.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("encoding yaml: %w", err)
