@@ -47,64 +47,6 @@ const (
 type runState struct {
 	lastFull  time.Time // start of the last full pass that succeeded
 	lastEvent time.Time // start of the last event pass
-	budget    callBudget
-}
-
-// callBudget keeps event passes from costing more EC2 calls than polling
-// every interval would: EC2's request limit is shared by the whole
-// account. It earns, each poll interval, the calls of the last full
-// listing, and every listing and event pass spends the calls it made. It
-// banks up to one safety-net interval's earnings (bank), so over any such
-// interval events and the safety net together spend no more than polling
-// would have, while a burst of changes is not made to wait. An event pass
-// waits while the budget is spent, so under heavy churn more events share
-// one pass and the delay grows towards the poll interval, never past what
-// polling would cost.
-type callBudget struct {
-	interval time.Duration
-	bank     time.Duration // at most this long's earnings are kept
-	perPoll  float64       // calls of the last full listing; 0: not yet known
-	tokens   float64
-	at       time.Time
-}
-
-func (b *callBudget) capacity() float64 {
-	return b.perPoll * float64(max(b.bank, b.interval)) / float64(b.interval)
-}
-
-func (b *callBudget) refill(now time.Time) {
-	if !b.at.IsZero() && b.perPoll > 0 {
-		b.tokens = min(b.capacity(), b.tokens+b.perPoll*float64(now.Sub(b.at))/float64(b.interval))
-	}
-	b.at = now
-}
-
-// listed records a full listing of calls calls: the price of one poll.
-// The first one is what polling would have spent anyway, so the budget
-// starts with one poll's worth in the bank.
-func (b *callBudget) listed(now time.Time, calls int) {
-	first := b.perPoll == 0
-	b.refill(now)
-	b.perPoll = float64(max(calls, 1))
-	if first {
-		b.tokens = b.perPoll
-		return
-	}
-	b.tokens -= float64(calls)
-}
-
-func (b *callBudget) spend(now time.Time, calls int) {
-	b.refill(now)
-	b.tokens -= float64(calls)
-}
-
-// wait is how long until one call is affordable.
-func (b *callBudget) wait(now time.Time) time.Duration {
-	b.refill(now)
-	if b.perPoll == 0 || b.tokens >= 1 {
-		return 0
-	}
-	return time.Duration((1 - b.tokens) / b.perPoll * float64(b.interval))
 }
 
 // step runs the pass that is due: a full one when the poll interval (the
@@ -126,8 +68,6 @@ func (s *Standalone) step(ctx context.Context, st *runState) {
 			return
 		}
 		st.lastFull = start
-		st.budget.interval, st.budget.bank = s.interval, s.eventsInterval
-		st.budget.listed(start, sum.Calls)
 		if s.events != nil {
 			s.events.Ack(ctx, b)
 			s.events.Observed(ctx, announced(sum, start))
@@ -139,8 +79,7 @@ func (s *Standalone) step(ctx context.Context, st *runState) {
 		return
 	}
 	st.lastEvent = start
-	sum, err := s.EventPass(ctx, b.IDs)
-	st.budget.spend(start, sum.Calls)
+	_, err := s.EventPass(ctx, b.IDs)
 	s.passed(TriggerEvent, err)
 	if err != nil {
 		// The ids stay pending: the next tick or event retries them.
@@ -165,14 +104,11 @@ func (s *Standalone) fullDue(st *runState, now time.Time) bool {
 	return now.Sub(st.lastFull) >= interval-s.interval/10
 }
 
-// gather waits after a wake-up so a burst of events lands in one pass and
-// event passes stay EventGap apart. It returns false when ctx ended.
+// gather waits after a wake-up so a burst of events lands in one pass,
+// event passes stay EventGap apart and within the call budget. It
+// returns false when ctx ended.
 func (s *Standalone) gather(ctx context.Context, st *runState) bool {
-	d := max(s.debounce, s.eventGap-s.clock.Since(st.lastEvent))
-	if s.eventGap > 0 { // a negative gap (tests) waits for nothing
-		d = max(d, st.budget.wait(s.clock.Now()))
-	}
-	return retry.Sleep(ctx, s.clock, d) == nil
+	return retry.Sleep(ctx, s.clock, eventDelay(s.clock, s.debounce, s.eventGap, st.lastEvent, s.budget)) == nil
 }
 
 func (s *Standalone) passed(trigger string, err error) {

@@ -30,6 +30,21 @@ type EventWakerOptions struct {
 	// Debounce and Gap as in StandaloneOptions (defaults
 	// DefaultEventDebounce and DefaultEventGap; negative: none).
 	Debounce, Gap time.Duration
+	// Budget, when set, is the call budget the passes' listings are
+	// metered with (Budget.Meter under the Syncer's cloud.Shared): the
+	// waker meters its own describes with it too, and with a Gap waits
+	// while event batches would cost more than polling. Nil: no budget.
+	Budget *CallBudget
+	// Cache, when set, is the listing cache the passes read from
+	// (cloud.Shared): it is dropped when a batch is taken, so the passes
+	// it wakes list EC2 after the events, not from an older sweep.
+	Cache Invalidator
+}
+
+// Invalidator is a listing cache that can be told its listing is stale;
+// Invalidate returns once no listing from before the call can be served.
+type Invalidator interface {
+	Invalidate()
 }
 
 // EventWaker brings events to the manager: as a leader-only Runnable it
@@ -78,6 +93,9 @@ func NewEventWaker(o EventWakerOptions) (*EventWaker, error) {
 	if o.Gap == 0 {
 		o.Gap = DefaultEventGap
 	}
+	if o.Budget != nil {
+		o.Cloud = o.Budget.Meter(o.Cloud)
+	}
 	return &EventWaker{o: o, ch: make(chan event.TypedGenericEvent[string])}, nil
 }
 
@@ -102,17 +120,21 @@ func (w *EventWaker) Start(ctx context.Context) error {
 	}
 }
 
-// gather waits after a wake-up so a burst of events lands in one batch
-// and batches stay Gap apart.
+// gather waits after a wake-up so a burst of events lands in one batch,
+// batches stay Gap apart and within the call budget.
 func (w *EventWaker) gather(ctx context.Context) bool {
-	d := max(w.o.Debounce, w.o.Gap-w.o.Clock.Since(w.lastWake))
-	return retry.Sleep(ctx, w.o.Clock, d) == nil
+	return retry.Sleep(ctx, w.o.Clock, eventDelay(w.o.Clock, w.o.Debounce, w.o.Gap, w.lastWake, w.o.Budget)) == nil
 }
 
 // wake takes the pending events and enqueues their services, together
 // with the services an earlier batch still waits for.
 func (w *EventWaker) wake(ctx context.Context) {
 	w.lastWake = w.o.Clock.Now()
+	if w.o.Cache != nil {
+		// Before the batch is taken: a pass that begins after it (and so
+		// may acknowledge it) lists afresh.
+		w.o.Cache.Invalidate()
+	}
 	w.mu.Lock()
 	b := w.o.Events.Pending()
 	w.gen++

@@ -12,14 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/controllers"
+	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/cloud/fake"
 	"github.com/aerostat-io/aerostat/internal/events"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -173,15 +172,7 @@ func TestEventsWakeManager(t *testing.T) {
 	w.sqs.Follow(w.fleet)
 	w.launch(1, svc)
 	createService(t, c, v1alpha1.NamingServiceSpec{Service: svc})
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 kube.scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr := newTestManager(t, cfg, ctrl.Options{})
 	poller := controllers.NewPoller(time.Hour, w.clock).WithEvents(w.src, 0)
 	rc := w.reconciler(mgr.GetClient(), w.store)
 	rc.Events = w.waker
@@ -194,14 +185,120 @@ func TestEventsWakeManager(t *testing.T) {
 	if err := rc.SetupWithManager(mgr, poller.Ticks()); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startManager(t, mgr)
 	until(t, "the existing instance named at start", func() bool { return len(w.bound(svc)) == 1 })
 
 	w.clock.Step(time.Second)
 	added := w.launch(1, svc)[0]
 	until(t, "the launched instance named through its event", func() bool { return w.bound(svc)[svc+"-1"] == added })
 	until(t, "every message deleted", func() bool { return w.sqs.Len() == 0 && len(w.src.Pending().IDs) == 0 })
+}
+
+// TestEventStormWithinBudgetInKubernetes: in a manager, 10,000 messages
+// (a few real replacements among them) over 100 s of fake time cost no
+// more DescribeInstances calls, counted at the fake EC2 server through
+// the real SDK, than polling every 10 s would have over the same time
+// plus the banked safety-net minute; without the budget each 1 s batch
+// would describe and sweep again (some 200 calls). Every message is
+// still deleted and every change named.
+func TestEventStormWithinBudgetInKubernetes(t *testing.T) {
+	cfg, c := envtestClient(t)
+	w := newWakerRig(t, c)
+	const interval, bank = 10 * time.Second, time.Minute
+	services := []string{"stormk-a", "stormk-b", "stormk-c"}
+	var ids []string
+	for _, svc := range services {
+		ids = append(ids, w.launch(50, svc)...)
+		createService(t, c, v1alpha1.NamingServiceSpec{Service: svc})
+	}
+	mgr := newTestManager(t, cfg, ctrl.Options{})
+	// As the controller wires it: the passes read one metered sweep, the
+	// waker describes through the same budget and drops the sweep when it
+	// takes a batch.
+	budget := controllers.NewCallBudget(w.clock, interval, bank)
+	shared := cloud.NewShared(budget.Meter(w.ec2), cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: interval / 2, Clock: w.clock})
+	waker, err := controllers.NewEventWaker(controllers.EventWakerOptions{Events: w.src, Cloud: w.ec2, Reader: mgr.GetClient(), Clock: w.clock,
+		Debounce: -1, Gap: time.Second, Budget: budget, Cache: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := controllers.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Clock: w.clock, Events: waker,
+		Syncer: controllers.NewSyncer(controllers.SyncerOptions{Cloud: shared, Store: w.store, Clock: w.clock, Metrics: m})}
+	poller := controllers.NewPoller(interval, w.clock).WithEvents(w.src, bank)
+	for _, r := range []manager.Runnable{poller, waker} {
+		if err := mgr.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rc.SetupWithManager(mgr, poller.Ticks()); err != nil {
+		t.Fatal(err)
+	}
+	startManager(t, mgr)
+	named := func() map[string]bool {
+		out := map[string]bool{}
+		for _, svc := range services {
+			for _, id := range w.bound(svc) {
+				out[id] = true
+			}
+		}
+		return out
+	}
+	until(t, "the first passes named every instance", func() bool { return len(named()) == len(ids) })
+	w.sqs.Follow(w.fleet)
+	calls0, t0 := w.server.Calls("DescribeInstances"), w.clock.Now()
+
+	var gone, added []string
+	sent := w.src.Pending().Seq
+	for round := range 100 {
+		if round%10 == 0 { // a real replacement, announced by the fleet
+			id := ids[round]
+			if err := w.fleet.Terminate(id); err != nil {
+				t.Fatal(err)
+			}
+			gone = append(gone, id)
+			added = append(added, w.launch(1, services[round/50])...) // its own service
+		}
+		for i := range 100 {
+			w.sqs.Send(fake.StateChangeBody(ids[(round*100+i)%len(ids)], naming.StateRunning, epoch))
+		}
+		sent += 100
+		until(t, "the round's messages received", func() bool { return w.src.Pending().Seq >= sent })
+		w.clock.Step(time.Second)
+	}
+	changed := func(got map[string]bool) bool {
+		for _, id := range gone {
+			if got[id] {
+				return false
+			}
+		}
+		for _, id := range added {
+			if !got[id] {
+				return false
+			}
+		}
+		return true
+	}
+	until(t, "every message deleted and every change named", func() bool {
+		if w.sqs.Len() == 0 && len(w.src.Pending().IDs) == 0 && changed(named()) {
+			return true
+		}
+		w.clock.Step(time.Second)
+		return false
+	})
+	calls, elapsed := w.server.Calls("DescribeInstances")-calls0, w.clock.Since(t0)
+	// 150 instances: a sweep is one call, and so is a describe by id. The
+	// budget may be overdrawn by one batch (a describe and a sweep).
+	allowed := int(bank/interval) + int(elapsed/interval) + 2
+	t.Logf("10,000 messages over %v of fake time: %d DescribeInstances calls, budget %d (polling every %v: %d)",
+		elapsed, calls, allowed, interval, int(elapsed/interval))
+	if calls > allowed {
+		t.Errorf("%d DescribeInstances calls over %v, want at most %d", calls, elapsed, allowed)
+	}
+	if !changed(named()) {
+		t.Error("names changed back after the storm")
+	}
 }

@@ -12,9 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/controllers"
@@ -68,7 +66,7 @@ type replica struct {
 	mgr    manager.Manager
 	store  *countingStore
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   <-chan struct{}
 }
 
 // TestLeaderElection: two controllers on one API server; only the Lease
@@ -82,11 +80,8 @@ func TestLeaderElection(t *testing.T) {
 	const leaseName = "aerostat-leader-test"
 
 	start := func() *replica {
-		rp := &replica{store: newCountingStore(r.store), done: make(chan struct{})}
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme:                        kube.scheme,
-			Metrics:                       metricsserver.Options{BindAddress: "0"},
-			HealthProbeBindAddress:        "0",
+		rp := &replica{store: newCountingStore(r.store)}
+		mgr := newTestManager(t, cfg, ctrl.Options{
 			LeaderElection:                true,
 			LeaderElectionID:              leaseName,
 			LeaderElectionNamespace:       "default",
@@ -94,11 +89,7 @@ func TestLeaderElection(t *testing.T) {
 			LeaseDuration:                 ptr.To(3 * time.Second),
 			RenewDeadline:                 ptr.To(2 * time.Second),
 			RetryPeriod:                   ptr.To(100 * time.Millisecond),
-			Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		m, err := controllers.NewMetrics(prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
@@ -112,15 +103,8 @@ func TestLeaderElection(t *testing.T) {
 		if err := rec.SetupWithManager(mgr, poller.Ticks()); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		rp.mgr, rp.cancel = mgr, cancel
-		go func() {
-			defer close(rp.done)
-			if err := mgr.Start(ctx); err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		}()
-		t.Cleanup(func() { cancel(); <-rp.done })
+		rp.mgr = mgr
+		rp.cancel, rp.done = startManager(t, mgr)
 		return rp
 	}
 	a, b := start(), start()

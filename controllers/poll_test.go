@@ -1,14 +1,10 @@
 package controllers_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/controllers"
@@ -26,15 +22,7 @@ func TestPollTickReconcilesEveryService(t *testing.T) {
 		r.launch(2, svc)
 		createService(t, c, v1alpha1.NamingServiceSpec{Service: svc})
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 kube.scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr := newTestManager(t, cfg, ctrl.Options{})
 	store := newCountingStore(r.store)
 	poller := controllers.NewPoller(controllers.DefaultPollInterval, r.clock)
 	if err := mgr.Add(poller); err != nil {
@@ -44,15 +32,7 @@ func TestPollTickReconcilesEveryService(t *testing.T) {
 	if err := rec.SetupWithManager(mgr, poller.Ticks()); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	startManager(t, mgr)
 
 	named := func(n int) bool {
 		for _, svc := range services {

@@ -37,7 +37,7 @@ type StandaloneOptions struct {
 	// EventDebounce and EventGap shape event passes (zero: defaults
 	// DefaultEventDebounce, DefaultEventGap; negative: no wait). With a
 	// gap, event passes also wait while they would cost more EC2 calls
-	// than polling every Interval (see callBudget).
+	// than polling every Interval (see CallBudget).
 	EventDebounce, EventGap time.Duration
 	// OnPass is called after each pass Run makes with its trigger
 	// (TriggerPoll or TriggerEvent) and error; it must not block.
@@ -61,6 +61,7 @@ type Standalone struct {
 	debounce       time.Duration
 	eventGap       time.Duration
 	onPass         func(string, error)
+	budget         *CallBudget // meters s.cloud
 }
 
 // NewStandalone returns a Standalone loop.
@@ -84,8 +85,10 @@ func NewStandalone(o StandaloneOptions) *Standalone {
 	if o.EventGap == 0 {
 		o.EventGap = DefaultEventGap
 	}
-	return &Standalone{syncer: o.Syncer, cloud: o.Cloud, store: o.Store, clock: o.Clock, interval: o.Interval, reap: o.Reap,
-		events: o.Events, eventsInterval: o.EventsInterval, debounce: o.EventDebounce, eventGap: o.EventGap, onPass: o.OnPass}
+	budget := NewCallBudget(o.Clock, o.Interval, o.EventsInterval)
+	return &Standalone{syncer: o.Syncer, cloud: budget.Meter(o.Cloud), store: o.Store, clock: o.Clock, interval: o.Interval, reap: o.Reap,
+		events: o.Events, eventsInterval: o.EventsInterval, debounce: o.EventDebounce, eventGap: o.EventGap, onPass: o.OnPass,
+		budget: budget}
 }
 
 // Run passes every interval until ctx is done. Failed passes are logged and

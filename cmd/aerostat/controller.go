@@ -176,7 +176,11 @@ func runController(ctx context.Context, f controllerFlags) error {
 	}
 	// One sweep of every aerostat:service-tagged instance answers all the
 	// services of a poll: 10 calls a poll at 10,000 instances.
-	shared := cloud.NewShared(ec2, cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: f.pollInterval / 2})
+	// Kubernetes mode meters every listing under the sweep, so with events
+	// the waker keeps event batches within polling's calls (the
+	// standalone loop meters its own).
+	budget := controllers.NewCallBudget(nil, f.pollInterval, f.eventsPollInterval)
+	shared := cloud.NewShared(budget.Meter(ec2), cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: f.pollInterval / 2})
 	// Passes plan from a copy kept by deltas (change log reads) instead of
 	// reading the whole ledger each time.
 	planStore := ledger.NewCache(store, ledger.FollowerOptions{})
@@ -251,7 +255,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		serveStandaloneEndpoints(ctx, f, logger)
 		return sa.Run(ctx)
 	}
-	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2})
+	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2, budget: budget, shared: shared})
 }
 
 // eventSource is the SQS event source of --sqs-queue-url, or nil.
@@ -277,6 +281,8 @@ type managerExtras struct {
 	store  ledger.Store              // read by the hosts ConfigMap
 	events *events.Source            // EC2 events; nil without --sqs-queue-url
 	cloud  cloud.Cloud               // describes the instances events name
+	budget *controllers.CallBudget   // meters the passes' listings
+	shared *cloud.Shared             // the passes' sweep, dropped when events are taken
 }
 
 // runManager runs the NamingService reconciler and, with
@@ -319,7 +325,8 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	}
 	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller"), Hosts: x.hosts}
 	if x.events != nil {
-		if r.Events, err = controllers.NewEventWaker(controllers.EventWakerOptions{Events: x.events, Cloud: x.cloud, Reader: mgr.GetClient()}); err != nil {
+		if r.Events, err = controllers.NewEventWaker(controllers.EventWakerOptions{Events: x.events, Cloud: x.cloud, Reader: mgr.GetClient(),
+			Budget: x.budget, Cache: x.shared}); err != nil {
 			return err
 		}
 		if err := mgr.Add(r.Events); err != nil {
