@@ -13,8 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
@@ -80,9 +78,6 @@ type EC2 struct {
 // NewEC2 builds an EC2 client from the default AWS configuration chain and
 // opts. It does no network I/O; it fails when no region is configured.
 func NewEC2(ctx context.Context, opts EC2Options) (*EC2, error) {
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = DefaultMaxAttempts
-	}
 	if opts.CallsPerSecond == 0 {
 		opts.CallsPerSecond = DefaultCallsPerSecond
 	}
@@ -92,32 +87,13 @@ func NewEC2(ctx context.Context, opts EC2Options) (*EC2, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	loaders := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = opts.MaxAttempts
-				if opts.MaxBackoff > 0 {
-					o.MaxBackoff = opts.MaxBackoff
-					o.Backoff = retry.NewExponentialJitterBackoff(opts.MaxBackoff)
-				}
-			})
-		}),
+	cfg, err := LoadAWSConfig(ctx, AWSOptions{Region: opts.Region, Credentials: opts.Credentials, HTTPClient: opts.HTTPClient,
+		MaxAttempts: opts.MaxAttempts, MaxBackoff: opts.MaxBackoff})
+	if errors.Is(err, ErrNoRegion) {
+		return nil, fmt.Errorf("%w: set the region option or AWS_REGION", err)
 	}
-	if opts.Region != "" {
-		loaders = append(loaders, config.WithRegion(opts.Region))
-	}
-	if opts.Credentials != nil {
-		loaders = append(loaders, config.WithCredentialsProvider(opts.Credentials))
-	}
-	if opts.HTTPClient != nil {
-		loaders = append(loaders, config.WithHTTPClient(opts.HTTPClient))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loaders...)
 	if err != nil {
-		return nil, fmt.Errorf("loading aws config: %w", err)
-	}
-	if cfg.Region == "" {
-		return nil, errors.New("no aws region: set the region option or AWS_REGION")
+		return nil, err
 	}
 	e := &EC2{budget: newBudget(opts.Clock, opts.CallsPerSecond, opts.Burst, opts.ThrottleBackoff, opts.MaxThrottleBackoff)}
 	e.client = ec2.NewFromConfig(cfg, func(o *ec2.Options) {

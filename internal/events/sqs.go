@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -52,7 +50,8 @@ type SQSOptions struct {
 	// Visibility is how long a received message stays hidden before SQS
 	// delivers it again if it was not deleted (default 60 s).
 	Visibility time.Duration
-	// MaxAttempts per call, first try included (default 3).
+	// MaxAttempts per call, first try included (default
+	// cloud.DefaultMaxAttempts).
 	MaxAttempts int
 	Credentials aws.CredentialsProvider
 	HTTPClient  aws.HTTPClient
@@ -82,33 +81,16 @@ func NewSQS(ctx context.Context, opts SQSOptions) (*SQS, error) {
 	if opts.Visibility <= 0 {
 		opts.Visibility = time.Minute
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 3
-	}
-	loaders := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = opts.MaxAttempts })
-		}),
-	}
 	region := opts.Region
 	if host := strings.Split(u.Host, "."); region == "" && len(host) > 2 && host[0] == "sqs" {
 		region = host[1]
 	}
-	if region != "" {
-		loaders = append(loaders, config.WithRegion(region))
+	cfg, err := cloud.LoadAWSConfig(ctx, cloud.AWSOptions{Region: region, Credentials: opts.Credentials, HTTPClient: opts.HTTPClient, MaxAttempts: opts.MaxAttempts})
+	if errors.Is(err, cloud.ErrNoRegion) {
+		return nil, fmt.Errorf("%w for sqs: set AWS_REGION or use a standard queue url", err)
 	}
-	if opts.Credentials != nil {
-		loaders = append(loaders, config.WithCredentialsProvider(opts.Credentials))
-	}
-	if opts.HTTPClient != nil {
-		loaders = append(loaders, config.WithHTTPClient(opts.HTTPClient))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loaders...)
 	if err != nil {
-		return nil, fmt.Errorf("loading aws config: %w", err)
-	}
-	if cfg.Region == "" {
-		return nil, errors.New("no aws region for sqs: set AWS_REGION or use a standard queue url")
+		return nil, err
 	}
 	client := sqs.NewFromConfig(cfg, func(o *sqs.Options) {
 		if opts.Endpoint != "" {
