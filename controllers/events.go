@@ -139,7 +139,6 @@ func (s *Standalone) EventPass(ctx context.Context, ids []string) (Summary, erro
 	sum := Summary{Passes: map[string]Pass{}}
 	f := fleet{byID: make(map[string]naming.Instance, len(ids))}
 	for chunk := range slices.Chunk(ids, maxFilterValues) {
-		sum.Calls++
 		got, err := s.cloud.List(ctx, cloud.Filter{Name: "instance-id", Values: chunk})
 		if err != nil {
 			return sum, fmt.Errorf("describing %d instances named by events: %w", len(chunk), err)

@@ -119,9 +119,6 @@ type Summary struct {
 	Services []string
 	Passes   map[string]Pass
 	Changes  int
-	// Calls is how many DescribeInstances calls the pass's listings took
-	// (pages of cloud.PageSize, id chunks of maxFilterValues).
-	Calls int
 	// Repaired counts documents without a hostname removed (see
 	// repairUnnamed).
 	Repaired int
@@ -153,11 +150,9 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		}
 	}
 	unnamedIDs := unnamedInstances(unnamed)
-	sum.Calls = pages(len(tagged), cloud.PageSize)
 	var fleet fleet
 	if listErr == nil {
 		fleet, listErr = s.observe(ctx, tagged, records, unnamedIDs)
-		sum.Calls += fleet.calls
 	}
 
 	services, byService := s.group(fleet, records, unnamedIDs)
@@ -269,7 +264,6 @@ func (s *Standalone) tagService(name string) Service {
 type fleet struct {
 	tagged []naming.Instance
 	byID   map[string]naming.Instance
-	calls  int // DescribeInstances calls by id
 }
 
 // observe adds to the instances tagged with a service, listed by id, the
@@ -296,7 +290,6 @@ func (s *Standalone) observe(ctx context.Context, tagged []naming.Instance, reco
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for chunk := range slices.Chunk(ids, maxFilterValues) {
-		f.calls++
 		more, err := s.cloud.List(ctx, cloud.Filter{Name: "instance-id", Values: chunk})
 		if err != nil {
 			return f, fmt.Errorf("listing %d named instances by id: %w", len(chunk), err)
