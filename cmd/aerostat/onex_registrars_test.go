@@ -31,6 +31,7 @@ import (
 // then names every node once, densely, and 1.x's updater reads every
 // record.
 func TestEightRegistrarsSideBySide(t *testing.T) {
+	const unackedNode = 5 // the 1.x registrar writing with w=0
 	e := newCLIEC2(t)
 	db := ledgertest.Database(t)
 	e.open(t, db)
@@ -62,7 +63,7 @@ func TestEightRegistrarsSideBySide(t *testing.T) {
 			if i%3 == 2 { // nodes 2, 5, 8: 1.x images; 5 with pymongo.Connection's w=0
 				var out struct{ Hostname *string }
 				c := one
-				if i == 5 {
+				if i == unackedNode {
 					c = &onex{uri: one.uri, db: one.db, w: 0}
 				}
 				if errs[i] = c.run(t, &out, "register", id, ip(id), "web"); errs[i] == nil && out.Hostname != nil {
@@ -125,6 +126,10 @@ func TestEightRegistrarsSideBySide(t *testing.T) {
 			onexIDs[id] = true
 		}
 	}
+	holds := map[string]bool{}
+	for _, id := range byHost {
+		holds[id] = true
+	}
 	var exit *exec.ExitError
 	for i, id := range nodes {
 		holder := byHost[got[i]]
@@ -139,8 +144,13 @@ func TestEightRegistrarsSideBySide(t *testing.T) {
 		case holder == id:
 		case onexIDs[holder]:
 			t.Logf("registrar %s was given %s, then 1.x registrar %s's update took it (1.x's race)", id, got[i], holder)
+		case i == unackedNode && !holds[id]:
+			// pymongo.Connection (w=0) never hears that the unique index
+			// refused its insert: it prints a name it does not hold, and
+			// the node has no record (get names --pending lists it below).
+			t.Logf("1.x registrar %s (w=0) believes %s, held by %s: its insert was refused unseen", id, got[i], holder)
 		default:
-			t.Errorf("registrar %s was given %s, now held by %q: not by a 1.x update", id, got[i], holder)
+			t.Errorf("registrar %s (1.x: %v) was given %s, now held by %q: not by a 1.x update", id, onexIDs[id], got[i], holder)
 		}
 	}
 
