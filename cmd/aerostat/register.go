@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/nodeclaim"
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 // offlineInstanceID is 1.x's fake identity for --offline.
@@ -190,7 +190,10 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 		retryable = transient
 	}
 	var name string
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+	// Pauses in [d/2, 3d/2) for d doubling from 100ms up to 5s.
+	clk := clock.RealClock{}
+	backoff := retry.New(clk, retry.Exponential(50*time.Millisecond, 2500*time.Millisecond, 2))
+	for {
 		name, err = once()
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			break
@@ -198,11 +201,9 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 		// A booting fleet can swamp the store or the controller for a
 		// moment; retry until --timeout rather than leave the machine
 		// without a name.
-		log.Info("claim failed; retrying", "error", err.Error(), "in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff/2 + rand.N(backoff)):
-		}
+		pause := backoff.Next()
+		log.Info("claim failed; retrying", "error", err.Error(), "in", pause)
+		_ = retry.Sleep(ctx, clk, pause) // ctx's end is seen at the top
 	}
 	if err != nil || name == "" {
 		return err

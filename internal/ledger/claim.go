@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 const (
@@ -32,12 +34,18 @@ const (
 // as is. Errors: read, plan and non-conflict write errors at once;
 // ErrConflict (wrapped) when it gave up; the context's error.
 func Claim(ctx context.Context, store Store, service string, plan func([]naming.Record) (naming.Result, error)) (naming.Result, error) {
+	return ClaimWithClock(ctx, clock.RealClock{}, store, service, plan)
+}
+
+// ClaimWithClock is Claim with its pauses between attempts on clk.
+func ClaimWithClock(ctx context.Context, clk clock.Clock, store Store, service string, plan func([]naming.Record) (naming.Result, error)) (naming.Result, error) {
 	var (
 		lastErr error
 		lastRev int64 = -1
 		stalled int
 	)
-	backoff := claimBackoffMin
+	// Pauses in [d/2, d) for d doubling from claimBackoffMin.
+	backoff := retry.New(clk, retry.Exponential(claimBackoffMin/2, claimBackoffMax/2, 1))
 	for attempt := 1; attempt <= claimAttempts && stalled < claimStalled; attempt++ {
 		recs, err := store.Records(ctx, service)
 		if err != nil {
@@ -68,14 +76,9 @@ func Claim(ctx context.Context, store Store, service string, plan func([]naming.
 			return naming.Result{}, fmt.Errorf("claiming for service %s: %w", service, err)
 		}
 		lastErr = err
-		t := time.NewTimer(rand.N(backoff) + time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return naming.Result{}, fmt.Errorf("claiming for service %s: %w (last conflict: %v)", service, ctx.Err(), lastErr)
-		case <-t.C:
+		if err := backoff.Wait(ctx); err != nil {
+			return naming.Result{}, fmt.Errorf("claiming for service %s: %w (last conflict: %v)", service, err, lastErr)
 		}
-		backoff = min(2*backoff, claimBackoffMax)
 	}
 	return naming.Result{}, fmt.Errorf("claiming for service %s: gave up: %w", service, lastErr)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -184,5 +186,37 @@ func TestRacingBindsOfOneGap(t *testing.T) {
 	}
 	if wins.Load() != 1 {
 		t.Errorf("%d writers bound the gap web-0, want exactly 1", wins.Load())
+	}
+}
+
+// A lost compare-and-set waits for the clock it was given: no second
+// attempt until the pause has passed on it.
+func TestClaimPausesOnItsClock(t *testing.T) {
+	m := ledgertest.New(t)
+	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"))
+	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	var attempts atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := ledger.ClaimWithClock(ctx, clk, m, "web", func([]naming.Record) (naming.Result, error) {
+			attempts.Add(1)
+			return naming.Result{Changes: []naming.Change{bind("web-0", 0, "i-1", "10.0.0.2")}}, nil
+		})
+		done <- err
+	}()
+	for !clk.HasWaiters() { // only the claim's pause runs on clk
+		time.Sleep(time.Millisecond)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("%d attempts before the pause ended, want 1", n)
+	}
+	clk.Step(5 * time.Millisecond) // the first pause is under 5ms
+	for attempts.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Claim = %v, want context.Canceled", err)
 	}
 }

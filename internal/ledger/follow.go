@@ -7,9 +7,11 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
 // followUpRevs is how far below the counter of its first full read a
@@ -68,9 +70,9 @@ type Follower struct {
 	// has been read.
 	readFrom int64
 	// recheckAt is when the window above readFrom is next re-read while the
-	// store rev stands still; recheckStep is the backoff that got there.
-	recheckAt   time.Time
-	recheckStep time.Duration
+	// store rev stands still; recheck paces those re-reads.
+	recheckAt time.Time
+	recheck   wait.Backoff
 	nextFull    time.Time
 	// provisional is the safe mark for Overlap after the first full read,
 	// until an observation of that age exists (see followUpRevs).
@@ -118,7 +120,7 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	mark := f.safeMark(now)
 	switch {
 	case rev != f.lastRev:
-		f.recheckStep = time.Second // something new: re-read soon after
+		f.recheck = f.recheckBackoff() // something new: re-read soon after
 	case f.readFrom >= f.lastRev:
 		return nil, nil // nothing new, nothing in flight
 	case mark < f.lastRev && now.Before(f.recheckAt):
@@ -130,8 +132,7 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	}
 	f.deltas++
 	f.readFrom = max(f.readFrom, mark)
-	f.recheckAt = now.Add(f.recheckStep)
-	f.recheckStep = min(2*f.recheckStep, f.opts.Overlap)
+	f.recheckAt = now.Add(f.recheck.Step())
 	for _, r := range recs {
 		if old, ok := f.records[r.Hostname]; !ok || !sameRecord(old, r) {
 			changed = append(changed, r.Hostname)
@@ -140,6 +141,12 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	}
 	f.lastRev = max(f.lastRev, storeRev, rev)
 	return changed, nil
+}
+
+// recheckBackoff re-reads an unchanged window after 1s, 2s, 4s … up to
+// Overlap.
+func (f *Follower) recheckBackoff() wait.Backoff {
+	return retry.Exponential(time.Second, f.opts.Overlap, 0)
 }
 
 func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
@@ -189,7 +196,7 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	f.nextFull = now.Add(f.opts.ResyncEvery)
 	// Everything safe by now had committed before this read.
 	f.readFrom = f.safeMark(now)
-	f.recheckAt, f.recheckStep = now, time.Second
+	f.recheckAt, f.recheck = now, f.recheckBackoff()
 	return changed, nil
 }
 
