@@ -251,7 +251,7 @@ func SortNames(names []Name) {
 		if c := a.Ordinal - b.Ordinal; c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.Hostname, b.Hostname); c != 0 {
+		if c := naming.CompareHostnames(a.Hostname, b.Hostname); c != 0 {
 			return c
 		}
 		return boolCmp(a.State == Free, b.State == Free)

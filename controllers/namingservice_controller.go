@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -289,19 +289,11 @@ func members(records []naming.Record) []v1alpha1.Member {
 		}
 		out = append(out, m)
 	}
-	sort.Slice(out, func(i, j int) bool { return lessHostname(out[i].Hostname, out[j].Hostname) })
+	slices.SortFunc(out, func(a, b v1alpha1.Member) int { return naming.CompareHostnames(a.Hostname, b.Hostname) })
 	if len(out) > maxMembers {
 		out = out[:maxMembers]
 	}
 	return out
-}
-
-// lessHostname orders web-2 before web-10.
-func lessHostname(a, b string) bool {
-	if len(a) != len(b) {
-		return len(a) < len(b)
-	}
-	return a < b
 }
 
 func joinProblems(ps []string) string {

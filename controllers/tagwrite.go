@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -68,7 +66,7 @@ func (w *TagWriter) Due(records []naming.Record, observed []naming.Instance) []n
 			due = append(due, r)
 		}
 	}
-	slices.SortFunc(due, func(a, b naming.Record) int { return strings.Compare(a.Hostname, b.Hostname) })
+	naming.SortByHostname(due)
 	return due
 }
 

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,7 +116,7 @@ func (c *Client) Poll(ctx context.Context) (changed bool, err error) {
 				c.released[h] = false // vanished in a full read: not known as released
 			}
 		}
-		changed = !c.synced || !sameEntries(c.entries, next)
+		changed = !c.synced || !maps.EqualFunc(c.entries, next, sameEntry)
 		c.entries = next
 	} else {
 		for _, e := range body.Entries {
@@ -144,10 +144,9 @@ func (c *Client) Poll(ctx context.Context) (changed bool, err error) {
 func (c *Client) Records() []naming.Record {
 	out := make([]naming.Record, 0, len(c.entries))
 	for _, e := range c.entries {
-		// The feed never serves instance ids; a placeholder marks the record bound.
-		out = append(out, naming.Record{Hostname: e.Hostname, IP: e.IP, Aliases: e.Aliases, Service: e.Service, InstanceID: "feed"})
+		out = append(out, e.record())
 	}
-	slices.SortFunc(out, func(a, b naming.Record) int { return strings.Compare(a.Hostname, b.Hostname) })
+	naming.SortByHostname(out)
 	return out
 }
 
@@ -157,20 +156,13 @@ func (c *Client) Released(hostname string) bool { return c.released[hostname] }
 // Rev returns the feed rev the client is at.
 func (c *Client) Rev() int64 { return c.rev }
 
-func sameEntry(a, b Entry) bool {
-	return a.IP == b.IP && a.Service == b.Service && slices.Equal(a.Aliases, b.Aliases)
-}
+// sameEntry is naming.SameRecord on what the feed carries of a record.
+func sameEntry(a, b Entry) bool { return naming.SameRecord(a.record(), b.record()) }
 
-func sameEntries(a, b map[string]Entry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for h, e := range a {
-		if f, ok := b[h]; !ok || !sameEntry(e, f) {
-			return false
-		}
-	}
-	return true
+// record is the entry as a bound ledger record. The feed never serves
+// instance ids; a placeholder marks the record bound.
+func (e Entry) record() naming.Record {
+	return naming.Record{Hostname: e.Hostname, IP: e.IP, Aliases: e.Aliases, Service: e.Service, InstanceID: "feed"}
 }
 
 type countingReader struct {

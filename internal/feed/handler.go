@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
 // Path is where the feed is served.
@@ -421,7 +421,7 @@ func (h *Handler) build(q query) Response {
 			resp.Entries = append(resp.Entries, e)
 		}
 	}
-	slices.SortFunc(resp.Entries, func(a, b Entry) int { return strings.Compare(a.Hostname, b.Hostname) })
+	slices.SortFunc(resp.Entries, func(a, b Entry) int { return naming.CompareHostnames(a.Hostname, b.Hostname) })
 	return resp
 }
 

@@ -227,6 +227,10 @@ func FromRecords(records []naming.Record) (entries []Entry, skipped []string) {
 
 // Normalize sorts entries by hostname (then IP) and drops exact duplicates,
 // so the same names always render to the same bytes.
+//
+// The order is bytewise, not naming.CompareHostnames: every deployed
+// agent renders in this order, so changing it would rewrite every
+// machine's hosts file once for no change of names (the golden test pins it).
 func Normalize(entries []Entry) []Entry {
 	out := append([]Entry(nil), entries...)
 	sort.SliceStable(out, func(i, j int) bool {

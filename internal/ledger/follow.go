@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -73,7 +72,7 @@ type Follower struct {
 	// store rev stands still; recheck paces those re-reads.
 	recheckAt time.Time
 	recheck   wait.Backoff
-	nextFull    time.Time
+	nextFull  time.Time
 	// provisional is the safe mark for Overlap after the first full read,
 	// until an observation of that age exists (see followUpRevs).
 	provisional      int64
@@ -134,7 +133,7 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	f.readFrom = max(f.readFrom, mark)
 	f.recheckAt = now.Add(f.recheck.Step())
 	for _, r := range recs {
-		if old, ok := f.records[r.Hostname]; !ok || !sameRecord(old, r) {
+		if old, ok := f.records[r.Hostname]; !ok || !naming.SameRecord(old, r) {
 			changed = append(changed, r.Hostname)
 		}
 		f.records[r.Hostname] = r
@@ -168,7 +167,7 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 		next[r.Hostname] = r
 	}
 	for h, r := range next {
-		if old, ok := f.records[h]; !ok || !sameRecord(old, r) {
+		if old, ok := f.records[h]; !ok || !naming.SameRecord(old, r) {
 			changed = append(changed, h)
 		}
 	}
@@ -223,18 +222,13 @@ func (f *Follower) safeMark(now time.Time) int64 {
 	return mark
 }
 
-func sameRecord(a, b naming.Record) bool {
-	return a.Hostname == b.Hostname && a.IP == b.IP && a.InstanceID == b.InstanceID &&
-		a.Service == b.Service && a.Rev == b.Rev && slices.Equal(a.Aliases, b.Aliases)
-}
-
 // Records returns a copy of every record (bound and free), sorted by hostname.
 func (f *Follower) Records() []naming.Record {
 	out := make([]naming.Record, 0, len(f.records))
 	for _, r := range f.records {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b naming.Record) int { return cmp.Compare(a.Hostname, b.Hostname) })
+	naming.SortByHostname(out)
 	return out
 }
 

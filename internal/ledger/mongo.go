@@ -333,7 +333,7 @@ func cmpRecords(a, b naming.Record) int {
 	if a.Ordinal != b.Ordinal {
 		return a.Ordinal - b.Ordinal
 	}
-	if c := strings.Compare(a.Hostname, b.Hostname); c != 0 {
+	if c := naming.CompareHostnames(a.Hostname, b.Hostname); c != 0 {
 		return c
 	}
 	return strings.Compare(a.InstanceID, b.InstanceID)
