@@ -14,6 +14,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/client"
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -137,7 +138,7 @@ func TestJSONFieldNames(t *testing.T) {
 func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	clk := clocktesting.NewFakeClock(time.Now())
+	clk := fakeclock.New(time.Now())
 	store, c := newClient(t, client.Options{Clock: clk, PollInterval: time.Second})
 	web := instances("i-0a00000000000000", "10.0.1.", 2)
 	if err := plan(ctx, store, "web", naming.Iterative, web); err != nil {
@@ -167,9 +168,7 @@ func TestWatch(t *testing.T) {
 	if err := plan(ctx, store, "db", naming.Masterful, instances("i-0d00000000000000", "10.0.2.", 2)); err != nil {
 		t.Fatal(err)
 	}
-	for !clk.HasWaiters() {
-		runtime.Gosched() // wait for Watch's ticker
-	}
+	clk.WaitArmed(t, time.Second) // Watch's poll ticker
 	clk.Step(time.Second)
 	// web-0's instance ended and the new one took the gap; the db change
 	// is filtered out.

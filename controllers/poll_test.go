@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"testing"
-	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -51,10 +50,9 @@ func TestPollTickReconcilesEveryService(t *testing.T) {
 		r.launch(1, svc)
 	}
 	// No NamingService changed: only a tick can name the new instances.
-	// Wait for the poller's ticker before stepping the fake clock.
-	for !r.clock.HasWaiters() {
-		time.Sleep(time.Millisecond)
-	}
+	// Step the fake clock once the poller's ticker exists (the rig's
+	// clock may hold other timers, so any waiter is not enough).
+	r.clock.WaitArmed(t, controllers.DefaultPollInterval)
 	r.clock.Step(controllers.DefaultPollInterval)
 	for !named(3) {
 		waitFor(t, store.called, "the passes after a poll tick")

@@ -17,7 +17,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
-	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -28,6 +27,7 @@ import (
 	"github.com/aerostat-io/aerostat/controllers"
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/cloud/fake"
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -119,7 +119,7 @@ func envtestClient(t testing.TB) (*rest.Config, client.Client) {
 // server, the real SDK adapter, a fresh ledger database and a fake clock.
 type rig struct {
 	t      testing.TB
-	clock  *clocktesting.FakeClock
+	clock  *fakeclock.Clock
 	fleet  *fake.Fleet
 	server *fake.Server
 	ec2    *cloud.EC2
@@ -130,7 +130,7 @@ var epoch = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
-	clk := clocktesting.NewFakeClock(epoch)
+	clk := fakeclock.New(epoch)
 	fleet := fake.NewFleet(clk)
 	srv := fake.NewServer(fleet)
 	t.Cleanup(srv.Close)

@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/feed/feedtest"
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
@@ -121,7 +122,7 @@ func BenchmarkIdleMinuteFeed(b *testing.B) {
 	for i := range benchNames {
 		st.Bind(fmt.Sprintf("web-%d", i), "web", fmt.Sprintf("i-%d", i), fmt.Sprintf("10.0.%d.%d", i/250, i%250+1))
 	}
-	fc := clocktesting.NewFakeClock(t0)
+	fc := fakeclock.New(t0)
 	h := feed.NewHandler(st, feed.Options{Clock: fc})
 	if err := h.SyncOnce(ctx); err != nil {
 		b.Fatal(err)
@@ -143,9 +144,7 @@ func BenchmarkIdleMinuteFeed(b *testing.B) {
 	longPoll := func() {
 		done := make(chan error, 1)
 		go func() { done <- a.SyncOnce(ctx) }()
-		for !fc.HasWaiters() { // the handler is holding the request
-			time.Sleep(50 * time.Microsecond)
-		}
+		fc.WaitArmed(b, 30*time.Second) // the handler is holding the request
 		fc.Step(30 * time.Second)
 		if err := <-done; err != nil {
 			b.Fatal(err)

@@ -4,16 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/cloud"
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 )
 
 // recorder keeps the calls an EC2 adapter reports.
@@ -39,19 +38,17 @@ func (r *recorder) times() []time.Time {
 	return out
 }
 
-// drive steps the fake clock by step whenever someone waits on it, until
-// done is closed. Time moves only while every caller is blocked on it.
-func drive(clk *clocktesting.FakeClock, step time.Duration, done <-chan struct{}) {
+// drive steps the fake clock by each timer armed on it, until done is
+// closed: time moves only when a caller waits for it, and exactly as far as
+// that caller asked. With several callers a step may pass other callers'
+// deadlines too; the budget's bounds hold for any such order.
+func drive(clk *fakeclock.Clock, done <-chan struct{}) {
 	for {
-		select {
-		case <-done:
+		d, ok := clk.NextArmed(done)
+		if !ok {
 			return
-		default:
 		}
-		if clk.HasWaiters() {
-			clk.Step(step)
-		}
-		runtime.Gosched()
+		clk.Step(d)
 	}
 }
 
@@ -80,7 +77,7 @@ func TestBudgetNeverExceededAt10000(t *testing.T) {
 	}
 	want := map[string]int{"web": 4000, "db": 1000, "cache": 3000, "batch": 2000, "glob": 4000, "and": 1000}
 	done := make(chan struct{})
-	go drive(e.clock, 10*time.Millisecond, done)
+	go drive(e.clock, done)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(listings))
 	for name, filters := range listings {
@@ -135,7 +132,7 @@ func TestThrottlingStormBacksOff(t *testing.T) {
 	e.srv.ThrottleNext(7)
 
 	done := make(chan struct{})
-	go drive(e.clock, 10*time.Millisecond, done)
+	go drive(e.clock, done)
 	var results []error
 	for range 3 { // three services' listings, one after the other
 		_, err := ic.List(context.Background())
@@ -153,16 +150,16 @@ func TestThrottlingStormBacksOff(t *testing.T) {
 	for k := 1; k <= 7; k++ {
 		gap := times[k].Sub(times[k-1])
 		hi := min(base<<(k-1), maxPause)
-		// 10 ms: the fake clock moves in steps of that size.
-		if gap < hi/2 || gap > hi+10*time.Millisecond {
+		// The clock moves exactly by each pause armed, so gaps are exact.
+		if gap < hi/2 || gap > hi {
 			t.Errorf("pause after throttled call %d = %v, want within [%v, %v]", k, gap, hi/2, hi)
 		}
-		jittered = jittered || (gap > hi/2+10*time.Millisecond && gap < hi-10*time.Millisecond)
+		jittered = jittered || (gap > hi/2 && gap < hi)
 	}
 	if !jittered {
 		t.Error("no pause was jittered")
 	}
-	if gap := times[8].Sub(times[7]); gap > 10*time.Millisecond {
+	if gap := times[8].Sub(times[7]); gap != 0 {
 		t.Errorf("after a success the next call waited %v, want no pause", gap)
 	}
 	m := gather(t, reg)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -15,10 +14,10 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/cloud/fake"
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
@@ -42,14 +41,14 @@ func isolateAWS(t testing.TB) {
 }
 
 type env struct {
-	clock *clocktesting.FakeClock
+	clock *fakeclock.Clock
 	fleet *fake.Fleet
 	srv   *fake.Server
 }
 
 func newEnv(t testing.TB) *env {
 	isolateAWS(t)
-	clk := clocktesting.NewFakeClock(t0)
+	clk := fakeclock.New(t0)
 	fleet := fake.NewFleet(clk)
 	srv := fake.NewServer(fleet)
 	t.Cleanup(srv.Close)
@@ -340,7 +339,7 @@ func TestBudget(t *testing.T) {
 	}()
 	for page := 1; page <= 3; page++ {
 		if page > 1 {
-			waitForTimer(t, e.clock)
+			e.clock.WaitArmed(t, time.Second) // the budget's wait for this page
 			e.clock.Step(999 * time.Millisecond)
 			if n := e.srv.Calls("DescribeInstances"); n != page-1 {
 				t.Fatalf("page %d: %d calls before the budget allowed it", page, n)
@@ -362,21 +361,13 @@ func TestBudget(t *testing.T) {
 		_, err := c.List(ctx)
 		done <- err
 	}()
-	waitForTimer(t, e.clock)
+	e.clock.WaitArmed(t, time.Second) // the second listing waits for the budget
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want canceled", err)
 	}
 	if n := e.srv.Calls("DescribeInstances"); n != 3 {
 		t.Errorf("calls = %d, want 3", n)
-	}
-}
-
-// waitForTimer yields until a goroutine waits on the fake clock.
-func waitForTimer(t *testing.T, clk *clocktesting.FakeClock) {
-	t.Helper()
-	for !clk.HasWaiters() {
-		runtime.Gosched()
 	}
 }
 

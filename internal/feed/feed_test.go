@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	clocktesting "k8s.io/utils/clock/testing"
-
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/feed/feedtest"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
@@ -30,9 +28,9 @@ func hostnames(recs []naming.Record, boundOnly bool) string {
 	return strings.Join(out, ",")
 }
 
-func newFeed(t *testing.T, st *feedtest.MemStore, opts Options) (*Handler, *clocktesting.FakeClock, *httptest.Server) {
+func newFeed(t *testing.T, st *feedtest.MemStore, opts Options) (*Handler, *fakeclock.Clock, *httptest.Server) {
 	t.Helper()
-	fc := clocktesting.NewFakeClock(t0)
+	fc := fakeclock.New(t0)
 	opts.Clock = fc
 	h := NewHandler(st, opts)
 	srv := httptest.NewServer(h)
@@ -114,12 +112,6 @@ func TestHandlerFullDeltaETag(t *testing.T) {
 	}
 }
 
-func waitForWaiter(fc *clocktesting.FakeClock) {
-	for !fc.HasWaiters() {
-		runtime.Gosched()
-	}
-}
-
 func TestHandlerLongPoll(t *testing.T) {
 	ctx := context.Background()
 	st := feedtest.New()
@@ -134,7 +126,7 @@ func TestHandlerLongPoll(t *testing.T) {
 	// A change wakes the waiting request.
 	done := make(chan Response)
 	go func() { _, r := get(t, url); done <- r }()
-	waitForWaiter(fc)
+	fc.WaitArmed(t, 30*time.Second) // the request's wait= timer
 	st.Bind("web-1", "web", "i-1", "10.0.0.2")
 	if err := h.SyncOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -146,7 +138,7 @@ func TestHandlerLongPoll(t *testing.T) {
 	// No change: the request answers at the timeout with an empty delta.
 	url = fmt.Sprintf("%s%s?since=%d&epoch=%s&wait=30s", srv.URL, Path, full.Rev+1, full.Epoch)
 	go func() { _, r := get(t, url); done <- r }()
-	waitForWaiter(fc)
+	fc.WaitArmed(t, 30*time.Second)
 	fc.Step(30 * time.Second)
 	if r := <-done; len(r.Entries) != 0 || r.Full || r.Rev != full.Rev+1 {
 		t.Errorf("timed-out response = %+v", r)

@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	clocktesting "k8s.io/utils/clock/testing"
-
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -194,27 +193,30 @@ func TestRacingBindsOfOneGap(t *testing.T) {
 func TestClaimPausesOnItsClock(t *testing.T) {
 	m := ledgertest.New(t)
 	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"))
-	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	clk := fakeclock.New(time.Unix(0, 0))
 	var attempts atomic.Int32
+	second := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		_, err := ledger.ClaimWithClock(ctx, clk, m, "web", func([]naming.Record) (naming.Result, error) {
-			attempts.Add(1)
+			if attempts.Add(1) == 2 {
+				close(second)
+			}
 			return naming.Result{Changes: []naming.Change{bind("web-0", 0, "i-1", "10.0.0.2")}}, nil
 		})
 		done <- err
 	}()
-	for !clk.HasWaiters() { // only the claim's pause runs on clk
-		time.Sleep(time.Millisecond)
-	}
+	pause := clk.WaitArmedFunc(t, "the first pause (under 5ms)", func(d time.Duration) bool { return d < 5*time.Millisecond })
 	if n := attempts.Load(); n != 1 {
 		t.Fatalf("%d attempts before the pause ended, want 1", n)
 	}
-	clk.Step(5 * time.Millisecond) // the first pause is under 5ms
-	for attempts.Load() < 2 {
-		time.Sleep(time.Millisecond)
+	clk.Step(pause - time.Nanosecond)
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("%d attempts before the pause ended, want 1", n)
 	}
+	clk.Step(time.Nanosecond)
+	<-second
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Claim = %v, want context.Canceled", err)

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
@@ -59,13 +60,11 @@ func TestBackoffStepsAndResets(t *testing.T) {
 // Wait returns when the clock reaches the pause, not before, and leaves no
 // timer behind.
 func TestBackoffWaitsOnTheClock(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	clk := fakeclock.New(time.Unix(0, 0))
 	b := retry.New(clk, retry.Exponential(time.Second, time.Minute, 0))
 	done := make(chan error, 1)
 	go func() { done <- b.Wait(context.Background()) }()
-	for !clk.HasWaiters() { // the only timer in this test is Wait's
-		time.Sleep(time.Millisecond)
-	}
+	clk.WaitArmed(t, time.Second)
 	clk.Step(time.Second - time.Nanosecond)
 	select {
 	case err := <-done:
@@ -82,14 +81,12 @@ func TestBackoffWaitsOnTheClock(t *testing.T) {
 }
 
 func TestBackoffWaitEndsWithContext(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	clk := fakeclock.New(time.Unix(0, 0))
 	b := retry.New(clk, retry.Exponential(time.Hour, time.Hour, 0))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Wait(ctx) }()
-	for !clk.HasWaiters() {
-		time.Sleep(time.Millisecond)
-	}
+	clk.WaitArmed(t, time.Hour)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait = %v, want context.Canceled", err)
