@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/aerostat-io/aerostat/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -57,36 +58,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "aerostat_passes_total", Help: "Standalone passes, by trigger (poll: a full listing; event: instances described by id after events).",
 		}, []string{"trigger"}),
 	}
-	var err error
-	m.namesBound, err = register(reg, m.namesBound, err)
-	m.namesFree, err = register(reg, m.namesFree, err)
-	m.namesUnnamed, err = register(reg, m.namesUnnamed, err)
-	m.deferred, err = register(reg, m.deferred, err)
-	m.held, err = register(reg, m.held, err)
-	m.passDuration, err = register(reg, m.passDuration, err)
-	m.planChanges, err = register(reg, m.planChanges, err)
-	m.listings, err = register(reg, m.listings, err)
-	m.passes, err = register(reg, m.passes, err)
+	err := errors.Join(
+		promreg.Reuse(reg, &m.namesBound), promreg.Reuse(reg, &m.namesFree), promreg.Reuse(reg, &m.namesUnnamed),
+		promreg.Reuse(reg, &m.deferred), promreg.Reuse(reg, &m.held), promreg.Reuse(reg, &m.passDuration),
+		promreg.Reuse(reg, &m.planChanges), promreg.Reuse(reg, &m.listings), promreg.Reuse(reg, &m.passes),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector of the same description
-// already registered; it does nothing once err is set.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, err error) (C, error) {
-	if err != nil {
-		return c, err
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/promreg"
 	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
@@ -475,33 +476,15 @@ func newMetrics(reg prometheus.Registerer) (*agentMetrics, error) {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerostat_agent_errors_total",
 			Help: "Sync errors by kind (source, write, shrink, broken-block, legacy)."}, []string{"kind"}),
 	}
-	var err error
-	for _, g := range []*prometheus.Gauge{&m.sourceUp, &m.appliedRev, &m.lastSuccess, &m.degraded, &m.pushing} {
-		if *g, err = register(reg, *g); err != nil {
-			return nil, err
-		}
-	}
-	if m.writes, err = register(reg, m.writes); err != nil {
-		return nil, err
-	}
-	if m.errors, err = register(reg, m.errors); err != nil {
-		return nil, err
+	// A second agent in one process (1.x --register --update) shares the
+	// first one's collectors.
+	err := errors.Join(
+		promreg.Reuse(reg, &m.sourceUp), promreg.Reuse(reg, &m.appliedRev), promreg.Reuse(reg, &m.lastSuccess),
+		promreg.Reuse(reg, &m.degraded), promreg.Reuse(reg, &m.pushing), promreg.Reuse(reg, &m.writes),
+		promreg.Reuse(reg, &m.errors),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("registering agent metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a second agent in one process, e.g. 1.x --register --update).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	if err != nil {
-		return c, fmt.Errorf("registering agent metrics: %w", err)
-	}
-	return c, nil
 }

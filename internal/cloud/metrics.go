@@ -2,12 +2,12 @@ package cloud
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/promreg"
 )
 
 // metrics are the EC2 collectors; labels never hold instance ids.
@@ -66,17 +66,11 @@ func Instrument(c Cloud, reg prometheus.Registerer) Cloud {
 	return ic
 }
 
-// register registers col, or returns the collector already registered
-// under the same description.
+// register is promreg.Register for Instrument, which has no error to
+// return: a clash with a collector of another type is a programming error.
 func register[C prometheus.Collector](reg prometheus.Registerer, col C) C {
-	if err := reg.Register(col); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// A clash with a different collector type is a programming error.
+	col, err := promreg.Register(reg, col)
+	if err != nil {
 		panic(err)
 	}
 	return col
@@ -85,12 +79,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, col C) C {
 // registerFunc registers a gauge read at scrape time; a second Instrument
 // on the same registry keeps the first one's.
 func registerFunc(reg prometheus.Registerer, opts prometheus.GaugeOpts, fn func() float64) {
-	if err := reg.Register(prometheus.NewGaugeFunc(opts, fn)); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			panic(err)
-		}
-	}
+	register(reg, prometheus.NewGaugeFunc(opts, fn))
 }
 
 type instrumented struct {

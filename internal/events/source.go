@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/aerostat-io/aerostat/internal/promreg"
 	"github.com/aerostat-io/aerostat/internal/retry"
 )
 
@@ -370,35 +371,13 @@ func newSourceMetrics(reg prometheus.Registerer) (*sourceMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	m.messages, err = register(reg, m.messages, err)
-	m.receiveErrors, err = register(reg, m.receiveErrors, err)
-	m.deleted, err = register(reg, m.deleted, err)
-	m.deleteErrors, err = register(reg, m.deleteErrors, err)
-	m.misses, err = register(reg, m.misses, err)
-	m.fallbacks, err = register(reg, m.fallbacks, err)
-	m.healthy, err = register(reg, m.healthy, err)
+	err := errors.Join(
+		promreg.Reuse(reg, &m.messages), promreg.Reuse(reg, &m.receiveErrors), promreg.Reuse(reg, &m.deleted),
+		promreg.Reuse(reg, &m.deleteErrors), promreg.Reuse(reg, &m.misses), promreg.Reuse(reg, &m.fallbacks),
+		promreg.Reuse(reg, &m.healthy),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("registering event metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its description (a command run twice in one process); it does nothing
-// once err is set.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, err error) (C, error) {
-	if err != nil {
-		return c, err
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
