@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -28,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -201,6 +205,9 @@ func runController(ctx context.Context, f controllerFlags) error {
 		}
 	}
 	var hosts controllers.HostsReporter // status.hosts, from the feed's agents
+	// always run beside the controller until ctx ends, under the manager or
+	// (standalone) an errgroup: one failing ends the controller.
+	var always []manager.Runnable
 	if f.feedAddr != "" && !f.once {
 		// Every replica serves the read-only feed, leader or not.
 		fo := feed.Options{Logger: logger.WithName("feed")}
@@ -229,8 +236,12 @@ func runController(ctx context.Context, f controllerFlags) error {
 		if err := f.attest.mount(srv, ec2, store, opts.Aliases, logger.WithName("attest")); err != nil {
 			return err
 		}
-		go func() { _ = fh.Start(ctx) }()
-		serve(ctx, logger, srv)
+		feedSrv, err := httpServer("feed", srv)
+		if err != nil {
+			return err
+		}
+		// Every replica serves the feed: neither needs the leader.
+		always = append(always, fh, feedSrv)
 	}
 	if f.attest.enabled && (f.feedAddr == "" || f.once) {
 		return errors.New("--attest-nodes: needs the feed (--feed-addr, not --once), which serves it")
@@ -244,18 +255,33 @@ func runController(ctx context.Context, f controllerFlags) error {
 	if f.standalone {
 		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Interval: f.pollInterval,
 			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval})
-		if src != nil && !f.once {
-			go func() { _ = src.Run(ctx) }()
-		}
 		if f.once {
 			sum, err := sa.Pass(ctx)
 			logger.Info("pass done", "services", len(sum.Services), "changes", sum.Changes)
 			return err
 		}
-		serveStandaloneEndpoints(ctx, f, logger)
-		return sa.Run(ctx)
+		return runStandalone(ctx, f, sa, src, always)
 	}
-	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2, budget: budget, shared: shared})
+	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2, budget: budget, shared: shared, always: always})
+}
+
+// runStandalone runs the passes, the event source, the endpoints and the
+// always runnables in one errgroup: a server that cannot bind or fails
+// ends the controller with its error instead of only logging it.
+func runStandalone(ctx context.Context, f controllerFlags, sa *controllers.Standalone, src *events.Source, always []manager.Runnable) error {
+	endpoints, err := standaloneEndpoints(f)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range append(always, endpoints...) {
+		g.Go(func() error { return r.Start(ctx) })
+	}
+	if src != nil {
+		g.Go(func() error { return src.Run(ctx) })
+	}
+	g.Go(func() error { return sa.Run(ctx) })
+	return g.Wait()
 }
 
 // eventSource is the SQS event source of --sqs-queue-url, or nil.
@@ -283,6 +309,7 @@ type managerExtras struct {
 	cloud  cloud.Cloud               // describes the instances events name
 	budget *controllers.CallBudget   // meters the passes' listings
 	shared *cloud.Shared             // the passes' sweep, dropped when events are taken
+	always []manager.Runnable        // the feed: on every replica, leader or not
 }
 
 // runManager runs the NamingService reconciler and, with
@@ -318,6 +345,11 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
+	}
+	for _, r := range x.always {
+		if err := mgr.Add(r); err != nil {
+			return err
+		}
 	}
 	poller := controllers.NewPoller(f.pollInterval, nil)
 	if err := mgr.Add(poller); err != nil {
@@ -384,34 +416,42 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// serveStandaloneEndpoints serves /metrics and the probes without a manager.
-func serveStandaloneEndpoints(ctx context.Context, f controllerFlags, logger logr.Logger) {
+// standaloneEndpoints are /metrics and the probes without a manager.
+func standaloneEndpoints(f controllerFlags) ([]manager.Runnable, error) {
+	var out []manager.Runnable
 	if f.metricsAddr != "" && f.metricsAddr != "0" {
-		serve(ctx, logger, &http.Server{Addr: f.metricsAddr, ReadHeaderTimeout: 10 * time.Second,
+		r, err := httpServer("metrics", &http.Server{Addr: f.metricsAddr, ReadHeaderTimeout: 10 * time.Second,
 			Handler: promhttp.HandlerFor(crmetrics.Registry, promhttp.HandlerOpts{})})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 	}
 	if f.probeAddr != "" && f.probeAddr != "0" {
 		probes := http.NewServeMux()
 		ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
 		probes.HandleFunc("/healthz", ok)
 		probes.HandleFunc("/readyz", ok)
-		serve(ctx, logger, &http.Server{Addr: f.probeAddr, Handler: probes, ReadHeaderTimeout: 10 * time.Second})
+		r, err := httpServer("probes", &http.Server{Addr: f.probeAddr, Handler: probes, ReadHeaderTimeout: 10 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 	}
+	return out, nil
 }
 
-// serve runs srv until ctx ends.
-func serve(ctx context.Context, logger logr.Logger, srv *http.Server) {
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	go func() {
-		listen := srv.ListenAndServe
-		if srv.TLSConfig != nil {
-			listen = func() error { return srv.ListenAndServeTLS("", "") }
-		}
-		if err := listen(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error(err, "serving", "address", srv.Addr)
-		}
-	}()
+// httpServer binds srv's address now, so a port in use fails the command
+// at start, and returns the manager runnable that serves it (TLS when srv
+// has a TLS config) on every replica until its context ends.
+func httpServer(name string, srv *http.Server) (*manager.Server, error) {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s server: %w", name, err)
+	}
+	if srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	shutdown := 5 * time.Second
+	return &manager.Server{Name: name, Server: srv, Listener: ln, ShutdownTimeout: &shutdown}, nil
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -139,4 +142,41 @@ func counter(t *testing.T, name, result string) float64 {
 		}
 	}
 	return sum
+}
+
+// A standalone controller whose feed or metrics address is taken fails at
+// start with an error naming the server, instead of running on without it.
+func TestControllerFailsWhenAServerCannotBind(t *testing.T) {
+	awsTestEnv(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	fleet := fake.NewFleet(clocktesting.NewFakeClock(seedTime))
+	srv := fake.NewServer(fleet)
+	defer srv.Close()
+	tests := map[string]struct {
+		flags []string
+		want  string
+	}{
+		"metrics": {flags: []string{"--metrics-bind-address", taken.Addr().String()}, want: "metrics server"},
+		"feed":    {flags: []string{"--metrics-bind-address", "0", "--feed-bind-address", taken.Addr().String(), "--feed-insecure"}, want: "feed server"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"controller", "--standalone", "--server", ledgertest.URI(t), "--database", ledgertest.Database(t),
+				"--ec2-endpoint", srv.URL, "--health-probe-bind-address", "0", "--zap-log-level", "error"}, tt.flags...)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard: the error comes at start
+			defer cancel()
+			root := newRootCmd()
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			root.SetArgs(args)
+			err := root.ExecuteContext(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "address already in use") {
+				t.Fatalf("controller with %s's address taken: err = %v, want %q and address already in use", name, err, tt.want)
+			}
+		})
+	}
 }

@@ -145,6 +145,10 @@ func (h *Handler) Notify() {
 	}
 }
 
+// NeedLeaderElection tells a controller-runtime manager to run Start on
+// every replica: each one serves the feed, leader or not.
+func (h *Handler) NeedLeaderElection() bool { return false }
+
 // Start polls the store until ctx ends. Store errors are logged and retried
 // at the next tick; clients keep getting the last good state.
 func (h *Handler) Start(ctx context.Context) error {
