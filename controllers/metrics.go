@@ -15,6 +15,7 @@ type Metrics struct {
 	namesFree    *prometheus.GaugeVec
 	namesUnnamed *prometheus.GaugeVec
 	deferred     *prometheus.GaugeVec
+	overBudget   *prometheus.GaugeVec
 	held         *prometheus.GaugeVec
 	passDuration prometheus.Histogram
 	planChanges  *prometheus.CounterVec
@@ -40,6 +41,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		deferred: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aerostat_releases_deferred", Help: "Releases held back by the reap cap in the last pass, by service.",
 		}, []string{"service"}),
+		overBudget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aerostat_releases_over_budget", Help: "Releases refused by the release budget over its time window in the last pass, by service (also counted in aerostat_releases_deferred).",
+		}, []string{"service"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aerostat_names_held", Help: "Names kept from waiting instances by hold-back or the stopped grace period after the last pass, by service.",
 		}, []string{"service"}),
@@ -60,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	err := errors.Join(
 		promreg.Reuse(reg, &m.namesBound), promreg.Reuse(reg, &m.namesFree), promreg.Reuse(reg, &m.namesUnnamed),
-		promreg.Reuse(reg, &m.deferred), promreg.Reuse(reg, &m.held), promreg.Reuse(reg, &m.passDuration),
+		promreg.Reuse(reg, &m.deferred), promreg.Reuse(reg, &m.overBudget), promreg.Reuse(reg, &m.held), promreg.Reuse(reg, &m.passDuration),
 		promreg.Reuse(reg, &m.planChanges), promreg.Reuse(reg, &m.listings), promreg.Reuse(reg, &m.passes),
 	)
 	if err != nil {

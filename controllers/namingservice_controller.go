@@ -172,7 +172,10 @@ func (r *NamingServiceReconciler) emitEvents(ns *v1alpha1.NamingService, pass Pa
 			r.Recorder.Eventf(ns, corev1.EventTypeNormal, v1alpha1.EventNameReleased, "%s released (was %s): %s", c.Hostname, c.ExpectInstanceID, c.Reason)
 		}
 	}
-	if n := len(pass.Plan.Deferred); n > 0 {
+	if n := pass.Plan.OverBudget; n > 0 {
+		r.Recorder.Event(ns, corev1.EventTypeWarning, v1alpha1.EventReleaseBudget, overBudgetMessage(pass))
+	}
+	if n := len(pass.Plan.Deferred) - pass.Plan.OverBudget; n > 0 {
 		r.Recorder.Eventf(ns, corev1.EventTypeWarning, v1alpha1.EventReapCapped, "%d releases held back by maxReleasePercent", n)
 	}
 }
@@ -210,6 +213,12 @@ func (r *NamingServiceReconciler) setStatus(ns *v1alpha1.NamingService, pass Pas
 	st.LastSyncTime, st.Rev, st.ObservedGeneration = &now, pass.Rev, ns.Generation
 	if r.Hosts != nil && pass.Records != nil {
 		st.Hosts = hostsStatus(r.Hosts.Convergence(), pass.Records)
+	}
+	if pass.Plan.OverBudget > 0 {
+		msg := overBudgetMessage(pass)
+		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonReleaseBudget, msg)
+		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonChangesDeferred, msg)
+		return
 	}
 	if n := len(pass.Plan.Deferred); n > 0 {
 		msg := fmt.Sprintf("%d releases held back by maxReleasePercent; they are retried each pass", n)

@@ -107,5 +107,6 @@ func DefaultReap() naming.ReapPolicy {
 	return naming.ReapPolicy{
 		GracePeriod: DefaultGracePeriod, MaxReleaseFraction: DefaultMaxReleasePercent / 100.0,
 		HoldBack: DefaultHoldBack, StoppedGracePeriod: DefaultStoppedGracePeriod,
+		ReleaseWindow: DefaultReleaseWindow,
 	}
 }

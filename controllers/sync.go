@@ -243,15 +243,22 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 	s.mu.Lock()
 	in.MissingSince = s.missing[service]
 	s.mu.Unlock()
-	if pass.Plan, err = naming.Plan(in); err != nil {
-		return pass, fmt.Errorf("planning service %q: %w", service, err)
+	var budget *releaseBudget
+	if pass.Plan, budget, err = s.plan(ctx, in); err != nil {
+		return pass, err
 	}
 	s.mu.Lock()
 	s.missing[service] = pass.Plan.MissingSince
 	s.mu.Unlock()
 	s.logRefused(ctx, service, pass.Plan.RefusedAliases)
+	if n := pass.Plan.OverBudget; n > 0 {
+		log.FromContext(ctx).Info("releases refused by the release budget", "service", service, "refused", n)
+	}
 
 	if pass.Plan.HasChanges() && !s.dryRun {
+		if err := budget.reserve(ctx, pass.Plan.Reaped); err != nil {
+			return pass, err
+		}
 		pass.Applied, err = s.store.Apply(ctx, pass.Plan.Changes)
 		logChanges(ctx, pass.AppliedChanges())
 		if pass.Applied > 0 && s.applied != nil {
@@ -370,6 +377,7 @@ func (s *Syncer) record(service string, start time.Time, pass Pass) {
 			m.namesUnnamed.WithLabelValues(service).Set(float64(c.Unnamed))
 		}
 		m.deferred.WithLabelValues(service).Set(float64(len(pass.Plan.Deferred)))
+		m.overBudget.WithLabelValues(service).Set(float64(pass.Plan.OverBudget))
 		m.held.WithLabelValues(service).Set(float64(len(pass.Plan.Held)))
 	}
 }

@@ -30,6 +30,7 @@ const (
 	ReasonLedgerError     = "LedgerError"     // read or write failed
 	ReasonLedgerConflict  = "LedgerConflict"  // lost a compare-and-set; re-planning
 	ReasonReapCapped      = "ReapCapped"      // releases deferred by maxReleasePercent
+	ReasonReleaseBudget   = "ReleaseBudget"   // releases refused by the budget over a time window
 	ReasonInvalidSpec     = "InvalidSpec"     // spec the planner refuses
 	ReasonPlanProblems    = "PlanProblems"    // e.g. 1.x duplicate records
 	ReasonNotObserved     = "NotObserved"     // Ready=False: EC2 not observed
@@ -46,6 +47,7 @@ const (
 	EventNameReleased  = "NameReleased"
 	EventMasterMoved   = "MasterMoved"
 	EventReapCapped    = "ReapCapped"
+	EventReleaseBudget = "ReleaseBudget"
 	EventObserveFailed = "ObserveFailed"
 	EventAliasRefused  = "AliasRefused"
 )

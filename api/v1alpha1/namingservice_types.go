@@ -118,9 +118,11 @@ type ReapPolicy struct {
 	// +kubebuilder:default="1h"
 	StoppedGracePeriod *metav1.Duration `json:"stoppedGracePeriod,omitempty"`
 	// MaxReleasePercent caps the names released in one pass, as a percent
-	// of the service's bound names (at least one is always allowed). Above
-	// it the service is Degraded until the fleet recovers or the cap is
-	// raised.
+	// of the service's bound names (at least one is always allowed), and
+	// within any ten minutes, as a percent of the names bound when they
+	// began (counted in the ledger, across passes, restarts and leader
+	// changes). Above it the service is Degraded until the fleet recovers,
+	// the window moves on or the cap is raised.
 	// +optional
 	// +kubebuilder:default=50
 	// +kubebuilder:validation:Minimum=1

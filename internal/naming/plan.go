@@ -58,7 +58,9 @@ const DefaultMaxReleaseFraction = 0.5
 //
 // The reap cap allows max(1, ⌊MaxReleaseFraction × bound names⌋) releases
 // per pass, instances seen gone before absent ones; an incomplete
-// observation releases only instances seen gone.
+// observation releases only instances seen gone. Input.ReleaseBudget, when
+// set, lowers that (the caller's budget over a time window); releases over
+// it are deferred too and counted in Result.OverBudget.
 //
 // Hold-back: a held name goes to no instance but its last holder until
 // the hold ends; the waiting instance takes the next free unheld number
@@ -479,6 +481,10 @@ func (pl *planner) reap() {
 		frac = DefaultMaxReleaseFraction
 	}
 	limit := max(1, int(float64(bound)*frac))
+	capLimit := limit
+	if b := pl.in.ReleaseBudget; b != nil && *b < limit {
+		limit = max(0, *b)
+	}
 	for i, c := range cands {
 		why := c.why
 		switch {
@@ -490,11 +496,16 @@ func (pl *planner) reap() {
 		}
 		if i >= limit {
 			c.s.freedBy = why + "; deferred by reap cap"
+			if i < capLimit {
+				c.s.freedBy = why + "; refused by the release budget"
+				pl.res.OverBudget++
+			}
 			pl.deferred = append(pl.deferred, c.s)
 			continue
 		}
 		delete(pl.byHolder, c.s.holder)
 		c.s.holder, c.s.freedBy = "", why
+		pl.res.Reaped++
 	}
 }
 

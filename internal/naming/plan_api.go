@@ -17,6 +17,11 @@ type Input struct {
 	// (other services' names, localhost, cluster domains); zero refuses
 	// only this service's own names and the hostnames in Records.
 	AliasRules AliasRules
+	// ReleaseBudget, when not nil, is how many names the reap may release
+	// this pass (the caller's budget over a time window, which a wrong
+	// listing cannot exhaust by repeating itself pass after pass); it only
+	// ever lowers the per-pass reap cap. Zero defers every reap.
+	ReleaseBudget *int
 }
 
 // Result is the plan for one service.
@@ -28,6 +33,12 @@ type Result struct {
 	// Deferred holds releases held back by the reap cap; they are retried
 	// next pass. Non-empty means the service is Degraded.
 	Deferred []Change
+	// OverBudget is how many of Deferred the reap cap allowed but
+	// Input.ReleaseBudget refused.
+	OverBudget int
+	// Reaped is how many names the reap released this pass (each has a
+	// Release in Changes): what the caller charges to its release budget.
+	Reaped int
 	// MissingSince is the caller's next MissingSince.
 	MissingSince map[string]time.Time
 	// Problems are findings that do not stop the plan: duplicate records

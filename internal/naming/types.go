@@ -100,6 +100,12 @@ type ReapPolicy struct {
 	// service's bound names (at least one release is always allowed).
 	// Zero means the default, 0.5.
 	MaxReleaseFraction float64
+	// ReleaseWindow extends the reap cap over time: within any window of
+	// this length, releases stop at max(1, ⌊MaxReleaseFraction × names
+	// bound at the window's start⌋), however many passes run. The caller
+	// counts the window from the ledger (Input.ReleaseBudget); zero
+	// leaves only the per-pass cap.
+	ReleaseWindow time.Duration
 }
 
 // Policy is a service's naming policy.
