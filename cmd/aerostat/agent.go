@@ -89,7 +89,10 @@ type agentFlags struct {
 	maxShrink                         float64
 	listen                            string
 	daemon                            bool
-	feedClient                        feedClientFlags
+	// checkCredentials refuses --server credentials that can write unless
+	// allowWrite (the agent command; 1.x's update keeps its shared user).
+	checkCredentials, allowWrite bool
+	feedClient                   feedClientFlags
 }
 
 func (f *agentFlags) register(fl *pflag.FlagSet) {
@@ -138,6 +141,8 @@ source is down the file is left as it was and /readyz reports Degraded.`,
 	fl.DurationVar(&f.overlap, "overlap", ledger.DefaultOverlap, "how far back deltas re-read, for writes that commit out of order")
 	fl.DurationVar(&f.resync, "resync", ledger.DefaultResyncEvery, "period of full re-reads of the ledger (anti-entropy)")
 	fl.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz; empty disables")
+	fl.BoolVar(&f.allowWrite, "allow-write-credentials", false, "with --server: start even when its credentials can write the ledger (1.x migration mode); by default the agent refuses them")
+	f.checkCredentials = true
 	return cmd
 }
 
@@ -205,6 +210,11 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 			return err
 		}
 		defer func() { _ = store.Close(context.WithoutCancel(ctx)) }()
+		if f.checkCredentials {
+			if err := checkAgentCredentials(ctx, store, f.allowWrite, log); err != nil {
+				return err
+			}
+		}
 		src = agent.NewLedgerSource(store, ledger.FollowerOptions{Overlap: f.overlap, ResyncEvery: f.resync})
 	}
 	opts := agent.Options{

@@ -231,9 +231,19 @@ func TestAgentNeedsNoWriteAccess(t *testing.T) {
 	if _, ok := w.bound()["web-9"]; ok {
 		t.Error("the refused write reached the store")
 	}
-	if os.Getenv(ledgertest.EnvURI) == "" {
-		t.Log("credentials not enforced here: the embedded store (FerretDB v1) has no users; " +
-			"set AEROSTAT_TEST_MONGODB_URI to run this as a read-only MongoDB user")
+	// The server's own answer about these credentials, which `aerostat
+	// agent` checks before starting: the embedded store (FerretDB v1) has
+	// no users, so its clients can write and the check must say so; a
+	// MongoDB user with only the read role must pass it.
+	canWrite, err := roLedger.CredentialsCanWrite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := os.Getenv(ledgertest.EnvURI) == ""; canWrite != want {
+		t.Errorf("CredentialsCanWrite = %v, want %v (embedded store: %v)", canWrite, want, want)
+	}
+	if w.rev() != rev {
+		t.Errorf("the credentials probe wrote: rev %d → %d", rev, w.rev())
 	}
 }
 
