@@ -260,9 +260,12 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: fleet, Store: store, OnApplied: w.written})
 	interval := max(opts.StepDelay, 500*time.Millisecond)
 	// The story refills gaps within seconds of a termination: no hold-back
-	// (a real fleet keeps the default of a few minutes).
+	// (a real fleet keeps the default of a few minutes). It also frees a
+	// whole service at once, which the ten-minute release budget would
+	// spread over twenty minutes; the per-pass cap still shows (converge).
 	reap := controllers.DefaultReap()
 	reap.HoldBack = 0
+	reap.ReleaseWindow = 0
 	ctrl := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: fleet, Store: store, Interval: interval, Reap: reap})
 
 	w.fleet, w.store, w.reader, w.ctrl = fleet, store, reader, ctrl
