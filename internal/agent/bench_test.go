@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/hostsfile"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
+	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
 const benchNames = 10000
@@ -55,19 +57,20 @@ func seed10k(b *testing.B, m *ledger.Mongo) {
 	}
 }
 
-// change rewrites one name the way a ledger writer does: take a rev, then
-// write the record with it.
-func change(b *testing.B, m *ledger.Mongo, i int) {
+// change moves one name's IP through the ledger's compare-and-set, as the
+// controller does, so the write also lands in the change log a delta poll
+// reads (a raw update by hostname is a 1.x write, which only a resync
+// sees). Its expected holder and rev come from the follower's own view.
+func change(b *testing.B, m *ledger.Mongo, f *ledger.Follower, i int) {
 	b.Helper()
-	ctx := context.Background()
-	db := m.Client().Database(m.Database())
-	var counter bson.M
-	if err := db.Collection("meta").FindOneAndUpdate(ctx, bson.M{"_id": "rev"}, bson.M{"$inc": bson.M{"n": int64(1)}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&counter); err != nil {
-		b.Fatal(err)
+	host := fmt.Sprintf("web-%d", i%benchNames)
+	idx := slices.IndexFunc(f.Records(), func(r naming.Record) bool { return r.Hostname == host })
+	if idx < 0 {
+		b.Fatalf("the follower has no %s", host)
 	}
-	if _, err := db.Collection("servers").UpdateOne(ctx, bson.M{"hostname": fmt.Sprintf("web-%d", i%benchNames)},
-		bson.M{"$set": bson.M{"ip": fmt.Sprintf("10.1.%d.%d", i>>8&255, i&255+1), "rev": counter["n"]}}); err != nil {
+	cur := f.Records()[idx]
+	if _, err := m.Apply(context.Background(), []naming.Change{{Type: naming.SetIP, Hostname: host, Service: cur.Service,
+		IP: fmt.Sprintf("10.1.%d.%d", i>>8&255, i&255+1), ExpectExists: true, ExpectInstanceID: cur.InstanceID, ExpectRev: cur.Rev}}); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -233,7 +236,7 @@ func BenchmarkLedgerBytesPerChange10k(b *testing.B) {
 	}
 	var deltaBytes, fullBytes int64
 	for i := 0; b.Loop(); i++ {
-		change(b, w, i)
+		change(b, w, f, i)
 		fc.Step(2 * time.Second) // past the overlap: only the new rev is re-read
 		n := proxy.read.Load()
 		changed, err := f.Poll(ctx)
