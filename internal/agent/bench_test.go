@@ -64,11 +64,12 @@ func seed10k(b *testing.B, m *ledger.Mongo) {
 func change(b *testing.B, m *ledger.Mongo, f *ledger.Follower, i int) {
 	b.Helper()
 	host := fmt.Sprintf("web-%d", i%benchNames)
-	idx := slices.IndexFunc(f.Records(), func(r naming.Record) bool { return r.Hostname == host })
+	recs := f.Records()
+	idx := slices.IndexFunc(recs, func(r naming.Record) bool { return r.Hostname == host })
 	if idx < 0 {
 		b.Fatalf("the follower has no %s", host)
 	}
-	cur := f.Records()[idx]
+	cur := recs[idx]
 	if _, err := m.Apply(context.Background(), []naming.Change{{Type: naming.SetIP, Hostname: host, Service: cur.Service,
 		IP: fmt.Sprintf("10.1.%d.%d", i>>8&255, i&255+1), ExpectExists: true, ExpectInstanceID: cur.InstanceID, ExpectRev: cur.Rev}}); err != nil {
 		b.Fatal(err)

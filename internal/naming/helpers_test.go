@@ -61,6 +61,20 @@ func rec(service, host, id string) Record {
 	return r
 }
 
+// addWebFleet adds web-0..web-(bound-1), each held by its own listed
+// instance, the first dead of them terminated.
+func addWebFleet(in *Input, bound, dead int) {
+	for i := range bound {
+		id := "i-" + itoa(i)
+		in.Records = append(in.Records, rec("web", Hostname("web", Iterative, RoleNone, i), id))
+		st := StateRunning
+		if i < dead {
+			st = StateTerminated
+		}
+		in.Observed.Instances = append(in.Observed.Instances, Instance{ID: id, PrivateIP: ip(id), State: st})
+	}
+}
+
 // planApply plans, applies and checks that a second plan is empty.
 func planApply(t *testing.T, in Input) (Result, []Record) {
 	t.Helper()

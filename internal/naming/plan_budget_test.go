@@ -23,15 +23,7 @@ func TestPlanReleaseBudget(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			in := Input{Policy: Policy{Service: "web", Scheme: Iterative}, Observed: Observation{Complete: true}, Now: t0, ReleaseBudget: tc.budget}
-			for i := range 10 {
-				id := "i-" + itoa(i)
-				in.Records = append(in.Records, rec("web", Hostname("web", Iterative, RoleNone, i), id))
-				st := StateRunning
-				if i < tc.dead {
-					st = StateTerminated
-				}
-				in.Observed.Instances = append(in.Observed.Instances, Instance{ID: id, PrivateIP: ip(id), State: st})
-			}
+			addWebFleet(&in, 10, tc.dead)
 			res, err := Plan(in)
 			if err != nil {
 				t.Fatal(err)

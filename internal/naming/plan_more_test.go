@@ -146,15 +146,7 @@ func TestPlanReapCap(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			in := Input{Policy: Policy{Service: "web", Scheme: Iterative, Reap: ReapPolicy{MaxReleaseFraction: tc.frac}},
 				Observed: Observation{Complete: true}, Now: t0}
-			for i := range tc.bound {
-				id := "i-" + itoa(i)
-				in.Records = append(in.Records, rec("web", Hostname("web", Iterative, RoleNone, i), id))
-				st := StateRunning
-				if i < tc.dead {
-					st = StateTerminated
-				}
-				in.Observed.Instances = append(in.Observed.Instances, Instance{ID: id, PrivateIP: ip(id), State: st})
-			}
+			addWebFleet(&in, tc.bound, tc.dead)
 			res, err := Plan(in)
 			if err != nil {
 				t.Fatal(err)
