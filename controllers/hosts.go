@@ -21,10 +21,7 @@ type HostsReporter interface {
 // latest change: a node is at rev when its file holds a ledger rev at least
 // that of the service's newest record.
 func hostsStatus(c feed.Convergence, records []naming.Record) *v1alpha1.HostsStatus {
-	var rev int64
-	for _, r := range records {
-		rev = max(rev, r.Rev)
-	}
+	rev := serviceRev(records)
 	st := &v1alpha1.HostsStatus{Rev: rev, Total: int32(c.Total)}
 	for _, n := range c.Nodes { // laggards first, longest stale first
 		if n.Rev >= rev {
@@ -41,4 +38,14 @@ func hostsStatus(c feed.Convergence, records []naming.Record) *v1alpha1.HostsSta
 		}
 	}
 	return st
+}
+
+// serviceRev is the ledger rev of a service's newest record: its own
+// revision, which other services' writes leave alone.
+func serviceRev(records []naming.Record) int64 {
+	var rev int64
+	for _, r := range records {
+		rev = max(rev, r.Rev)
+	}
+	return rev
 }

@@ -88,22 +88,11 @@ func (r *NamingServiceReconciler) Once(ctx context.Context) error {
 
 func (r *NamingServiceReconciler) reconcile(ctx context.Context, ns *v1alpha1.NamingService) (_ ctrl.Result, pass Pass, retErr error) {
 	base := ns.DeepCopy()
-	defer func() {
-		if equality.Semantic.DeepEqual(base.Status, ns.Status) {
-			return
-		}
-		// An update, not a merge patch: a patch from base omits counts
-		// that stay zero, and the printer columns would show <none>. A
-		// conflict (the object changed meanwhile) requeues the pass.
-		if err := r.Client.Status().Update(ctx, ns); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("updating status of %s: %w", ns.Name, err))
-		}
-	}()
+	defer func() { retErr = errors.Join(retErr, r.writeStatus(ctx, base, ns)) }()
 
 	svc, err := ServiceFromSpec(ns)
 	if err != nil {
-		r.setCondition(ns, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error())
-		r.setCondition(ns, v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, err.Error())
+		r.setConditions(ns, invalidSpecConditions(err))
 		return ctrl.Result{}, pass, nil // only a spec change can help, and it triggers a reconcile
 	}
 	done := func(context.Context, Pass, error) {}
@@ -180,6 +169,32 @@ func (r *NamingServiceReconciler) emitEvents(ns *v1alpha1.NamingService, pass Pa
 	}
 }
 
+// writeStatus writes the status a pass left in ns when it differs from
+// base in something a user sees, as cluster-api's deferred patch helper
+// compares before and after: an idle pass writes nothing. LastSyncTime
+// alone is no change (it moves every pass); it goes out with the next
+// write that carries one.
+func (r *NamingServiceReconciler) writeStatus(ctx context.Context, base, ns *v1alpha1.NamingService) error {
+	if !statusChanged(base.Status, ns.Status) {
+		return nil
+	}
+	// An update, not a merge patch: a patch from base omits counts that
+	// stay zero, and the printer columns would show <none>. A conflict
+	// (the object changed meanwhile) requeues the pass.
+	if err := r.Client.Status().Update(ctx, ns); err != nil {
+		return fmt.Errorf("updating status of %s: %w", ns.Name, err)
+	}
+	return nil
+}
+
+// statusChanged reports whether after differs from before in anything but
+// LastSyncTime. Conditions compare whole: meta.SetStatusCondition keeps a
+// condition's LastTransitionTime while its status stays.
+func statusChanged(before, after v1alpha1.NamingServiceStatus) bool {
+	before.LastSyncTime, after.LastSyncTime = nil, nil
+	return !equality.Semantic.DeepEqual(before, after)
+}
+
 func (r *NamingServiceReconciler) setStatus(ns *v1alpha1.NamingService, pass Pass, err error) {
 	st := &ns.Status
 	if pass.Records != nil {
@@ -187,51 +202,84 @@ func (r *NamingServiceReconciler) setStatus(ns *v1alpha1.NamingService, pass Pas
 		st.Bound, st.Gaps, st.Unnamed, st.Master = int32(c.Bound), int32(c.Gaps), int32(c.Unnamed), c.Master
 		st.Members = members(pass.Records)
 	}
-	F, T := metav1.ConditionFalse, metav1.ConditionTrue
-	switch {
-	case pass.Throttled():
-		r.setCondition(ns, v1alpha1.ConditionThrottled, T, v1alpha1.ReasonRequestLimit, pass.ObserveErr.Error())
-		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonNotObserved, "EC2 throttled the listing; nothing was released")
-		return
-	case pass.ObserveErr != nil:
-		r.setCondition(ns, v1alpha1.ConditionThrottled, F, v1alpha1.ReasonListingFailed, "listing failed without throttling")
-		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonListingFailed, pass.ObserveErr.Error())
-		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonNotObserved, "EC2 listing failed or was partial; nothing was released")
-		return
-	}
-	r.setCondition(ns, v1alpha1.ConditionThrottled, F, v1alpha1.ReasonObserved, "listing complete")
-	switch {
-	case IsConflict(err):
-		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonLedgerConflict, err.Error())
-		return
-	case err != nil:
-		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonLedgerError, err.Error())
-		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonLedgerError, err.Error())
+	r.setConditions(ns, passConditions(pass, err))
+	if pass.ObserveErr != nil || err != nil {
 		return
 	}
 	now := metav1.NewTime(r.clock().Now())
-	st.LastSyncTime, st.Rev, st.ObservedGeneration = &now, pass.Rev, ns.Generation
+	st.LastSyncTime, st.ObservedGeneration = &now, ns.Generation
+	if pass.Records != nil {
+		// The service's own rev, not the store's: another service's
+		// write must not make this status change.
+		st.Rev = serviceRev(pass.Records)
+	}
 	if r.Hosts != nil && pass.Records != nil {
 		st.Hosts = hostsStatus(r.Hosts.Convergence(), pass.Records)
 	}
-	if pass.Plan.OverBudget > 0 {
+}
+
+// condition is one condition a reconcile sets.
+type condition struct {
+	typ    string
+	status metav1.ConditionStatus
+	reason string
+	msg    string
+}
+
+// invalidSpecConditions are set when the planner refuses the spec.
+func invalidSpecConditions(err error) []condition {
+	return []condition{
+		{v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, err.Error()},
+		{v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, err.Error()},
+	}
+}
+
+// passConditions is the decision table from a pass (and its ledger error)
+// to the conditions it sets, in order. A condition left out keeps what an
+// earlier pass said: e.g. a throttled listing says nothing new about
+// Degraded.
+func passConditions(pass Pass, err error) []condition {
+	F, T := metav1.ConditionFalse, metav1.ConditionTrue
+	switch {
+	case pass.Throttled():
+		return []condition{
+			{v1alpha1.ConditionThrottled, T, v1alpha1.ReasonRequestLimit, pass.ObserveErr.Error()},
+			{v1alpha1.ConditionReady, F, v1alpha1.ReasonNotObserved, "EC2 throttled the listing; nothing was released"},
+		}
+	case pass.ObserveErr != nil:
+		return []condition{
+			{v1alpha1.ConditionThrottled, F, v1alpha1.ReasonListingFailed, "listing failed without throttling"},
+			{v1alpha1.ConditionDegraded, T, v1alpha1.ReasonListingFailed, pass.ObserveErr.Error()},
+			{v1alpha1.ConditionReady, F, v1alpha1.ReasonNotObserved, "EC2 listing failed or was partial; nothing was released"},
+		}
+	}
+	observed := condition{v1alpha1.ConditionThrottled, F, v1alpha1.ReasonObserved, "listing complete"}
+	switch {
+	case IsConflict(err):
+		return []condition{observed, {v1alpha1.ConditionReady, F, v1alpha1.ReasonLedgerConflict, err.Error()}}
+	case err != nil:
+		return []condition{observed,
+			{v1alpha1.ConditionDegraded, T, v1alpha1.ReasonLedgerError, err.Error()},
+			{v1alpha1.ConditionReady, F, v1alpha1.ReasonLedgerError, err.Error()},
+		}
+	case pass.Plan.OverBudget > 0:
 		msg := overBudgetMessage(pass)
-		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonReleaseBudget, msg)
-		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonChangesDeferred, msg)
-		return
+		return []condition{observed,
+			{v1alpha1.ConditionDegraded, T, v1alpha1.ReasonReleaseBudget, msg},
+			{v1alpha1.ConditionReady, F, v1alpha1.ReasonChangesDeferred, msg},
+		}
+	case len(pass.Plan.Deferred) > 0:
+		msg := fmt.Sprintf("%d releases held back by maxReleasePercent; they are retried each pass", len(pass.Plan.Deferred))
+		return []condition{observed,
+			{v1alpha1.ConditionDegraded, T, v1alpha1.ReasonReapCapped, msg},
+			{v1alpha1.ConditionReady, F, v1alpha1.ReasonChangesDeferred, msg},
+		}
 	}
-	if n := len(pass.Plan.Deferred); n > 0 {
-		msg := fmt.Sprintf("%d releases held back by maxReleasePercent; they are retried each pass", n)
-		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonReapCapped, msg)
-		r.setCondition(ns, v1alpha1.ConditionReady, F, v1alpha1.ReasonChangesDeferred, msg)
-		return
-	}
+	synced := condition{v1alpha1.ConditionReady, T, v1alpha1.ReasonSynced, "ledger matches EC2"}
 	if len(pass.Plan.Problems) > 0 {
-		r.setCondition(ns, v1alpha1.ConditionDegraded, T, v1alpha1.ReasonPlanProblems, joinProblems(pass.Plan.Problems))
-	} else {
-		r.setCondition(ns, v1alpha1.ConditionDegraded, F, v1alpha1.ReasonSynced, "ledger matches EC2")
+		return []condition{observed, {v1alpha1.ConditionDegraded, T, v1alpha1.ReasonPlanProblems, joinProblems(pass.Plan.Problems)}, synced}
 	}
-	r.setCondition(ns, v1alpha1.ConditionReady, T, v1alpha1.ReasonSynced, "ledger matches EC2")
+	return []condition{observed, {v1alpha1.ConditionDegraded, F, v1alpha1.ReasonSynced, "ledger matches EC2"}, synced}
 }
 
 // reportRefusedAliases sets AliasesRefused from a pass that planned, with
@@ -261,6 +309,12 @@ func (r *NamingServiceReconciler) reportEvents(ns *v1alpha1.NamingService) {
 		r.setCondition(ns, v1alpha1.ConditionEventsHealthy, metav1.ConditionTrue, v1alpha1.ReasonEventsReceived, why)
 	} else {
 		r.setCondition(ns, v1alpha1.ConditionEventsHealthy, metav1.ConditionFalse, v1alpha1.ReasonEventsFailing, why)
+	}
+}
+
+func (r *NamingServiceReconciler) setConditions(ns *v1alpha1.NamingService, conds []condition) {
+	for _, c := range conds {
+		r.setCondition(ns, c.typ, c.status, c.reason, c.msg)
 	}
 }
 

@@ -193,13 +193,18 @@ type NamingServiceStatus struct {
 	// +listMapKey=hostname
 	// +kubebuilder:validation:MaxItems=1000
 	Members []Member `json:"members,omitempty"`
-	// Rev is the ledger revision after the last successful pass.
+	// Rev is the ledger revision of the service's newest record after the
+	// last successful pass (the service's own revision: other services'
+	// writes do not move it).
 	// +optional
 	Rev int64 `json:"rev,omitempty"`
 	// ObservedGeneration is the generation of the last fully applied spec.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// LastSyncTime is when the last pass that observed EC2 completely ended.
+	// LastSyncTime is when a pass that observed EC2 completely last changed
+	// this status. A pass that changes nothing a user sees writes nothing,
+	// so this is not a heartbeat (aerostat_reconcile_duration_seconds
+	// counts every pass).
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 	// Hosts is how far the nodes' hosts files have come: a change is done
