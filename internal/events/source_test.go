@@ -9,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/cloud/fake"
+	"github.com/aerostat-io/aerostat/internal/fakeclock"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
@@ -20,11 +20,11 @@ const (
 	idB = "i-0000000000000000b"
 )
 
-// startSource runs a Source on q with its own fake clock (so the test
-// can tell when it waits: its only timers are the back-off's).
-func startSource(t *testing.T, q Queue, o SourceOptions) (*Source, *clocktesting.FakeClock, *prometheus.Registry) {
+// startSource runs a Source on q with its own fake clock, which records
+// the back-off pauses it arms (its only timers).
+func startSource(t *testing.T, q Queue, o SourceOptions) (*Source, *fakeclock.Clock, *prometheus.Registry) {
 	t.Helper()
-	clk := clocktesting.NewFakeClock(at)
+	clk := fakeclock.New(at)
 	reg := prometheus.NewRegistry()
 	o.Queue, o.Clock, o.Registerer = q, clk, reg
 	s, err := NewSource(o)
@@ -95,11 +95,21 @@ func TestSourceBrokenQueue(t *testing.T) {
 	srv, q, _ := newQueue(t, 1)
 	srv.Break(fake.SQSCodeInternal, http.StatusInternalServerError)
 	s, clk, _ := startSource(t, q, SourceOptions{FailAfter: 2})
-	for {
+	// The n-th failed receive in a row arms a pause of DefaultBackoff
+	// doubled n-1 times (then judges health before it waits): step each
+	// pause only once it is armed, and stop at the one armed after the
+	// failure that made the source unhealthy.
+	pause := DefaultBackoff
+	for n := 1; ; n++ {
+		clk.WaitArmed(t, pause)
 		if ok, _ := s.Health(); !ok {
+			if n != 2 {
+				t.Fatalf("unhealthy after %d failed receives, want 2 (FailAfter)", n)
+			}
 			break
 		}
-		stepWhenWaiting(t, clk)
+		clk.Step(pause)
+		pause = min(2*pause, DefaultMaxBackoff)
 	}
 	if _, why := s.Health(); why == "" {
 		t.Error("unhealthy without a reason")
@@ -107,19 +117,11 @@ func TestSourceBrokenQueue(t *testing.T) {
 	if testutil.ToFloat64(s.m.healthy) != 0 || testutil.ToFloat64(s.m.fallbacks) != 1 {
 		t.Errorf("aerostat_events_healthy = %v, fallbacks = %v; want 0, 1", testutil.ToFloat64(s.m.healthy), testutil.ToFloat64(s.m.fallbacks))
 	}
+	// The queue answers again; the pause armed after the second failure
+	// ends, and the next receive takes the event.
 	srv.Break("", 0)
 	srv.Send(fake.StateChangeBody(idA, naming.StateRunning, at))
-	// The source may be in its back-off or already receiving again.
-	deadline := time.Now().Add(time.Minute)
-	for ok, _ := s.Health(); !ok; ok, _ = s.Health() {
-		if time.Now().After(deadline) {
-			t.Fatal("source never recovered")
-		}
-		if clk.HasWaiters() {
-			clk.Step(DefaultMaxBackoff)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	clk.Step(pause)
 	waitWake(t, s)
 	if ok, why := s.Health(); !ok {
 		t.Errorf("unhealthy after a successful receive: %s", why)
@@ -127,20 +129,9 @@ func TestSourceBrokenQueue(t *testing.T) {
 	if testutil.ToFloat64(s.m.healthy) != 1 {
 		t.Error("aerostat_events_healthy stayed 0 after the queue answered")
 	}
-}
-
-// stepWhenWaiting moves the clock past the source's back-off once the
-// source is waiting on it.
-func stepWhenWaiting(t *testing.T, clk *clocktesting.FakeClock) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !clk.HasWaiters() {
-		if time.Now().After(deadline) {
-			t.Fatal("source never waited")
-		}
-		time.Sleep(time.Millisecond)
+	if n := clk.Waiters(); n != 0 {
+		t.Errorf("%d timers still armed after the successful receive, want none", n)
 	}
-	clk.Step(DefaultMaxBackoff)
 }
 
 // TestSourceSilentQueue: a poll that keeps making changes no event
