@@ -134,20 +134,11 @@ func TestCompareAndSetByID(t *testing.T) {
 		qmu     sync.Mutex
 		queries []Query
 	)
-	s, err := Start(ctx, Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", QueryLog: func(q Query) {
+	_, c := startAndConnect(t, Options{Listen: "127.0.0.1:0", QueryLog: func(q Query) {
 		qmu.Lock()
 		queries = append(queries, q)
 		qmu.Unlock()
 	}})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	defer s.Close()
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer func() { _ = c.Disconnect(ctx) }()
 	coll := c.Database("byid").Collection("servers")
 	id := bson.NewObjectID()
 	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "hostname", Value: "web-0"}, {Key: "instance_id", Value: ""}}); err != nil {
@@ -226,7 +217,7 @@ func TestCompareAndSetByID(t *testing.T) {
 	qmu.Unlock()
 
 	// A filter the proxy cannot decide is FerretDB's to answer: still right.
-	err = coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}, {Key: "rev", Value: bson.D{{Key: "$gt", Value: int64(0)}}}},
+	err := coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}, {Key: "rev", Value: bson.D{{Key: "$gt", Value: int64(0)}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "ip", Value: "10.0.0.1"}}}}).Err()
 	if err != nil {
 		t.Errorf("forwarded findAndModify: %v", err)
@@ -244,16 +235,7 @@ func TestCompareAndSetByID(t *testing.T) {
 func TestExactIDQueryUsesIndex(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Start(ctx, Options{DataDir: dir, Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	defer s.Close()
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer func() { _ = c.Disconnect(ctx) }()
+	_, c := startAndConnect(t, Options{DataDir: dir, Listen: "127.0.0.1:0"})
 	if _, err := c.Database("idx").Collection("servers").InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}, {Key: "hostname", Value: "web-0"}}); err != nil {
 		t.Fatal(err)
 	}

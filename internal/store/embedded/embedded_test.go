@@ -10,16 +10,12 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 func TestStartServesAndCloseFreesPort(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	s, c := startAndConnect(t, Options{})
 	u, err := url.Parse(s.URI())
 	if err != nil {
 		t.Fatalf("parsing URI %q: %v", s.URI(), err)
@@ -28,10 +24,6 @@ func TestStartServesAndCloseFreesPort(t *testing.T) {
 		t.Fatalf("URI %q does not carry the bound port", s.URI())
 	}
 
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
 	coll := c.Database("t").Collection("c")
 	if _, err := coll.InsertOne(ctx, bson.M{"hostname": "web-0"}); err != nil {
 		t.Fatalf("insert: %v", err)
@@ -59,14 +51,7 @@ func TestStartKeepsDataAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	for i, want := range []int64{1, 2} {
-		s, err := Start(ctx, Options{DataDir: dir})
-		if err != nil {
-			t.Fatalf("start %d: %v", i, err)
-		}
-		c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
+		s, c := startAndConnect(t, Options{DataDir: dir})
 		coll := c.Database("t").Collection("c")
 		if _, err := coll.InsertOne(ctx, bson.M{"n": i}); err != nil {
 			t.Fatalf("insert: %v", err)
@@ -110,16 +95,7 @@ func TestStartErrors(t *testing.T) {
 // counter bumped concurrently must hand out distinct values.
 func TestSingleDocumentWritesAreAtomic(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	defer s.Close()
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer func() { _ = c.Disconnect(ctx) }()
+	_, c := startAndConnect(t, Options{})
 	db := c.Database("atomic")
 	if _, err := db.Collection("meta").InsertOne(ctx, bson.M{"_id": "rev", "n": int64(0)}); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
@@ -17,17 +16,8 @@ import (
 // reply answered the next request.
 func TestUnacknowledgedWrites(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	// One connection: every command follows the unacknowledged writes on it.
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()).SetMaxPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Disconnect(ctx) })
+	_, c := startAndConnect(t, Options{}, func(o *options.ClientOptions) { o.SetMaxPoolSize(1) })
 	coll := c.Database("aerostat").Collection("servers", options.Collection().SetWriteConcern(writeconcern.Unacknowledged()))
 	acked := c.Database("aerostat").Collection("servers")
 	if _, err := acked.InsertOne(ctx, bson.D{{Key: "hostname", Value: "web-0"}}); err != nil {
