@@ -214,15 +214,12 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 	}
 	pass.Observed = naming.Observation{Instances: instances, Complete: !partial}
 	pass.Partial = partial
-
-	var records []naming.Record
 	if snap != nil {
-		records, pass.Rev = snap.records, snap.rev
-	} else if records, err = s.store.Records(ctx, service); err != nil {
+		pass.Records, pass.Rev = snap.records, snap.rev
+	} else if pass.Records, err = s.store.Records(ctx, service); err != nil {
 		return pass, fmt.Errorf("reading ledger records of service %q: %w", service, err)
 	}
-	pass.Records = records
-	if n := boundNames(records); !partial && len(instances) == 0 && n > 0 {
+	if n := boundNames(pass.Records); !partial && len(instances) == 0 && n > 0 {
 		// Every instance of a service gone at once and unseen (terminated
 		// ones stay listed for about an hour) is far less likely than a
 		// wrong region, account or credentials: release nothing.
@@ -232,47 +229,15 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 		return pass, nil
 	}
 
-	policy := svc.Policy
-	if svc.AliasTag != "" {
-		policy.InstanceAliases = instanceAliases(instances, svc.AliasTag)
-	}
-	in := naming.Input{Policy: policy, Records: records, Observed: pass.Observed, Now: s.clock.Now()}
-	if in.AliasRules, err = s.aliasRules(ctx, svc, policy, records, snap); err != nil {
+	budget, err := s.planPass(ctx, svc, &pass, snap)
+	if err != nil {
 		return pass, err
 	}
-	s.mu.Lock()
-	in.MissingSince = s.missing[service]
-	s.mu.Unlock()
-	var budget *releaseBudget
-	if pass.Plan, budget, err = s.plan(ctx, in); err != nil {
-		return pass, err
-	}
-	s.mu.Lock()
-	s.missing[service] = pass.Plan.MissingSince
-	s.mu.Unlock()
-	s.logRefused(ctx, service, pass.Plan.RefusedAliases)
-	if n := pass.Plan.OverBudget; n > 0 {
-		log.FromContext(ctx).Info("releases refused by the release budget", "service", service, "refused", n)
-	}
-
 	if pass.Plan.HasChanges() && !s.dryRun {
-		if err := budget.reserve(ctx, pass.Plan.Reaped); err != nil {
+		if err := s.applyPlan(ctx, service, &pass, budget); err != nil {
 			return pass, err
 		}
-		pass.Applied, err = s.store.Apply(ctx, pass.Plan.Changes)
-		logChanges(ctx, pass.AppliedChanges())
-		if pass.Applied > 0 && s.applied != nil {
-			s.applied()
-		}
-		if err != nil {
-			return pass, fmt.Errorf("applying %d changes to service %q (%d applied): %w", len(pass.Plan.Changes), service, pass.Applied, err)
-		}
-		// Apply does not return the records it wrote (their revs come from
-		// the store), so a pass that wrote reads its service again.
-		if pass.Records, err = s.store.Records(ctx, service); err != nil {
-			return pass, fmt.Errorf("re-reading ledger records of service %q: %w", service, err)
-		}
-		snap = nil
+		snap = nil // the records were read again; so is the rev
 	}
 	if snap == nil {
 		if pass.Rev, err = s.store.Rev(ctx); err != nil {
@@ -286,6 +251,60 @@ func (s *Syncer) syncObserved(ctx context.Context, svc Service, instances []nami
 		}
 	}
 	return pass, nil
+}
+
+// planPass plans the pass on its observation and records, with the
+// service's alias rules and the missing-since times the last pass left,
+// and keeps the times this plan leaves. It returns the release budget the
+// plan's releases must be reserved in before they are written.
+func (s *Syncer) planPass(ctx context.Context, svc Service, pass *Pass, snap *snapshot) (*releaseBudget, error) {
+	service := svc.Policy.Service
+	policy := svc.Policy
+	if svc.AliasTag != "" {
+		policy.InstanceAliases = instanceAliases(pass.Observed.Instances, svc.AliasTag)
+	}
+	in := naming.Input{Policy: policy, Records: pass.Records, Observed: pass.Observed, Now: s.clock.Now()}
+	var err error
+	if in.AliasRules, err = s.aliasRules(ctx, svc, policy, pass.Records, snap); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	in.MissingSince = s.missing[service]
+	s.mu.Unlock()
+	var budget *releaseBudget
+	if pass.Plan, budget, err = s.plan(ctx, in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.missing[service] = pass.Plan.MissingSince
+	s.mu.Unlock()
+	s.logRefused(ctx, service, pass.Plan.RefusedAliases)
+	if n := pass.Plan.OverBudget; n > 0 {
+		log.FromContext(ctx).Info("releases refused by the release budget", "service", service, "refused", n)
+	}
+	return budget, nil
+}
+
+// applyPlan reserves the plan's releases in the budget, writes its
+// changes and reads the service's records back (Apply does not return
+// what it wrote: the revs come from the store).
+func (s *Syncer) applyPlan(ctx context.Context, service string, pass *Pass, budget *releaseBudget) error {
+	if err := budget.reserve(ctx, pass.Plan.Reaped); err != nil {
+		return err
+	}
+	var err error
+	pass.Applied, err = s.store.Apply(ctx, pass.Plan.Changes)
+	logChanges(ctx, pass.AppliedChanges())
+	if pass.Applied > 0 && s.applied != nil {
+		s.applied()
+	}
+	if err != nil {
+		return fmt.Errorf("applying %d changes to service %q (%d applied): %w", len(pass.Plan.Changes), service, pass.Applied, err)
+	}
+	if pass.Records, err = s.store.Records(ctx, service); err != nil {
+		return fmt.Errorf("re-reading ledger records of service %q: %w", service, err)
+	}
+	return nil
 }
 
 // aliasRules reads every service's records (from snap when it has them)
