@@ -422,9 +422,19 @@ type reapCandidate struct {
 	why    string
 }
 
+// reap frees the names of instances seen gone, absent past the grace
+// period or stopped past the stopped grace period, within the reap cap and
+// the release budget.
 func (pl *planner) reap() {
-	var cands []reapCandidate
-	bound := 0
+	cands, bound := pl.reapCandidates()
+	pl.release(cands, bound)
+}
+
+// reapCandidates decides for each bound name whether its holder lost it,
+// holds it for now, or keeps it; it returns the names to release, those
+// of instances seen gone first (their state is certain), and how many
+// names are bound.
+func (pl *planner) reapCandidates() (cands []reapCandidate, bound int) {
 	for _, s := range pl.slots {
 		if s.holder == "" {
 			continue
@@ -435,11 +445,7 @@ func (pl *planner) reap() {
 		s.in = in
 		switch {
 		case in != nil && in.State == StateStopped && pl.p.Reap.StoppedGracePeriod > 0:
-			since, ok := pl.in.MissingSince[id]
-			if !ok || since.After(pl.in.Now) {
-				since = pl.in.Now
-			}
-			pl.res.MissingSince[id] = since
+			since := pl.missingSince(id)
 			until := since.Add(pl.p.Reap.StoppedGracePeriod)
 			if !pl.in.Now.Before(until) {
 				cands = append(cands, reapCandidate{s: s, why: "instance " + id + " stopped for " + pl.in.Now.Sub(since).String()})
@@ -452,21 +458,16 @@ func (pl *planner) reap() {
 		case in != nil:
 			// live or stopping: keep
 		case pl.in.Observed.Complete:
-			since, ok := pl.in.MissingSince[id]
-			if !ok || since.After(pl.in.Now) {
-				since = pl.in.Now
-			}
-			pl.res.MissingSince[id] = since
-			if pl.in.Now.Sub(since) >= pl.p.Reap.GracePeriod {
+			if pl.in.Now.Sub(pl.missingSince(id)) >= pl.p.Reap.GracePeriod {
 				cands = append(cands, reapCandidate{s: s, absent: true})
 			}
 		default:
+			// Unknown (a partial observation): keep, and keep its clock.
 			if since, ok := pl.in.MissingSince[id]; ok {
 				pl.res.MissingSince[id] = since
 			}
 		}
 	}
-	// Instances seen gone go first: their state is certain.
 	slices.SortStableFunc(cands, func(a, b reapCandidate) int {
 		if a.absent != b.absent {
 			if b.absent {
@@ -476,6 +477,25 @@ func (pl *planner) reap() {
 		}
 		return 0
 	})
+	return cands, bound
+}
+
+// missingSince is when instance id was first seen missing (or stopped),
+// now if this pass is the first; it carries the time to the next pass.
+func (pl *planner) missingSince(id string) time.Time {
+	since, ok := pl.in.MissingSince[id]
+	if !ok || since.After(pl.in.Now) {
+		since = pl.in.Now
+	}
+	pl.res.MissingSince[id] = since
+	return since
+}
+
+// release frees the candidates' names in order up to the reap cap
+// (MaxReleaseFraction of the bound names, at least one) and the release
+// budget; the rest are deferred, those within the cap counted as refused
+// by the budget.
+func (pl *planner) release(cands []reapCandidate, bound int) {
 	frac := pl.p.Reap.MaxReleaseFraction
 	if frac == 0 {
 		frac = DefaultMaxReleaseFraction
