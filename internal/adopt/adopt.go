@@ -360,6 +360,17 @@ func applyImport(ctx context.Context, l Ledger, docs, keep []ledger.Document, re
 	}
 }
 
+// tagCandidate is a name an instance carries in a tag, read against the
+// services Aerostat names.
+type tagCandidate struct {
+	in            naming.Instance
+	service, host string
+	tag           string // key=value, for the report
+	scheme        naming.Scheme
+	role          naming.Role
+	ord           int
+}
+
 // fromTags turns the names instances carry in tags into Binds, where the
 // ledger does not already say otherwise.
 func fromTags(records []naming.Record, tagged []naming.Instance, services map[string]naming.Scheme, hb holdBack, rep *Report) []naming.Change {
@@ -371,63 +382,14 @@ func fromTags(records []naming.Record, tagged []naming.Instance, services map[st
 			named[r.InstanceID] = r.Hostname
 		}
 	}
-	type cand struct {
-		in            naming.Instance
-		service, host string
-		tag           string
-		scheme        naming.Scheme
-		role          naming.Role
-		ord           int
-	}
-	var cands []cand
+	var cands []tagCandidate
 	for _, in := range tagged {
-		if in.State != naming.StateRunning && in.State != naming.StatePending &&
-			in.State != naming.StateStopped && in.State != naming.StateStopping {
-			continue
+		if c, ok := readTags(in, named, services, rep); ok {
+			cands = append(cands, c)
 		}
-		tag, host := TagHostname, in.Tags[TagHostname]
-		if host == "" {
-			tag, host = TagName, in.Tags[TagName]
-		}
-		host = strings.ToLower(strings.TrimSpace(host))
-		if host == "" {
-			continue
-		}
-		c := cand{in: in, host: host, tag: tag + "=" + in.Tags[tag]}
-		if svc := in.Tags[TagService]; svc != "" {
-			c.service, c.scheme = svc, naming.Iterative
-			if st := in.Tags[TagServiceType]; st != "" {
-				s, err := naming.ParseScheme(st)
-				if err != nil {
-					rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: host, Instance: in.ID, Reason: fmt.Sprintf("tag %s %q: %v", TagServiceType, st, err)})
-					continue
-				}
-				c.scheme = s
-			}
-			role, ord, ok := naming.ParseHostname(svc, c.scheme, host)
-			if !ok {
-				if named[in.ID] == "" {
-					rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: host, Instance: in.ID, Reason: fmt.Sprintf("not a %s name of service %s; left to the controller", c.scheme, svc)})
-				}
-				continue
-			}
-			c.role, c.ord = role, ord
-		} else {
-			found := false
-			for _, svc := range slices.Sorted(maps.Keys(services)) {
-				if role, ord, ok := naming.ParseHostname(svc, services[svc], host); ok {
-					c.service, c.scheme, c.role, c.ord, found = svc, services[svc], role, ord, true
-					break
-				}
-			}
-			if !found {
-				continue // a Name of something Aerostat does not name
-			}
-		}
-		cands = append(cands, c)
 	}
 	// One instance a name: live first, then the most recent launch.
-	slices.SortFunc(cands, func(a, b cand) int {
+	slices.SortFunc(cands, func(a, b tagCandidate) int {
 		if c := strings.Compare(a.host, b.host); c != 0 {
 			return c
 		}
@@ -445,27 +407,12 @@ func fromTags(records []naming.Record, tagged []naming.Instance, services map[st
 	var changes []naming.Change
 	taken := map[string]string{} // name -> instance bound from its tag in this run
 	for _, c := range cands {
-		if h := named[c.in.ID]; h == c.host {
+		if named[c.in.ID] == c.host {
 			rep.AlreadyBound++
-			continue
-		} else if h != "" {
-			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: c.host, Instance: c.in.ID, Reason: "the ledger names it " + h + "; the ledger wins"})
 			continue
 		}
 		r, exists := byHost[c.host]
-		if exists && r.InstanceID != "" {
-			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: c.host, Instance: c.in.ID, Reason: "the ledger gives " + c.host + " to " + r.InstanceID + "; the ledger wins"})
-			continue
-		}
-		if other := taken[c.host]; other != "" {
-			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: c.host, Instance: c.in.ID, Reason: "tag also on " + other + ", which keeps it"})
-			continue
-		}
-		if exists && r.Service != c.service {
-			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: c.host, Instance: c.in.ID, Reason: "the ledger has " + c.host + " as a name of service " + r.Service})
-			continue
-		}
-		if why := hb.held(r, c.role, c.in.ID); exists && why != "" {
+		if why := tagRefusal(c, r, exists, named, taken, hb); why != "" {
 			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: c.host, Instance: c.in.ID, Reason: why})
 			continue
 		}
@@ -482,6 +429,75 @@ func fromTags(records []naming.Record, tagged []naming.Instance, services map[st
 		named[c.in.ID], taken[c.host] = c.host, c.in.ID
 	}
 	return changes
+}
+
+// readTags reads the name a live or stopped instance carries
+// (aerostat:hostname, else Name) as a name of its aerostat:service, or,
+// untagged, of the first service whose names it parses as. A name that
+// is not one of its tagged service's is reported (unless the ledger names
+// the instance already); one of no service is skipped.
+func readTags(in naming.Instance, named map[string]string, services map[string]naming.Scheme, rep *Report) (tagCandidate, bool) {
+	if in.State != naming.StateRunning && in.State != naming.StatePending &&
+		in.State != naming.StateStopped && in.State != naming.StateStopping {
+		return tagCandidate{}, false
+	}
+	tag, host := TagHostname, in.Tags[TagHostname]
+	if host == "" {
+		tag, host = TagName, in.Tags[TagName]
+	}
+	host = strings.ToLower(strings.TrimSpace(host))
+	if host == "" {
+		return tagCandidate{}, false
+	}
+	c := tagCandidate{in: in, host: host, tag: tag + "=" + in.Tags[tag]}
+	svc := in.Tags[TagService]
+	if svc == "" {
+		for _, name := range slices.Sorted(maps.Keys(services)) {
+			if role, ord, ok := naming.ParseHostname(name, services[name], host); ok {
+				c.service, c.scheme, c.role, c.ord = name, services[name], role, ord
+				return c, true
+			}
+		}
+		return tagCandidate{}, false // a Name of something Aerostat does not name
+	}
+	c.service, c.scheme = svc, naming.Iterative
+	if st := in.Tags[TagServiceType]; st != "" {
+		s, err := naming.ParseScheme(st)
+		if err != nil {
+			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: host, Instance: in.ID, Reason: fmt.Sprintf("tag %s %q: %v", TagServiceType, st, err)})
+			return tagCandidate{}, false
+		}
+		c.scheme = s
+	}
+	role, ord, ok := naming.ParseHostname(svc, c.scheme, host)
+	if !ok {
+		if named[in.ID] == "" {
+			rep.Conflicts = append(rep.Conflicts, Conflict{Hostname: host, Instance: in.ID, Reason: fmt.Sprintf("not a %s name of service %s; left to the controller", c.scheme, svc)})
+		}
+		return tagCandidate{}, false
+	}
+	c.role, c.ord = role, ord
+	return c, true
+}
+
+// tagRefusal says why a tag's name is not bound to its instance, "" when
+// it is: the ledger wins over tags (r is the ledger's record of the name,
+// when it exists), the first tag of a name in this run keeps it, and a
+// name released from another instance waits out its hold-back.
+func tagRefusal(c tagCandidate, r naming.Record, exists bool, named, taken map[string]string, hb holdBack) string {
+	switch {
+	case named[c.in.ID] != "":
+		return "the ledger names it " + named[c.in.ID] + "; the ledger wins"
+	case exists && r.InstanceID != "":
+		return "the ledger gives " + c.host + " to " + r.InstanceID + "; the ledger wins"
+	case taken[c.host] != "":
+		return "tag also on " + taken[c.host] + ", which keeps it"
+	case exists && r.Service != c.service:
+		return "the ledger has " + c.host + " as a name of service " + r.Service
+	case exists:
+		return hb.held(r, c.role, c.in.ID)
+	}
+	return ""
 }
 
 func needsBackfill(d ledger.Document, removed map[string]bool) bool {
