@@ -90,47 +90,66 @@ type Server struct {
 // keeps concurrent starts (parallel tests) free of data races.
 var startMu sync.Mutex
 
+// withDefaults fills in the options left zero and creates the data dir,
+// returning its absolute path.
+func (o Options) withDefaults() (Options, string, error) {
+	if o.DataDir == "" {
+		return o, "", errors.New("embedded store: data dir is empty")
+	}
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 10 * time.Second
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 256
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 10 * time.Minute
+	}
+	if o.MessageTimeout <= 0 {
+		o.MessageTimeout = 30 * time.Second
+	}
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return o, "", fmt.Errorf("embedded store: data dir %q: %w", o.DataDir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return o, "", fmt.Errorf("embedded store: creating data dir %q: %w", dir, err)
+	}
+	return o, dir, nil
+}
+
+// listen binds the clients' address, refusing a non-loopback one that
+// would not authenticate them (checkAuth), with TLS when configured.
+func listen(o Options) (net.Listener, error) {
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded store: listening on %s: %w", o.Listen, err)
+	}
+	if err := checkAuth(o, ln.Addr()); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	if o.TLS != nil {
+		ln = tls.NewListener(ln, o.TLS)
+	}
+	return ln, nil
+}
+
 // Start starts the server and returns once it answers a ping on its TCP
 // address. Errors: bad options, an unusable DataDir, an address that cannot
 // be bound, or a server that does not answer within ReadyTimeout; nothing
 // is left running on error.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	if opts.DataDir == "" {
-		return nil, errors.New("embedded store: data dir is empty")
-	}
-	if opts.Listen == "" {
-		opts.Listen = DefaultListen
-	}
-	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 10 * time.Second
-	}
-	dir, err := filepath.Abs(opts.DataDir)
+	opts, dir, err := opts.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("embedded store: data dir %q: %w", opts.DataDir, err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("embedded store: creating data dir %q: %w", dir, err)
-	}
-
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = 256
-	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = 10 * time.Minute
-	}
-	if opts.MessageTimeout <= 0 {
-		opts.MessageTimeout = 30 * time.Second
-	}
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("embedded store: listening on %s: %w", opts.Listen, err)
-	}
-	if err := checkAuth(opts, ln.Addr()); err != nil {
-		_ = ln.Close()
 		return nil, err
 	}
-	if opts.TLS != nil {
-		ln = tls.NewListener(ln, opts.TLS)
+	ln, err := listen(opts)
+	if err != nil {
+		return nil, err
 	}
 	// FerretDB itself listens on a private Unix socket; clients reach it
 	// only through the serializer (see serialize.go).
