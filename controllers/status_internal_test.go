@@ -3,12 +3,15 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/smithy-go"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
 	"github.com/aerostat-io/aerostat/internal/fakeclock"
@@ -217,6 +220,72 @@ func TestStatusChanged(t *testing.T) {
 			tc.edit(&after)
 			if got := statusChanged(before, after); got != tc.want {
 				t.Errorf("statusChanged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAliasesRefusedTransitions: AliasesRefused follows the last plan's
+// refusals; its LastTransitionTime moves only when it flips, and a
+// Warning Event marks refusals that start or change, not each pass. A
+// pass that did not plan (failed listing) keeps what the last plan said.
+func TestAliasesRefusedTransitions(t *testing.T) {
+	F, T := metav1.ConditionFalse, metav1.ConditionTrue
+	planned := func(refused ...naming.AliasRefusal) Pass {
+		return Pass{Plan: naming.Result{MissingSince: map[string]time.Time{}, RefusedAliases: refused}}
+	}
+	www := naming.AliasRefusal{Alias: "www", Hostname: "web-0", Reason: "a name of service db"}
+	api := naming.AliasRefusal{Alias: "api", Hostname: "web-1", Reason: "localhost"}
+	type step struct {
+		pass   Pass
+		want   metav1.ConditionStatus
+		reason string
+		moved  bool // LastTransitionTime is this step's time
+		events int  // Warning AliasRefused events recorded by this step
+	}
+	for name, steps := range map[string][]step{
+		"none, then refused, then the same, then another, then none": {
+			{pass: planned(), want: F, reason: v1alpha1.ReasonAliasesAllowed, moved: true},
+			{pass: planned(www), want: T, reason: v1alpha1.ReasonAliasesRefused, moved: true, events: 1},
+			{pass: planned(www), want: T, reason: v1alpha1.ReasonAliasesRefused},
+			{pass: planned(www, api), want: T, reason: v1alpha1.ReasonAliasesRefused, events: 1},
+			{pass: planned(), want: F, reason: v1alpha1.ReasonAliasesAllowed, moved: true},
+		},
+		"a failed listing keeps the refusal": {
+			{pass: planned(www), want: T, reason: v1alpha1.ReasonAliasesRefused, moved: true, events: 1},
+			{pass: Pass{ObserveErr: ErrEmptyListing}, want: T, reason: v1alpha1.ReasonAliasesRefused},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			clk := fakeclock.New(statusEpoch)
+			rec := record.NewFakeRecorder(10)
+			r := &NamingServiceReconciler{Clock: clk, Recorder: rec}
+			ns := &v1alpha1.NamingService{ObjectMeta: metav1.ObjectMeta{Name: "web", Generation: 1}}
+			var lastMove time.Time
+			for i, st := range steps {
+				clk.Step(time.Minute)
+				r.reportRefusedAliases(ns, st.pass)
+				c := meta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionAliasesRefused)
+				if c == nil {
+					t.Fatalf("step %d: no %s condition", i, v1alpha1.ConditionAliasesRefused)
+				}
+				if c.Status != st.want || c.Reason != st.reason {
+					t.Errorf("step %d: %s/%s, want %s/%s", i, c.Status, c.Reason, st.want, st.reason)
+				}
+				if st.moved {
+					lastMove = clk.Now()
+				}
+				if !c.LastTransitionTime.Time.Equal(lastMove) {
+					t.Errorf("step %d: lastTransitionTime %v, want %v", i, c.LastTransitionTime.Time, lastMove)
+				}
+				if got := len(rec.Events); got != st.events {
+					t.Errorf("step %d: %d events, want %d", i, got, st.events)
+				}
+				for len(rec.Events) > 0 {
+					if e := <-rec.Events; !strings.HasPrefix(e, corev1.EventTypeWarning+" "+v1alpha1.EventAliasRefused) {
+						t.Errorf("step %d: event %q, want a Warning %s", i, e, v1alpha1.EventAliasRefused)
+					}
+				}
 			}
 		})
 	}
