@@ -134,9 +134,8 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 		listErr = fmt.Errorf("listing instances tagged %s: %w", TagService, listErr)
 	}
 	// One ledger read for every service (each read scans the collection on
-	// the embedded store), taken after the listing as each service's own
-	// read used to be: a name claimed while the listing ran is then in the
-	// records, not bound a second time.
+	// the embedded store), taken after the listing: a name claimed while
+	// the listing ran is then in the records, not bound a second time.
 	// The counter before the records, as ledger.Store.Changes does: the
 	// rev may then be below a record's, never above what was read.
 	rev, records, ledgerRecs, err := s.readLedger(ctx)
@@ -168,7 +167,7 @@ func (s *Standalone) Pass(ctx context.Context) (Summary, error) {
 	for _, name := range sum.Services {
 		// Every service starts from the one read above. A write since then
 		// makes a compare-and-set fail; the pass reports the conflict and
-		// the next one reads again, as before.
+		// the next one reads again.
 		snap := &snapshot{records: ledgerRecs[name], rev: rev, all: records}
 		pass, err := s.syncer.syncObserved(ctx, services[name], byService[name], listErr, snap, false)
 		sum.Passes[name] = pass

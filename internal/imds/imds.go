@@ -1,6 +1,6 @@
 // Package imds reads the EC2 instance metadata service (IMDSv2) with
 // net/http alone. The node agent's binary uses it instead of the AWS SDK,
-// which it leaves out to stay small (issue 15: the agent image).
+// which it leaves out to keep the agent image small.
 package imds
 
 import (
