@@ -21,7 +21,7 @@ const (
 // governs them too. A failed write is logged and tried again next pass;
 // the pass itself goes on.
 func (s *Syncer) publishPolicy(ctx context.Context, svc Service) {
-	ps, ok := s.store.(ledger.PolicyStore)
+	ps, ok := ledger.PolicyStoreOf(s.store)
 	if !ok || s.dryRun {
 		return
 	}

@@ -28,7 +28,7 @@ type releaseBudget struct {
 // budget, the per-pass cap only) when the policy sets no window or the
 // store keeps no release log.
 func (s *Syncer) releaseBudget(ctx context.Context, p naming.Policy, records []naming.Record) (*releaseBudget, error) {
-	rl, ok := s.store.(ledger.ReleaseLog)
+	rl, ok := ledger.ReleaseLogOf(s.store)
 	span := p.Reap.ReleaseWindow
 	if !ok || span <= 0 {
 		return nil, nil

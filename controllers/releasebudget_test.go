@@ -131,3 +131,37 @@ func TestReleaseBudgetCondition(t *testing.T) {
 		t.Errorf("events = %v, want one %s and no %s", ev, v1alpha1.EventReleaseBudget, v1alpha1.EventReapCapped)
 	}
 }
+
+// TestReleaseBudgetAbsentWithoutReleaseLog: through a Cache over a store
+// that keeps no release log, passes bind and reap under the per-pass cap
+// alone (the documented fallback) instead of failing on the budget read,
+// which left every launch unnamed.
+func TestReleaseBudgetAbsentWithoutReleaseLog(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	const svc = "nolog"
+	reap := controllers.DefaultReap()
+	reap.GracePeriod = time.Minute
+	service := controllers.Service{Policy: naming.Policy{Service: svc, Scheme: naming.Iterative, Reap: reap}}
+	ids := r.launch(4, svc)
+	storeOnly := struct{ ledger.Store }{r.store} // hides the release log and policies
+	s := controllers.NewSyncer(controllers.SyncerOptions{Cloud: r.ec2, Store: ledger.NewCache(storeOnly, ledger.FollowerOptions{}), Clock: r.clock})
+	if _, err := s.Sync(ctx, service); err != nil {
+		t.Fatalf("first pass: %v", err)
+	}
+	r.fleet.Remove(ids[:2]...)
+	if _, err := s.Sync(ctx, service); err != nil {
+		t.Fatalf("pass starting the grace period: %v", err)
+	}
+	r.clock.Step(time.Minute)
+	p, err := s.Sync(ctx, service)
+	if err != nil {
+		t.Fatalf("reaping pass: %v", err)
+	}
+	if p.Plan.Reaped != 2 || p.Plan.OverBudget != 0 {
+		t.Fatalf("reaped %d (over budget %d), want 2 (0): the per-pass cap alone", p.Plan.Reaped, p.Plan.OverBudget)
+	}
+	if n := len(r.bound(svc)); n != 2 {
+		t.Errorf("%d bound, want 2", n)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -71,9 +72,15 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 	opts := controllers.StandaloneOptions{Syncer: w.syncer, Cloud: w.ec2, Store: w.ctrl, Interval: cfg.poll}
 	var mu sync.Mutex
 	passes := map[string]int{}
-	opts.OnPass = func(trigger string, _ error) {
+	var failed int
+	var firstErr error
+	opts.OnPass = func(trigger string, err error) {
 		mu.Lock()
 		passes[trigger]++
+		if err != nil && ctx.Err() == nil {
+			failed++
+			firstErr = cmp.Or(firstErr, err)
+		}
 		mu.Unlock()
 	}
 	var src *events.Source
@@ -117,6 +124,11 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 	res.EC2CallsPerMin = float64(res.EC2Calls) / window.Minutes()
 	mu.Lock()
 	res.PollPasses, res.EventPasses = passes[controllers.TriggerPoll], passes[controllers.TriggerEvent]
+	if failed > 0 {
+		// A pass that fails changes nothing: say why rather than print
+		// latencies without samples.
+		w.res.Notes = append(w.res.Notes, fmt.Sprintf("%d passes failed, the first: %v", failed, firstErr))
+	}
 	mu.Unlock()
 	toBound, toFiles, _, unfinished := w.tr.results()
 	res.Replacements = cfg.eventsChurn

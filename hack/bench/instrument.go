@@ -21,7 +21,12 @@ import (
 // time, exactly as ledger.Mongo.Apply does, so that each change's commit
 // time is known (onCommit) and not just the end of the batch.
 type countingStore struct {
-	inner    ledger.Store
+	inner ledger.Store
+	// The release log and policies are not counted; they are passed
+	// through so the controller runs with its release budget and
+	// publishes policies, as it does on the real ledger.
+	ledger.ReleaseLog
+	ledger.PolicyStore
 	onCommit func(c naming.Change, at time.Time)
 
 	mu                                sync.Mutex
@@ -32,6 +37,11 @@ type countingStore struct {
 
 type storeCounts struct {
 	Reads, DocsRead, RevReads, Deltas, Writes, Conflicts int
+}
+
+// counting wraps db; onCommit may be nil.
+func counting(db *ledger.Mongo, onCommit func(c naming.Change, at time.Time)) *countingStore {
+	return &countingStore{inner: db, ReleaseLog: db, PolicyStore: db, onCommit: onCommit}
 }
 
 func (s *countingStore) counts() storeCounts {

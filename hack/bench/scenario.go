@@ -333,9 +333,9 @@ func (w *world) start(ctx context.Context) error {
 		return err
 	}
 	w.closers = append(w.closers, func() { _ = w.nodeDB.Close(context.Background()) })
-	w.ctrl = &countingStore{inner: w.ctrlDB, onCommit: w.committed}
-	w.node = &countingStore{inner: w.nodeDB}
-	w.feedDB = &countingStore{inner: w.ctrlDB}
+	w.ctrl = counting(w.ctrlDB, w.committed)
+	w.node = counting(w.nodeDB, nil)
+	w.feedDB = counting(w.ctrlDB, nil)
 
 	w.fleet = fake.NewFleet(&fake.LaunchClock{})
 	w.ec2srv = fake.NewServer(w.fleet)

@@ -96,6 +96,19 @@ func (c *Cache) Rev(ctx context.Context) (int64, error) { return c.store.Rev(ctx
 
 var _ PolicyStore = (*Cache)(nil)
 
+// PolicyStoreOf returns s's policy store, if the store under s keeps
+// policies; see ReleaseLogOf for why a type assertion is not enough.
+func PolicyStoreOf(s Store) (PolicyStore, bool) {
+	if c, ok := s.(*Cache); ok {
+		if _, ok := PolicyStoreOf(c.store); !ok {
+			return nil, false
+		}
+		return c, true
+	}
+	ps, ok := s.(PolicyStore)
+	return ps, ok
+}
+
 // Policy implements PolicyStore through the underlying store (policies
 // are not cached: writers read them once a claim). Errors: the store's,
 // or one saying it keeps no policies.

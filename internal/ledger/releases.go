@@ -109,6 +109,21 @@ func (m *Mongo) PutReleaseWindow(ctx context.Context, w ReleaseWindow) error {
 
 var _ ReleaseLog = (*Cache)(nil)
 
+// ReleaseLogOf returns s's release log, if the store under s keeps one. A
+// Cache has ReleaseLog's methods whatever it wraps, so a type assertion on
+// one cannot tell; callers that treat "no release log" as "no budget"
+// must ask here, or every pass over a Cache of such a store fails.
+func ReleaseLogOf(s Store) (ReleaseLog, bool) {
+	if c, ok := s.(*Cache); ok {
+		if _, ok := ReleaseLogOf(c.store); !ok {
+			return nil, false
+		}
+		return c, true
+	}
+	rl, ok := s.(ReleaseLog)
+	return rl, ok
+}
+
 // ReleaseWindow implements ReleaseLog through the underlying store
 // (windows are not cached: a stale count could overspend the budget).
 // Errors: the store's, or one saying it keeps no release windows.

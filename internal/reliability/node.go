@@ -30,7 +30,7 @@ func RegisterPlan(service string, scheme naming.Scheme, id, ip, desiredMaster st
 // nodeclaim.ErrNoName.
 func Register(ctx context.Context, store ledger.Store, service string, scheme naming.Scheme, id, ip, desiredMaster string, now time.Time) (string, error) {
 	holdBack := ledger.DefaultHoldBack
-	if ps, ok := store.(ledger.PolicyStore); ok {
+	if ps, ok := ledger.PolicyStoreOf(store); ok {
 		var err error
 		if holdBack, err = nodeclaim.HoldBack(ctx, ps, service, ledger.DefaultHoldBack); err != nil {
 			return "", err
