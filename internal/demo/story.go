@@ -21,6 +21,9 @@ import (
 	"github.com/aerostat-io/aerostat/internal/table"
 )
 
+// story runs the demo's chapters in order; each changes the fleet or the
+// ledger, waits until every agent's file has the change, shows the names
+// and states what must now hold.
 func (w *world) story(ctx context.Context) error {
 	o := w.opts
 	w.say("Aerostat demo: an embedded MongoDB-wire store (%s), a simulated EC2 fleet,", w.uri)
@@ -28,17 +31,49 @@ func (w *world) story(ctx context.Context) error {
 	w.say("following it (%s writes %s). Nothing else needed.", w.nodes[0].name, o.HostsFile)
 	w.say("After each change: the time until the feed saw every agent's hosts file at its rev.")
 
-	// 1. A fresh fleet is named in launch order.
+	names, err := w.launchFleet(ctx)
+	if err != nil {
+		return err
+	}
+	victims, err := w.terminateTwo(ctx, names)
+	if err != nil {
+		return err
+	}
+	if names, err = w.refillGaps(ctx, victims); err != nil {
+		return err
+	}
+	if err := w.changeOver(ctx, names); err != nil {
+		return err
+	}
+	if err := w.showHostsFile(ctx); err != nil {
+		return err
+	}
+	w.checkAll(ctx)
+	return nil
+}
+
+// settle waits until every agent has the change, shows the names and
+// returns them (kept in the report under key).
+func (w *world) settle(ctx context.Context, key string) ([]client.Name, error) {
+	if err := w.converge(ctx); err != nil {
+		return nil, err
+	}
+	if err := w.show(ctx, key); err != nil {
+		return nil, err
+	}
+	return w.report.Names[key], nil
+}
+
+// launchFleet (1): a fresh fleet is named in launch order.
+func (w *world) launchFleet(ctx context.Context) ([]client.Name, error) {
+	o := w.opts
 	w.begin("Launch %d web nodes (iterative) and %d db nodes (masterful), tagged aerostat:service.", o.Web, o.DB)
 	web := w.launch("web", naming.Iterative, o.Web)
 	db := w.launch("db", naming.Masterful, o.DB)
-	if err := w.converge(ctx); err != nil {
-		return err
+	names, err := w.settle(ctx, "launch")
+	if err != nil {
+		return nil, err
 	}
-	if err := w.show(ctx, "launch"); err != nil {
-		return err
-	}
-	names := w.report.Names["launch"]
 	ok := true
 	for i, id := range web {
 		ok = ok && holder(names, "web-"+strconv.Itoa(i)) == id
@@ -46,10 +81,13 @@ func (w *world) story(ctx context.Context) error {
 	w.fact(fmt.Sprintf("web-0..web-%d are held in launch order", o.Web-1), ok, "")
 	w.fact("the first db node is db-master", holder(names, "db-master") == db[0], "")
 	w.pause(ctx)
+	return names, nil
+}
 
-	// 2. Terminated nodes leave gaps.
+// terminateTwo (2): terminated nodes leave gaps; it returns their names.
+func (w *world) terminateTwo(ctx context.Context, names []client.Name) ([]string, error) {
 	victims := []string{"web-1", "web-3"}
-	if o.Web < 4 {
+	if w.opts.Web < 4 {
 		victims = []string{"web-0", "web-1"}
 	}
 	w.begin("Terminate the nodes holding %s: their names become gaps (free), kept for reuse.", strings.Join(victims, " and "))
@@ -58,15 +96,12 @@ func (w *world) story(ctx context.Context) error {
 		victimIDs = append(victimIDs, holder(names, h))
 	}
 	if err := w.fleet.Terminate(victimIDs...); err != nil {
-		return fmt.Errorf("terminating %v: %w", victimIDs, err)
+		return nil, fmt.Errorf("terminating %v: %w", victimIDs, err)
 	}
-	if err := w.converge(ctx); err != nil {
-		return err
+	names, err := w.settle(ctx, "terminate")
+	if err != nil {
+		return nil, err
 	}
-	if err := w.show(ctx, "terminate"); err != nil {
-		return err
-	}
-	names = w.report.Names["terminate"]
 	free := 0
 	for _, n := range names {
 		if slices.Contains(victims, n.Hostname) && n.State == client.Free {
@@ -75,17 +110,19 @@ func (w *world) story(ctx context.Context) error {
 	}
 	w.fact(strings.Join(victims, " and ")+" are free after termination", free == len(victims), "")
 	w.pause(ctx)
+	return victims, nil
+}
 
-	// 3. New nodes fill the gaps, smallest first, then take a new number.
+// refillGaps (3): new nodes fill the gaps, smallest first, then take a new
+// number.
+func (w *world) refillGaps(ctx context.Context, victims []string) ([]client.Name, error) {
+	o := w.opts
 	w.begin("Launch 3 web nodes: the gaps are refilled smallest first (%s), then a new number (web-%d).", strings.Join(victims, ", "), o.Web)
 	fresh := w.launch("web", naming.Iterative, 3)
-	if err := w.converge(ctx); err != nil {
-		return err
+	names, err := w.settle(ctx, "relaunch")
+	if err != nil {
+		return nil, err
 	}
-	if err := w.show(ctx, "relaunch"); err != nil {
-		return err
-	}
-	names = w.report.Names["relaunch"]
 	var webNames, want []string
 	for _, n := range names {
 		if n.Service == "web" {
@@ -101,8 +138,11 @@ func (w *world) story(ctx context.Context) error {
 		holder(names, "web-"+strconv.Itoa(o.Web)) == fresh[2]
 	w.fact("the oldest new node took the smallest gap, the newest a new number", order, "")
 	w.pause(ctx)
+	return names, nil
+}
 
-	// 4. Change-over: a slave asks to be master.
+// changeOver (4): a slave asks to be master.
+func (w *world) changeOver(ctx context.Context, names []client.Name) error {
 	promoted := holder(names, "db-slave-1")
 	oldMaster := holder(names, "db-master")
 	w.begin("Promote db-slave-1 (%s) to master, as `aerostat promote` on that node does:", promoted)
@@ -110,20 +150,20 @@ func (w *world) story(ctx context.Context) error {
 	if err := w.promote(ctx, "db", promoted); err != nil {
 		return err
 	}
-	if err := w.converge(ctx); err != nil { // the controller keeps the new master
+	names, err := w.settle(ctx, "promote") // the controller keeps the new master
+	if err != nil {
 		return err
 	}
-	if err := w.show(ctx, "promote"); err != nil {
-		return err
-	}
-	names = w.report.Names["promote"]
 	w.fact("the promoted slave holds db-master", holder(names, "db-master") == promoted, "")
 	w.fact("the old master holds db-slave-1, the lowest free slave number", holder(names, "db-slave-1") == oldMaster, "")
 	w.pause(ctx)
+	return nil
+}
 
-	// 5. What every node resolves.
-	w.begin("%s keeps the managed block of %s (the lines outside it are left alone):", w.nodes[0].name, o.HostsFile)
-	data, err := os.ReadFile(o.HostsFile)
+// showHostsFile (5): what every node resolves.
+func (w *world) showHostsFile(ctx context.Context) error {
+	w.begin("%s keeps the managed block of %s (the lines outside it are left alone):", w.nodes[0].name, w.opts.HostsFile)
+	data, err := os.ReadFile(w.opts.HostsFile)
 	if err != nil {
 		return err
 	}
@@ -133,8 +173,12 @@ func (w *world) story(ctx context.Context) error {
 	}
 	w.say("")
 	w.pause(ctx)
+	return nil
+}
 
-	// 6. Check, for real.
+// checkAll (6): the invariants, checked for real against the store, the
+// fleet, the feed and the files, with the chapters' facts.
+func (w *world) checkAll(ctx context.Context) {
 	w.begin("Check the invariants against the store, the fleet, the feed and the files:")
 	w.report.Checks = w.check(ctx)
 	for _, c := range append(slices.Clone(w.report.Checks), w.report.Facts...) {
@@ -152,7 +196,6 @@ func (w *world) story(ctx context.Context) error {
 		w.say("")
 		w.say("All invariants held.")
 	}
-	return nil
 }
 
 // prepareHostsFile gives a new file a few lines of its own (to show they
