@@ -199,7 +199,6 @@ func New(opts Options) (*Agent, error) {
 // SyncOnce polls the source once and, if anything changed (or the periodic
 // re-check is due), rewrites the file. On error the file is left as it was.
 func (a *Agent) SyncOnce(ctx context.Context) error {
-	log := a.opts.Logger
 	changed, err := a.opts.Source.Poll(ctx)
 	if err != nil {
 		a.m.sourceUp.Set(0)
@@ -208,55 +207,88 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 	}
 	a.m.sourceUp.Set(1)
 	now := a.opts.Clock.Now()
-	a.mu.Lock()
-	due := changed || a.dirty || !now.Before(a.nextAssert)
-	if due && !changed && !a.dirty && a.opts.Legacy == nil && a.stamp != (fileStamp{}) && statFile(a.opts.Writer.Path) == a.stamp {
-		// Periodic re-check of a file nobody touched since we wrote it:
-		// nothing to repair, and re-rendering 10,000 names is most of an
-		// idle agent's CPU.
-		due, a.nextAssert = false, now.Add(a.opts.ReassertEvery)
+	if a.due(changed, now) {
+		entries, legacy, sopts, err := a.render(ctx)
+		if err != nil {
+			return a.fail(err)
+		}
+		res, err := a.opts.Writer.Sync(entries, legacy, sopts)
+		if err != nil {
+			return a.fail(a.writeFailed(err))
+		}
+		a.wrote(res, now)
 	}
-	a.mu.Unlock()
-	if !due {
-		a.markApplied()
-		a.succeed(now)
-		return nil
-	}
+	a.markApplied()
+	a.succeed(now)
+	return nil
+}
 
+// due decides whether this poll rewrites the file: after a change, after
+// a failed write, or when the periodic re-check is due. A re-check of a
+// file nobody touched since it was written (same stamp; no legacy
+// section to refresh) repairs nothing, and re-rendering 10,000 names is
+// most of an idle agent's CPU: it is skipped and the next one scheduled.
+func (a *Agent) due(changed bool, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case changed || a.dirty:
+		return true
+	case now.Before(a.nextAssert):
+		return false
+	case a.opts.Legacy == nil && a.stamp != (fileStamp{}) && statFile(a.opts.Writer.Path) == a.stamp:
+		a.nextAssert = now.Add(a.opts.ReassertEvery)
+		return false
+	}
+	return true
+}
+
+// render returns the file's entries from the source's records and, with
+// a legacy updater, its section; a failed updater keeps the previous
+// legacy section unless LegacyRequired.
+func (a *Agent) render(ctx context.Context) ([]hostsfile.Entry, []byte, hostsfile.SyncOptions, error) {
 	entries, skipped := hostsfile.FromRecords(a.opts.Source.Records())
 	if len(skipped) != a.lastSkipped {
 		// Logged when the set of bad records changes, not every poll.
-		log.Info("records left out of the hosts file", "count", len(skipped), "first", first(skipped))
+		a.opts.Logger.Info("records left out of the hosts file", "count", len(skipped), "first", first(skipped))
 		a.lastSkipped = len(skipped)
 	}
 	sopts := hostsfile.SyncOptions{Released: a.opts.Source.Released, DryRun: a.opts.DryRun, KeepLegacy: true}
-	var legacy []byte
-	if a.opts.Legacy != nil {
-		if legacy, err = a.opts.Legacy(ctx); err != nil {
-			a.m.errors.WithLabelValues("legacy").Inc()
-			if a.opts.LegacyRequired {
-				return a.fail(fmt.Errorf("%w; hosts file left unchanged", err))
-			}
-			log.Error(err, "legacy updater failed; keeping the previous legacy section")
-		} else {
-			sopts.KeepLegacy = false
-		}
+	if a.opts.Legacy == nil {
+		return entries, nil, sopts, nil
 	}
-	res, err := a.opts.Writer.Sync(entries, legacy, sopts)
+	legacy, err := a.opts.Legacy(ctx)
 	if err != nil {
-		kind := "write"
-		switch {
-		case errors.Is(err, hostsfile.ErrShrink):
-			kind = "shrink"
-		case errors.Is(err, hostsfile.ErrBrokenBlock):
-			kind = "broken-block"
+		a.m.errors.WithLabelValues("legacy").Inc()
+		if a.opts.LegacyRequired {
+			return nil, nil, sopts, fmt.Errorf("%w; hosts file left unchanged", err)
 		}
-		a.m.errors.WithLabelValues(kind).Inc()
-		return a.fail(fmt.Errorf("hosts file: %w", err))
+		a.opts.Logger.Error(err, "legacy updater failed; keeping the previous legacy section")
+		return entries, nil, sopts, nil
 	}
+	sopts.KeepLegacy = false
+	return entries, legacy, sopts, nil
+}
+
+// writeFailed counts a failed write by its kind and wraps it.
+func (a *Agent) writeFailed(err error) error {
+	kind := "write"
+	switch {
+	case errors.Is(err, hostsfile.ErrShrink):
+		kind = "shrink"
+	case errors.Is(err, hostsfile.ErrBrokenBlock):
+		kind = "broken-block"
+	}
+	a.m.errors.WithLabelValues(kind).Inc()
+	return fmt.Errorf("hosts file: %w", err)
+}
+
+// wrote records a successful sync: the file's stamp (so an untouched
+// file's re-check can be skipped), the next re-check and the applied rev.
+func (a *Agent) wrote(res hostsfile.Result, now time.Time) {
 	if res.Changed && !a.opts.DryRun {
 		a.m.writes.Inc()
-		log.Info("hosts file updated", "path", a.opts.Writer.Path, "entries", res.Entries, "removed", res.Removed, "inPlace", res.InPlace, "rev", a.opts.Source.Rev())
+		a.opts.Logger.Info("hosts file updated", "path", a.opts.Writer.Path, "entries", res.Entries, "removed", res.Removed, "inPlace", res.InPlace, "rev", a.opts.Source.Rev())
 	}
 	a.mu.Lock()
 	a.last, a.dirty, a.nextAssert = res, false, now.Add(a.opts.ReassertEvery)
@@ -266,9 +298,6 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	a.m.appliedRev.Set(float64(a.opts.Source.Rev()))
-	a.markApplied()
-	a.succeed(now)
-	return nil
 }
 
 // markApplied tells a reporting source that the file holds its names. A
