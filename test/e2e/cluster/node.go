@@ -39,7 +39,7 @@ state = %[2]q
     conf_dir = %[7]q
 `
 
-func (c *Cluster) socket() string { return c.path("containerd", "containerd.sock") }
+func (c *Cluster) socket() string { return c.path(containerdSocket) }
 
 func (c *Cluster) startContainerd(ctx context.Context) error {
 	cniConf := c.path("cni", "net.d")

@@ -16,16 +16,19 @@ import (
 // containerd and its shims, the kubelet) and the containers under those
 // shims, the mounts under their directories, the network namespaces no
 // process is in any more, and the directories themselves but for their
-// logs. glob names the runs' directories (e.g. /tmp/ae2e-*); current is this
+// logs; and what their containers left in the machine's own directories
+// (runc's state, shim sockets, libcni's cache, empty cgroups: see
+// hostDirs), each recognised by the earlier run's directory it names. glob names the runs' directories (e.g. /tmp/ae2e-*); current is this
 // run's, left alone. The caller holds the machine's e2e lock, so no other
 // run is using what matches. It goes on past errors and returns them all.
 func Reap(glob, current string, logf func(string, ...any)) error {
-	return reap(glob, current, "/run/netns", logf)
+	return reap(glob, current, "/run/netns", machineHostDirs(), logf)
 }
 
-// reap is Reap with the directory of named network namespaces as a
-// parameter, so its test does not touch the machine's.
-func reap(glob, current, netnsDir string, logf func(string, ...any)) error {
+// reap is Reap with the machine's directories (named network namespaces,
+// containerd's and the CNI's state) as parameters, so its test does not
+// touch the machine's.
+func reap(glob, current, netnsDir string, host hostDirs, logf func(string, ...any)) error {
 	dirs, err := filepath.Glob(glob)
 	if err != nil {
 		return fmt.Errorf("listing earlier runs %s: %w", glob, err)
@@ -36,12 +39,19 @@ func reap(glob, current, netnsDir string, logf func(string, ...any)) error {
 			stale = append(stale, d)
 		}
 	}
-	if len(stale) == 0 {
-		return nil
-	}
 	var errs []error
 	if n := killNaming(stale); n > 0 {
 		logf("reap: killed %d processes of earlier runs", n)
+	}
+	// Runs whose directories are gone can still have left state in the
+	// machine's directories: this looks whatever glob matches.
+	if n, err := reapHost(host, glob, current); err != nil {
+		errs = append(errs, err)
+	} else if n > 0 {
+		logf("reap: removed runc state, shim sockets, cgroups and CNI cache of %d containers of earlier runs", n)
+	}
+	if len(stale) == 0 {
+		return errors.Join(errs...)
 	}
 	for _, d := range stale {
 		if err := unmountUnder(d); err != nil {

@@ -141,7 +141,8 @@ func TestReapCleansOnlyEarlierRuns(t *testing.T) {
 	}
 
 	var logged []string
-	err := reap(filepath.Join(base, "ae2e-*"), current, netns, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
+	host := hostDirs{RuncRoot: t.TempDir(), ShimSockets: t.TempDir(), CNICache: t.TempDir()}
+	err := reap(filepath.Join(base, "ae2e-*"), current, netns, host, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
 	if err != nil {
 		t.Fatalf("reap: %v", err)
 	}
