@@ -56,6 +56,7 @@ func ServiceFromSpec(ns *v1alpha1.NamingService) (Service, error) {
 	}{
 		{"holdBack", spec.ReapPolicy.HoldBack, &p.Reap.HoldBack},
 		{"stoppedGracePeriod", spec.ReapPolicy.StoppedGracePeriod, &p.Reap.StoppedGracePeriod},
+		{"releaseWindow", spec.ReapPolicy.ReleaseWindow, &p.Reap.ReleaseWindow},
 	} {
 		if d.v == nil {
 			continue

@@ -31,6 +31,8 @@ func TestInvalidSpecsRejected(t *testing.T) {
 			ReapPolicy: v1alpha1.ReapPolicy{MaxReleasePercent: ptr.To[int32](0)}}, "spec.reapPolicy.maxReleasePercent"},
 		"maxReleasePercent 101": {v1alpha1.NamingServiceSpec{Service: "x3",
 			ReapPolicy: v1alpha1.ReapPolicy{MaxReleasePercent: ptr.To[int32](101)}}, "spec.reapPolicy.maxReleasePercent"},
+		"negative releaseWindow": {v1alpha1.NamingServiceSpec{Service: "x5",
+			ReapPolicy: v1alpha1.ReapPolicy{ReleaseWindow: &metav1.Duration{Duration: -time.Minute}}}, "spec.reapPolicy.releaseWindow"},
 		"filter without values": {v1alpha1.NamingServiceSpec{Service: "x4",
 			Selector: v1alpha1.InstanceSelector{Filters: []v1alpha1.EC2Filter{{Name: "tag:role"}}}}, "spec.selector.filters[0].values"},
 	}

@@ -119,7 +119,7 @@ type ReapPolicy struct {
 	StoppedGracePeriod *metav1.Duration `json:"stoppedGracePeriod,omitempty"`
 	// MaxReleasePercent caps the names released in one pass, as a percent
 	// of the service's bound names (at least one is always allowed), and
-	// within any ten minutes, as a percent of the names bound when they
+	// within any ReleaseWindow, as a percent of the names bound when it
 	// began (counted in the ledger, across passes, restarts and leader
 	// changes). Above it the service is Degraded until the fleet recovers,
 	// the window moves on or the cap is raised.
@@ -128,6 +128,14 @@ type ReapPolicy struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	MaxReleasePercent *int32 `json:"maxReleasePercent,omitempty"`
+	// ReleaseWindow is the span over which MaxReleasePercent also holds:
+	// a listing that looks complete but misses most of the fleet, pass
+	// after pass, frees at most that share of the names per window. 0
+	// leaves only the per-pass cap.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must not be negative"
+	ReleaseWindow *metav1.Duration `json:"releaseWindow,omitempty"`
 }
 
 // Member is one bound name.

@@ -52,7 +52,7 @@ type controllerFlags struct {
 	pollInterval                     time.Duration
 	sqsQueueURL, sqsEndpoint         string
 	eventsPollInterval               time.Duration
-	holdBack, stoppedGrace           time.Duration
+	reap                             reapFlags
 	metricsAddr, probeAddr, feedAddr string
 	leaderElect, metricsSecure       bool
 	leaderElectionNamespace, kubecfg string
@@ -93,7 +93,7 @@ services nodes registered in the ledger.`,
 	fl.StringVar(&f.sqsQueueURL, "sqs-queue-url", "", "SQS queue that an EventBridge rule fills with EC2 state-change notifications; events wake a pass at once and the poll becomes the safety net (empty: poll only)")
 	fl.StringVar(&f.sqsEndpoint, "sqs-endpoint", "", "SQS API endpoint URL (default: AWS_ENDPOINT_URL_SQS or the region's endpoint)")
 	fl.DurationVar(&f.eventsPollInterval, "events-poll-interval", controllers.DefaultEventsPollInterval, "with --sqs-queue-url: how often EC2 is listed while the queue is healthy (a failing or silent queue brings back --poll-interval)")
-	addReapFlags(fl, &f.holdBack, &f.stoppedGrace)
+	f.reap.register(fl)
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics; 0 disables")
 	fl.BoolVar(&f.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to callers that TokenReview authenticates and SubjectAccessReview allows get on /metrics (Kubernetes mode)")
 	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
@@ -114,24 +114,31 @@ services nodes registered in the ledger.`,
 	return cmd
 }
 
-// addReapFlags adds the standalone reap policy flags (NamingServices set
-// the same in spec.reapPolicy).
-func addReapFlags(fl *pflag.FlagSet, holdBack, stoppedGrace *time.Duration) {
-	fl.DurationVar(holdBack, "hold-back", controllers.DefaultHoldBack, "standalone: how long a released name is kept from other instances; 0 reuses names at once (1.x)")
-	fl.DurationVar(stoppedGrace, "stopped-grace-period", controllers.DefaultStoppedGracePeriod, "standalone: how long a stopped instance keeps its name; 0 releases it at once (1.x)")
+// reapFlags is the standalone reap policy (NamingServices set the same
+// in spec.reapPolicy).
+type reapFlags struct {
+	holdBack, stoppedGrace, releaseWindow time.Duration
 }
 
-// standaloneReap is the reap policy of every standalone service.
-func standaloneReap(holdBack, stoppedGrace time.Duration) (naming.ReapPolicy, error) {
-	if holdBack < 0 {
-		return naming.ReapPolicy{}, fmt.Errorf("--hold-back %v: must not be negative", holdBack)
+func (r *reapFlags) register(fl *pflag.FlagSet) {
+	fl.DurationVar(&r.holdBack, "hold-back", controllers.DefaultHoldBack, "standalone: how long a released name is kept from other instances; 0 reuses names at once (1.x)")
+	fl.DurationVar(&r.stoppedGrace, "stopped-grace-period", controllers.DefaultStoppedGracePeriod, "standalone: how long a stopped instance keeps its name; 0 releases it at once (1.x)")
+	fl.DurationVar(&r.releaseWindow, "release-window", controllers.DefaultReleaseWindow, "standalone: within any window this long a service releases at most half the names it had bound when the window began, across passes and restarts; 0 leaves only the per-pass cap")
+}
+
+// policy is the reap policy of every standalone service.
+func (r reapFlags) policy() (naming.ReapPolicy, error) {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--hold-back", r.holdBack}, {"--stopped-grace-period", r.stoppedGrace}, {"--release-window", r.releaseWindow}} {
+		if d.v < 0 {
+			return naming.ReapPolicy{}, fmt.Errorf("%s %v: must not be negative", d.flag, d.v)
+		}
 	}
-	if stoppedGrace < 0 {
-		return naming.ReapPolicy{}, fmt.Errorf("--stopped-grace-period %v: must not be negative", stoppedGrace)
-	}
-	r := controllers.DefaultReap()
-	r.HoldBack, r.StoppedGracePeriod = holdBack, stoppedGrace
-	return r, nil
+	p := controllers.DefaultReap()
+	p.HoldBack, p.StoppedGracePeriod, p.ReleaseWindow = r.holdBack, r.stoppedGrace, r.releaseWindow
+	return p, nil
 }
 
 func defaultDataDir() string {
@@ -154,7 +161,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 	ctrl.SetLogger(logger)
 	ctx = logr.NewContext(ctx, logger)
 
-	reap, err := standaloneReap(f.holdBack, f.stoppedGrace)
+	reap, err := f.reap.policy()
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ type planFlags struct {
 	storeFlags
 	ec2Endpoint, region, output string
 	services                    []string
-	holdBack, stoppedGrace      time.Duration
+	reap                        reapFlags
 	timeout                     time.Duration
 }
 
@@ -57,7 +57,7 @@ counted since it first saw them, so it may act on them earlier than shown.`,
 	fl.StringSliceVar(&f.services, "service", nil, "only these services (repeat or comma-separate; default all)")
 	fl.StringVarP(&f.output, "output", "o", "", "output format: json|yaml (default a table)")
 	fl.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
-	addReapFlags(fl, &f.holdBack, &f.stoppedGrace)
+	f.reap.register(fl)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -66,7 +66,7 @@ func runPlan(ctx context.Context, f planFlags, out io.Writer) error {
 	if f.output != "" && f.output != "json" && f.output != "yaml" {
 		return fmt.Errorf("--output %q: want json or yaml (or nothing for a table)", f.output)
 	}
-	reap, err := standaloneReap(f.holdBack, f.stoppedGrace)
+	reap, err := f.reap.policy()
 	if err != nil {
 		return err
 	}
