@@ -2,10 +2,12 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -115,5 +117,62 @@ func TestIdlePassesWriteNoStatus(t *testing.T) {
 	rc.pass(t, quiet)
 	if n := writes.count(quiet) - 2; n != 0 {
 		t.Errorf("the idle pass after the change wrote the status %d times, want 0", n)
+	}
+}
+
+// TestEventsHealthyCondition: with events, a pass reports the event
+// source's health in EventsHealthy. Changes no event announced (the queue
+// silent) turn it False/EventsFailing, and that is a status write even on
+// an otherwise idle pass; an event arriving turns it True again.
+func TestEventsHealthyCondition(t *testing.T) {
+	c, writes := countingClient(t)
+	w := newWakerRig(t, c)
+	const svc = "healthsvc"
+	w.launch(1, svc)
+	createService(t, c, v1alpha1.NamingServiceSpec{Service: svc})
+	rc := w.reconciler(c, w.store)
+	rc.Events = w.waker
+	w.run(t)
+
+	rc.pass(t, svc)
+	if cond := condition(getService(t, c, svc), v1alpha1.ConditionEventsHealthy); cond.Status != metav1.ConditionTrue {
+		t.Fatalf("EventsHealthy after the first pass = %+v, want True", cond)
+	}
+	// The poll keeps finding changes no event announced.
+	for i := 0; ; i++ {
+		if ok, _ := w.src.Health(); !ok {
+			break
+		}
+		if i == 10 {
+			t.Fatal("the source stayed healthy through 10 unannounced changes")
+		}
+		w.src.Observed(context.Background(), []string{fmt.Sprintf("i-unannounced%d", i)})
+	}
+	w.clock.Step(time.Minute)
+	before := writes.count(svc)
+	rc.pass(t, svc)
+	if n := writes.count(svc) - before; n != 1 {
+		t.Errorf("the pass that saw the source fail wrote the status %d times, want 1", n)
+	}
+	cond := condition(getService(t, c, svc), v1alpha1.ConditionEventsHealthy)
+	if cond.Status != metav1.ConditionFalse || cond.Reason != v1alpha1.ReasonEventsFailing {
+		t.Errorf("EventsHealthy = %s/%s, want False/%s", cond.Status, cond.Reason, v1alpha1.ReasonEventsFailing)
+	}
+	if !cond.LastTransitionTime.Time.Equal(w.clock.Now()) {
+		t.Errorf("lastTransitionTime = %v, want the failing pass's %v", cond.LastTransitionTime.Time, w.clock.Now())
+	}
+
+	// An event arrives: the queue delivers again.
+	w.sqs.Follow(w.fleet)
+	w.launch(1, svc)
+	until(t, "the source healthy again", func() bool { ok, _ := w.src.Health(); return ok })
+	w.clock.Step(time.Minute)
+	rc.pass(t, svc)
+	cond = condition(getService(t, c, svc), v1alpha1.ConditionEventsHealthy)
+	if cond.Status != metav1.ConditionTrue || cond.Reason != v1alpha1.ReasonEventsReceived {
+		t.Errorf("EventsHealthy after an event = %s/%s, want True/%s", cond.Status, cond.Reason, v1alpha1.ReasonEventsReceived)
+	}
+	if !cond.LastTransitionTime.Time.Equal(w.clock.Now()) {
+		t.Errorf("lastTransitionTime = %v, want the recovering pass's %v", cond.LastTransitionTime.Time, w.clock.Now())
 	}
 }
