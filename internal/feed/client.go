@@ -106,15 +106,26 @@ func (c *Client) Poll(ctx context.Context) (changed bool, err error) {
 	}
 	if body.Full {
 		next := make(map[string]Entry, len(body.Entries))
+		freed := map[string]bool{}
 		for _, e := range body.Entries {
-			if !e.Released {
+			if e.Released {
+				freed[e.Hostname] = true
+			} else {
 				next[e.Hostname] = e
 			}
 		}
 		for h := range c.entries {
 			if _, ok := next[h]; !ok {
-				c.released[h] = false // vanished in a full read: not known as released
+				c.released[h] = freed[h] // vanished in a full read: not known as released
 			}
+		}
+		// Also names this client never held: a restarted agent's file
+		// still lists them.
+		for h := range freed {
+			c.released[h] = true
+		}
+		for h := range next {
+			delete(c.released, h)
 		}
 		changed = !c.synced || !maps.EqualFunc(c.entries, next, sameEntry)
 		c.entries = next

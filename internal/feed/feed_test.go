@@ -75,7 +75,7 @@ func TestHandlerFullDeltaETag(t *testing.T) {
 	st := feedtest.New()
 	st.Bind("web-0", "web", "i-0", "10.0.0.1", "www")
 	st.Bind("web-1", "web", "i-1", "10.0.0.2")
-	st.Put(naming.Record{Hostname: "web-2", Service: "web"}) // a gap: not served
+	st.Put(naming.Record{Hostname: "web-2", Service: "web"}) // a gap: served as released
 	h, fc, srv := newFeed(t, st, Options{})
 
 	if resp, _ := get(t, srv.URL+Path); resp.StatusCode != http.StatusServiceUnavailable {
@@ -85,7 +85,7 @@ func TestHandlerFullDeltaETag(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, full := get(t, srv.URL+Path)
-	if resp.StatusCode != 200 || !full.Full || names(full.Entries) != "web-0,web-1" {
+	if resp.StatusCode != 200 || !full.Full || names(full.Entries) != "web-0,web-1,web-2(released)" {
 		t.Fatalf("full: %d %+v", resp.StatusCode, full)
 	}
 	if full.Entries[0].IP != "10.0.0.1" || full.Entries[0].Aliases[0] != "www" || full.Entries[0].Service != "web" {
@@ -107,7 +107,7 @@ func TestHandlerFullDeltaETag(t *testing.T) {
 		t.Errorf("delta = %+v", delta)
 	}
 	_, other := get(t, fmt.Sprintf("%s%s?since=%d&epoch=old", srv.URL, Path, full.Rev))
-	if !other.Full || names(other.Entries) != "web-0,web-3" {
+	if !other.Full || names(other.Entries) != "web-0,web-1(released),web-2(released),web-3" {
 		t.Errorf("other epoch = %+v, want a full response", other)
 	}
 }

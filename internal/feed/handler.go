@@ -23,8 +23,9 @@ import (
 // Path is where the feed is served.
 const Path = "/v1/hosts"
 
-// Entry is one name in the feed. Released entries (only in deltas) tell the
-// client to drop a name.
+// Entry is one name in the feed. Released entries tell the client to drop
+// a name: in a delta, the names freed since; in a full response, every
+// gap the replica knows of.
 type Entry struct {
 	Hostname string   `json:"hostname"`
 	IP       string   `json:"ip,omitempty"`
@@ -423,6 +424,15 @@ func (h *Handler) build(q query) Response {
 		resp.Full = true
 		for _, e := range h.current {
 			resp.Entries = append(resp.Entries, e)
+		}
+		// Released names (gaps in the ledger, or freed since this replica
+		// started) go in too: an agent that was away while most of its
+		// names were freed can then drop them as authoritative releases
+		// instead of tripping its shrink guard forever.
+		for host := range h.changed {
+			if _, ok := h.current[host]; !ok {
+				resp.Entries = append(resp.Entries, Entry{Hostname: host, Released: true})
+			}
 		}
 	}
 	slices.SortFunc(resp.Entries, func(a, b Entry) int { return naming.CompareHostnames(a.Hostname, b.Hostname) })
