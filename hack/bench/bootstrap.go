@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/aerostat-io/aerostat/internal/feed"
@@ -106,7 +109,10 @@ type scaleResult struct {
 	IdleFullRead int     `json:"idle_full_reads"`
 }
 
-// runScale measures the controller at n names (-child=scale).
+// runScale measures the controller at n names (-child=scale). The store
+// and EC2 run in another process (-child=infra), as MongoDB and EC2 do in
+// a deployment, so this process's CPU and RSS are the controller's and
+// its feed's alone.
 func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	res := scaleResult{N: n, IdlePasses: cfg.steadyPasses}
 	w := &world{cfg: cfg, n: n, tr: newTracker(1), rng: rand.New(rand.NewPCG(cfg.seed, uint64(n))),
@@ -114,17 +120,20 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	defer w.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := w.start(ctx); err != nil {
-		return res, err
-	}
-	for range n {
-		w.fleet.Launch(1, tags())
-	}
 	t0 := time.Now()
-	if err := w.bulkSeed(ctx, n); err != nil {
-		return res, err
+	infra, line, err := startChildProc(ctx, 10*time.Minute, "-child=infra", "-size="+strconv.Itoa(n))
+	if err != nil {
+		return res, fmt.Errorf("infra process: %w", err)
+	}
+	w.closers = append(w.closers, func() { stopChild(infra) })
+	var addr infraAddrs
+	if err := json.Unmarshal([]byte(line), &addr); err != nil {
+		return res, fmt.Errorf("infra process said %q: %w", line, err)
 	}
 	res.SeedS = time.Since(t0).Seconds()
+	if err := w.connect(ctx, addr.Store, addr.EC2); err != nil {
+		return res, err
+	}
 	t1 := time.Now()
 	sum, err := w.sa.Pass(ctx)
 	if err != nil {
@@ -164,4 +173,37 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, peak RSS %d MiB\n",
 		n, res.FirstPassS, res.IdlePassCPU, res.PeakRSS>>20)
 	return res, nil
+}
+
+// infraAddrs is what an infra child prints once its store and EC2 serve.
+type infraAddrs struct {
+	Store string `json:"store"`
+	EC2   string `json:"ec2"`
+}
+
+// runInfra serves the store and EC2 of a scale child (-child=infra): n
+// tagged instances and their names inserted in bulk, until stdin closes.
+func runInfra(ctx context.Context, cfg config, n int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	w := &world{cfg: cfg, n: n}
+	defer w.close()
+	if err := w.start(ctx); err != nil {
+		return err
+	}
+	for range n {
+		w.fleet.Launch(1, tags())
+	}
+	if err := w.bulkSeed(ctx, n); err != nil {
+		return err
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(infraAddrs{Store: w.srv.URI(), EC2: w.ec2srv.URL}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
 }

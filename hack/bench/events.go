@@ -69,7 +69,7 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 		return res, err
 	}
 
-	opts := controllers.StandaloneOptions{Syncer: w.syncer, Cloud: w.ec2, Store: w.ctrl, Interval: cfg.poll}
+	opts := controllers.StandaloneOptions{Syncer: w.syncer, Cloud: w.ec2, Store: w.plan, Interval: cfg.poll}
 	var mu sync.Mutex
 	passes := map[string]int{}
 	var failed int

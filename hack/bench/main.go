@@ -99,9 +99,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.mode, "mode", "", "internal: poll|events mode of an events child")
 	quick := fs.Bool("quick", false, "small run (about a minute): sizes 100,1000; planner to 10,000; 5 agents; 6 changes; 2s polls")
 	bootstrapSizes := fs.String("bootstrap-n", "1000,10000", "fleet sizes named from an empty ledger by the controller alone (empty: none)")
-	scaleSizes := fs.String("scale-n", "50000", "ledger sizes for the controller's memory and idle pass cost alone (empty: none)")
+	scaleSizes := fs.String("scale-n", "10000,50000", "ledger sizes for the controller's memory and idle pass cost alone, store and EC2 in another process (empty: none)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each child to this path (suffixed with the child's kind and size)")
-	fs.StringVar(&c.child, "child", "", "internal: scenario|events|bootstrap|scale|agent")
+	fs.StringVar(&c.child, "child", "", "internal: scenario|events|bootstrap|scale|infra|agent")
 	fs.IntVar(&c.size, "size", 0, "internal: fleet size of a scenario child")
 	fs.StringVar(&c.feedURL, "feed-url", "", "internal: feed of an agent child")
 	fs.StringVar(&c.hostsFile, "hosts-file", "", "internal: hosts file of an agent child")
@@ -245,10 +245,13 @@ func main() {
 	case "scale":
 		ctrllog.SetLogger(logr.Discard())
 		err = childJSON(runScale(ctx, cfg, cfg.size))
+	case "infra":
+		ctrllog.SetLogger(logr.Discard())
+		err = runInfra(ctx, cfg, cfg.size)
 	case "agent":
 		err = runAgentChild(ctx, cfg)
 	default:
-		err = fmt.Errorf("-child %q: want scenario, events, bootstrap, scale or agent", cfg.child)
+		err = fmt.Errorf("-child %q: want scenario, events, bootstrap, scale, infra or agent", cfg.child)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -175,6 +174,7 @@ type world struct {
 	ec2       *cloud.EC2
 	syncer    *controllers.Syncer
 	sa        *controllers.Standalone
+	plan      *ledger.Cache // the controller's copy of the ledger, as `aerostat controller` keeps one
 	fh        *feed.Handler
 	feedURL   string
 	tr        *tracker
@@ -314,6 +314,15 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 }
 
 func (w *world) start(ctx context.Context) error {
+	if err := w.startInfra(ctx); err != nil {
+		return err
+	}
+	return w.connect(ctx, w.srv.URI(), w.ec2srv.URL)
+}
+
+// startInfra starts what is not ours in a deployment: the store (MongoDB
+// there) and EC2 (a fake fleet behind the wire-level fake server).
+func (w *world) startInfra(ctx context.Context) error {
 	dir, err := os.MkdirTemp("", "aerostat-bench-")
 	if err != nil {
 		return err
@@ -325,24 +334,31 @@ func (w *world) start(ctx context.Context) error {
 		return err
 	}
 	w.closers = append(w.closers, func() { _ = w.srv.Close() })
-	if w.ctrlDB, err = ledger.Open(ctx, w.srv.URI(), ledger.Options{}); err != nil {
+	w.fleet = fake.NewFleet(&fake.LaunchClock{})
+	w.ec2srv = fake.NewServer(w.fleet)
+	w.closers = append(w.closers, w.ec2srv.Close)
+	return nil
+}
+
+// connect wires the controller, its ledger connections and its EC2 client
+// to a store and an EC2 endpoint, in this process or another (the scale
+// child's infra process).
+func (w *world) connect(ctx context.Context, storeURI, ec2URL string) error {
+	var err error
+	if w.ctrlDB, err = ledger.Open(ctx, storeURI, ledger.Options{}); err != nil {
 		return err
 	}
 	w.closers = append(w.closers, func() { _ = w.ctrlDB.Close(context.Background()) })
-	if w.nodeDB, err = ledger.Open(ctx, w.srv.URI(), ledger.Options{}); err != nil {
+	if w.nodeDB, err = ledger.Open(ctx, storeURI, ledger.Options{}); err != nil {
 		return err
 	}
 	w.closers = append(w.closers, func() { _ = w.nodeDB.Close(context.Background()) })
 	w.ctrl = counting(w.ctrlDB, w.committed)
 	w.node = counting(w.nodeDB, nil)
 	w.feedDB = counting(w.ctrlDB, nil)
-
-	w.fleet = fake.NewFleet(&fake.LaunchClock{})
-	w.ec2srv = fake.NewServer(w.fleet)
-	w.closers = append(w.closers, w.ec2srv.Close)
 	w.ec2, err = cloud.NewEC2(ctx, cloud.EC2Options{
 		Region:         "us-east-1",
-		Endpoint:       w.ec2srv.URL,
+		Endpoint:       ec2URL,
 		Credentials:    credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench", ""),
 		CallsPerSecond: w.cfg.ec2Rate,
 	})
@@ -353,6 +369,7 @@ func (w *world) start(ctx context.Context) error {
 	// ledger kept by change log deltas; the counters below it see what
 	// reaches the store.
 	plan := ledger.NewCache(w.ctrl, ledger.FollowerOptions{})
+	w.plan = plan
 	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: w.ec2, Store: plan, OnApplied: func() {
 		if w.fh != nil {
 			w.fh.Notify()
@@ -766,32 +783,48 @@ type childProc struct {
 func (c *childProc) pid() string { return strconv.Itoa(c.cmd.Process.Pid) }
 
 func (w *world) startAgentProcess(ctx context.Context) (*childProc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	dir := filepath.Join(w.dir, "agent-proc")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-child=agent", "-feed-url="+w.feedURL, "-hosts-file="+filepath.Join(dir, "hosts"),
-		"-feed-wait="+w.cfg.feedWait.String())
+	child, line, err := startChildProc(ctx, w.cfg.timeout, "-child=agent", "-feed-url="+w.feedURL,
+		"-hosts-file="+filepath.Join(dir, "hosts"), "-feed-wait="+w.cfg.feedWait.String())
+	if err != nil {
+		return nil, fmt.Errorf("agent process: %w", err)
+	}
+	if line != "synced" {
+		stopChild(child)
+		return nil, fmt.Errorf("agent process said %q", line)
+	}
+	return child, nil
+}
+
+// startChildProc runs this binary with args (not the parent's flags) and
+// returns once it printed its first line, or fails after timeout. The
+// child must exit when its stdin closes (stopChild).
+func startChildProc(ctx context.Context, timeout time.Duration, args ...string) (*childProc, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	child := &childProc{cmd: cmd, stdin: in} // the child exits when its stdin closes
+	child := &childProc{cmd: cmd, stdin: in}
 	line := make(chan string, 1)
 	go func() {
 		s := bufio.NewScanner(out)
+		s.Buffer(nil, 1<<20)
 		s.Scan()
 		line <- s.Text()
 		for s.Scan() {
@@ -799,18 +832,14 @@ func (w *world) startAgentProcess(ctx context.Context) (*childProc, error) {
 	}()
 	select {
 	case l := <-line:
-		if l != "synced" {
-			stopChild(child)
-			return nil, fmt.Errorf("agent process said %q", l)
-		}
-	case <-time.After(w.cfg.timeout):
+		return child, l, nil
+	case <-time.After(timeout):
 		stopChild(child)
-		return nil, errors.New("agent process did not sync")
+		return nil, "", fmt.Errorf("no first line within %v", timeout)
 	case <-ctx.Done():
 		stopChild(child)
-		return nil, ctx.Err()
+		return nil, "", ctx.Err()
 	}
-	return child, nil
 }
 
 func stopChild(c *childProc) {
