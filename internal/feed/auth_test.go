@@ -186,7 +186,13 @@ func TestGuardPerClientCap(t *testing.T) {
 // once the server's header deadline passes.
 func TestServerClosesSlowLoris(t *testing.T) {
 	srv := NewServer("127.0.0.1:0", http.NotFoundHandler(), 0)
-	srv.ReadHeaderTimeout = 300 * time.Millisecond // the production value is 5 s
+	// The production server must bound headers and bodies itself (Go's
+	// zero values wait forever); the wait below then runs on a shorter
+	// header deadline than its 5 s.
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadHeaderTimeout > 10*time.Second || srv.ReadTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Fatalf("feed server limits: header %v, read %v, header bytes %d", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.MaxHeaderBytes)
+	}
+	srv.ReadHeaderTimeout = 300 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -147,7 +147,9 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 // A length header past MongoDB's limit closes the connection; one within
 // it whose body never comes costs memory only for the bytes received.
 func TestOversizedMessages(t *testing.T) {
-	addr := startLimited(t, Options{})
+	// Deadlines longer than closedByServer waits: only the length check
+	// can close this connection in time.
+	addr := startLimited(t, Options{MessageTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
