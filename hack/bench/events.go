@@ -29,19 +29,21 @@ const (
 // `aerostat controller --standalone` runs it (with --sqs-queue-url in
 // events mode), churned by replacements for -events-window.
 type eventsResult struct {
-	N                int      `json:"n"`
-	Mode             string   `json:"mode"`
-	Replacements     int      `json:"replacements"`
-	LaunchToBound    dist     `json:"launch_to_bound"`
-	LaunchToFiles    dist     `json:"launch_to_every_file"`
-	TerminateToFiles dist     `json:"terminate_to_gone_from_every_file"`
-	EC2Calls         int      `json:"ec2_calls"`
-	WindowS          float64  `json:"window_s"`
-	EC2CallsPerMin   float64  `json:"ec2_calls_per_min"`
-	PollPasses       int      `json:"poll_passes"`
-	EventPasses      int      `json:"event_passes"`
-	Unfinished       int      `json:"unfinished_changes"`
-	Notes            []string `json:"notes,omitempty"`
+	N                int    `json:"n"`
+	Mode             string `json:"mode"`
+	Replacements     int    `json:"replacements"`
+	LaunchToBound    dist   `json:"launch_to_bound"`
+	LaunchToFiles    dist   `json:"launch_to_every_file"`
+	TerminateToFiles dist   `json:"terminate_to_gone_from_every_file"`
+	// TerminateToReleased is terminate → release committed in the ledger.
+	TerminateToReleased dist     `json:"terminate_to_released"`
+	EC2Calls            int      `json:"ec2_calls"`
+	WindowS             float64  `json:"window_s"`
+	EC2CallsPerMin      float64  `json:"ec2_calls_per_min"`
+	PollPasses          int      `json:"poll_passes"`
+	EventPasses         int      `json:"event_passes"`
+	Unfinished          int      `json:"unfinished_changes"`
+	Notes               []string `json:"notes,omitempty"`
 }
 
 // runEventsScenario measures launch → bound, launch and terminate → every
@@ -135,13 +137,14 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 	res.LaunchToBound = summarize(toBound[kindLaunch])
 	res.LaunchToFiles = summarize(toFiles[kindLaunch])
 	res.TerminateToFiles = summarize(toFiles[kindRelease])
+	res.TerminateToReleased = summarize(toBound[kindRelease])
 	res.Unfinished = unfinished
 	res.Notes = w.res.Notes
 	if err := w.checkFiles(ctx); err != nil {
 		res.Notes = append(res.Notes, err.Error())
 	}
-	w.logf("%s: launch → bound p99 %.2fs, terminate → every file p99 %.2fs, %.0f EC2 calls/min", mode,
-		res.LaunchToBound.P99, res.TerminateToFiles.P99, res.EC2CallsPerMin)
+	w.logf("%s: launch → bound p99 %.2fs, terminate → released p99 %.2fs, terminate → every file p99 %.2fs, %.0f EC2 calls/min", mode,
+		res.LaunchToBound.P99, res.TerminateToReleased.P99, res.TerminateToFiles.P99, res.EC2CallsPerMin)
 	return res, nil
 }
 
@@ -151,13 +154,14 @@ func printEventsTable(out io.Writer, cfg config, rs []eventsResult) {
 		return
 	}
 	fmt.Fprintf(out, "\nEC2 events (SQS) vs polling every %v: %d replacements over %v, %d agents; p50 / p99\n", cfg.poll, cfg.eventsChurn, cfg.eventsWindow, cfg.agents)
-	fmt.Fprintf(out, "  %-8s %-7s %-22s %-22s %-22s %s\n", "n", "mode", "launch → bound", "launch → every file", "terminate → gone", "EC2 calls/min")
+	fmt.Fprintf(out, "  %-8s %-7s %-22s %-22s %-22s %-22s %s\n", "n", "mode", "launch → bound", "launch → every file", "terminate → released", "terminate → gone", "EC2 calls/min")
 	for _, r := range rs {
 		note := ""
 		if r.Unfinished > 0 || len(r.Notes) > 0 {
 			note = fmt.Sprintf("  (%d unfinished; %s)", r.Unfinished, strings.Join(r.Notes, "; "))
 		}
-		fmt.Fprintf(out, "  %-8d %-7s %-22s %-22s %-22s %.0f%s\n", r.N, r.Mode, fmtP(r.LaunchToBound), fmtP(r.LaunchToFiles), fmtP(r.TerminateToFiles), r.EC2CallsPerMin, note)
+		fmt.Fprintf(out, "  %-8d %-7s %-22s %-22s %-22s %-22s %.0f%s\n", r.N, r.Mode, fmtP(r.LaunchToBound), fmtP(r.LaunchToFiles),
+			fmtP(r.TerminateToReleased), fmtP(r.TerminateToFiles), r.EC2CallsPerMin, note)
 	}
 }
 

@@ -30,9 +30,9 @@ func TestEventsChurnConverges(t *testing.T) {
 			if res.Unfinished != 0 || len(res.Notes) != 0 {
 				t.Fatalf("%d changes unfinished; notes: %q", res.Unfinished, res.Notes)
 			}
-			if res.LaunchToBound.N != 2 || res.TerminateToFiles.N != 2 {
-				t.Errorf("samples: %d launches bound, %d terminations gone from every file; want 2 and 2",
-					res.LaunchToBound.N, res.TerminateToFiles.N)
+			if res.LaunchToBound.N != 2 || res.TerminateToReleased.N != 2 || res.TerminateToFiles.N != 2 {
+				t.Errorf("samples: %d launches bound, %d terminations released, %d gone from every file; want 2 of each",
+					res.LaunchToBound.N, res.TerminateToReleased.N, res.TerminateToFiles.N)
 			}
 		})
 	}

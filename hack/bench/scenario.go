@@ -492,8 +492,11 @@ func (w *world) committed(c naming.Change, at time.Time) {
 		w.binds[string(c.Type)]++
 		w.mu.Unlock()
 	}
-	if c.Type == naming.Bind {
+	switch c.Type {
+	case naming.Bind:
 		w.tr.bound(c.InstanceID, c.Hostname, c.IP, at)
+	case naming.Release:
+		w.tr.released(c.Hostname, at)
 	}
 }
 

@@ -26,6 +26,7 @@ type expectation struct {
 	ip     string
 	absent bool // release: done when host no longer maps to ip
 	bound  time.Time
+	freed  time.Time // release: when the controller committed it
 	seen   []time.Time
 	done   time.Time
 }
@@ -92,6 +93,17 @@ func (t *tracker) bound(id, host, ip string, at time.Time) {
 	}
 }
 
+// released records that the controller committed the release of host.
+func (t *tracker) released(host string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.all {
+		if e.kind == kindRelease && e.host == host && e.freed.IsZero() {
+			e.freed = at
+		}
+	}
+}
+
 func (t *tracker) see(e *expectation, agent int, at time.Time) {
 	if !e.seen[agent].IsZero() {
 		return
@@ -138,8 +150,9 @@ func (t *tracker) pending() int {
 	return len(t.open) + len(t.byID)
 }
 
-// results splits finished expectations into start→bound and start→every
-// file durations per kind, and bound→every file for the named ones.
+// results splits finished expectations into start→bound (for releases:
+// start→committed) and start→every file durations per kind, and
+// bound→every file for the named ones.
 func (t *tracker) results() (toBound, toFiles map[string][]time.Duration, boundToFiles []time.Duration, unfinished int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -147,6 +160,9 @@ func (t *tracker) results() (toBound, toFiles map[string][]time.Duration, boundT
 	for _, e := range t.all {
 		if !e.bound.IsZero() && e.kind != kindRelease {
 			toBound[e.kind] = append(toBound[e.kind], e.bound.Sub(e.start))
+		}
+		if !e.freed.IsZero() {
+			toBound[kindRelease] = append(toBound[kindRelease], e.freed.Sub(e.start))
 		}
 		if e.done.IsZero() {
 			unfinished++
