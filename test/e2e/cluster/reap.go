@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Reap undoes what earlier runs left on the machine when they were killed
@@ -40,8 +41,14 @@ func reap(glob, current, netnsDir string, host hostDirs, logf func(string, ...an
 		}
 	}
 	var errs []error
-	if n := killNaming(stale); n > 0 {
-		logf("reap: killed %d processes of earlier runs", n)
+	if killed := killNaming(stale); len(killed) > 0 {
+		logf("reap: killed %d processes of earlier runs", len(killed))
+		// SIGKILL takes effect when each is next scheduled; until they
+		// have exited, their cgroups and mounts are busy and the reap
+		// below would leave them (a real kill -9 left 6 of 8 containers).
+		if left := waitExited(killed, time.Now().Add(30*time.Second)); len(left) > 0 {
+			logf("reap: %d killed processes still running after 30s: %v", len(left), left)
+		}
 	}
 	// Runs whose directories are gone can still have left state in the
 	// machine's directories: this looks whatever glob matches.
@@ -81,9 +88,9 @@ func reap(glob, current, netnsDir string, host hostDirs, logf func(string, ...an
 
 // killNaming SIGKILLs every process whose command line names one of dirs,
 // and first the children of those that are containerd shims (the
-// containers, whose command lines name nothing of ours). It returns how
-// many it killed.
-func killNaming(dirs []string) int {
+// containers, whose command lines name nothing of ours). It returns the
+// ones it killed.
+func killNaming(dirs []string) []int {
 	self := os.Getpid()
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	var pids []int
@@ -108,20 +115,47 @@ func killNaming(dirs []string) int {
 			}
 		}
 	}
-	n := 0
+	var killed []int
 	for _, s := range shims {
 		for _, kid := range children(s) {
 			if syscall.Kill(kid, syscall.SIGKILL) == nil {
-				n++
+				killed = append(killed, kid)
 			}
 		}
 	}
 	for _, p := range pids {
 		if syscall.Kill(p, syscall.SIGKILL) == nil {
-			n++
+			killed = append(killed, p)
 		}
 	}
-	return n
+	return killed
+}
+
+// waitExited waits until none of pids runs (a zombie has exited: its
+// cgroup and mounts are free) or the deadline passes, and returns those
+// still running then. Exits of processes that are not our children cannot
+// be waited for, so /proc is looked at every few milliseconds.
+func waitExited(pids []int, deadline time.Time) []int {
+	for {
+		left := slices.DeleteFunc(slices.Clone(pids), func(p int) bool { return !alive(p) })
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+		pids = left
+	}
+}
+
+// alive reports whether pid runs (a zombie waiting for its reaper does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // children lists a process's direct children.
