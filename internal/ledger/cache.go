@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 
 	"github.com/aerostat-io/aerostat/internal/naming"
@@ -30,6 +32,14 @@ type Cache struct {
 
 	mu sync.Mutex
 	f  *Follower
+	// sorted is the follower's records in Records order (cmpRecords),
+	// kept so that a Records call copies a range instead of collecting and
+	// sorting the whole map each time (an idle controller pass and every
+	// claim call it). It shares its strings with the follower's map.
+	// Rebuilt after a full read (sortedFulls behind the follower's count),
+	// patched for the hostnames a delta stored.
+	sorted      []naming.Record
+	sortedFulls int
 	// lost counts compare-and-sets lost in a row by plans from the copy.
 	lost int
 }
@@ -44,7 +54,9 @@ var _ Store = (*Cache)(nil)
 
 // NewCache returns a Cache over store; it reads nothing until Records.
 func NewCache(store Store, opts FollowerOptions) *Cache {
-	return &Cache{store: store, f: NewFollower(store, opts)}
+	f := NewFollower(store, opts)
+	f.trackTouched = true
+	return &Cache{store: store, f: f}
 }
 
 // Records implements Store: the copy, brought up to date first (a full
@@ -56,14 +68,45 @@ func (c *Cache) Records(ctx context.Context, service string) ([]naming.Record, e
 	if _, err := c.f.Poll(ctx); err != nil {
 		return nil, err
 	}
-	var out []naming.Record
-	for _, r := range c.f.records {
-		if service == "" || r.Service == service {
-			out = append(out, r)
-		}
+	c.resort()
+	if service == "" {
+		return slices.Clone(c.sorted), nil
 	}
-	sortRecords(out)
-	return out, nil
+	// Sorted by service first: the service's records are one run.
+	lo := sort.Search(len(c.sorted), func(i int) bool { return c.sorted[i].Service >= service })
+	hi := lo + sort.Search(len(c.sorted)-lo, func(i int) bool { return c.sorted[lo+i].Service > service })
+	if lo == hi {
+		return nil, nil
+	}
+	return slices.Clone(c.sorted[lo:hi]), nil
+}
+
+// cacheRebuildTouched is how many hostnames stored by deltas since the
+// last Records make resort rebuild the sorted copy instead of moving each
+// one (each move is a linear search and a shift).
+const cacheRebuildTouched = 64
+
+// resort brings c.sorted up to date with the follower's records.
+func (c *Cache) resort() {
+	fulls, _ := c.f.Reads()
+	touched := c.f.drainTouched()
+	if fulls != c.sortedFulls || len(touched) > cacheRebuildTouched {
+		c.sortedFulls = fulls
+		c.sorted = c.sorted[:0]
+		for _, r := range c.f.records {
+			c.sorted = append(c.sorted, r)
+		}
+		sortRecords(c.sorted)
+		return
+	}
+	for _, h := range touched {
+		if i := slices.IndexFunc(c.sorted, func(r naming.Record) bool { return r.Hostname == h }); i >= 0 {
+			c.sorted = slices.Delete(c.sorted, i, i+1)
+		}
+		r := c.f.records[h]
+		i, _ := slices.BinarySearchFunc(c.sorted, r, cmpRecords)
+		c.sorted = slices.Insert(c.sorted, i, r)
+	}
 }
 
 // Apply implements Store. A lost compare-and-set makes the next Records

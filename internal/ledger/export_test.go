@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
 // Change log internals, for the trimming and window tests.
@@ -14,3 +16,7 @@ const (
 )
 
 func (m *Mongo) LogDocs(ctx context.Context, docs ...bson.Raw) error { return m.logChanges(ctx, docs) }
+
+// SortRecords sorts recs as Records returns them, for tests comparing a
+// copy with the store.
+func SortRecords(recs []naming.Record) []naming.Record { sortRecords(recs); return recs }

@@ -78,6 +78,14 @@ type Follower struct {
 	provisional      int64
 	provisionalUntil time.Time
 	fulls, deltas    int
+	// touched lists the hostnames a delta read stored since the last
+	// drainTouched, whether or not SameRecord saw a change (a hold-back
+	// field may have moved): what a sorted copy kept beside this one must
+	// re-read. A full read resets it (fulls tells a copy to rebuild).
+	// Kept only with trackTouched (a Cache's follower), so that other
+	// followers, which never drain it, do not grow it.
+	touched      []string
+	trackTouched bool
 }
 
 type observation struct {
@@ -137,6 +145,9 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 			changed = append(changed, r.Hostname)
 		}
 		f.records[r.Hostname] = r
+		if f.trackTouched {
+			f.touched = append(f.touched, r.Hostname)
+		}
 	}
 	f.lastRev = max(f.lastRev, storeRev, rev)
 	return changed, nil
@@ -178,6 +189,7 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	}
 	slices.Sort(changed)
 	f.records = next
+	f.touched = f.touched[:0]
 	if rev < f.lastRev {
 		f.obs = nil
 	}
@@ -236,6 +248,14 @@ func (f *Follower) Records() []naming.Record {
 func (f *Follower) Record(hostname string) (naming.Record, bool) {
 	r, ok := f.records[hostname]
 	return r, ok
+}
+
+// drainTouched returns the hostnames stored by deltas since the last call
+// (see touched) and forgets them.
+func (f *Follower) drainTouched() []string {
+	t := f.touched
+	f.touched = nil
+	return t
 }
 
 // Synced reports whether a full read has succeeded.
