@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -165,7 +166,14 @@ func runController(ctx context.Context, f controllerFlags) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openLedger(ctx, f, logger)
+	// Every commit through this store (passes, attested registrations)
+	// wakes the feed once it exists, instead of waiting for its poll tick.
+	var wakeFeed atomic.Pointer[func()]
+	store, closeStore, err := openLedger(ctx, f, logger, func() {
+		if wake := wakeFeed.Load(); wake != nil {
+			(*wake)()
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -225,7 +233,8 @@ func runController(ctx context.Context, f controllerFlags) error {
 		}
 		fh := feed.NewHandler(store, fo)
 		hosts = fh
-		opts.OnApplied = fh.Notify
+		notify := fh.Notify
+		wakeFeed.Store(&notify)
 		if err := feed.RegisterMetrics(crmetrics.Registry, fh); err != nil {
 			return err
 		}
@@ -303,8 +312,8 @@ func eventSource(ctx context.Context, f controllerFlags, logger logr.Logger) (*e
 	return events.NewSource(events.SourceOptions{Queue: q, Registerer: crmetrics.Registry, Logger: logger.WithName("events")})
 }
 
-func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger) (ledger.Store, func(), error) {
-	sf := storeFlags{server: f.server, dataDir: f.dataDir, database: f.database, createDataDir: true}
+func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger, onCommit func()) (ledger.Store, func(), error) {
+	sf := storeFlags{server: f.server, dataDir: f.dataDir, database: f.database, createDataDir: true, onCommit: onCommit}
 	return sf.open(ctx, false, logger)
 }
 

@@ -25,6 +25,8 @@ type storeFlags struct {
 	// store); operator commands instead refuse one, as a typo there would
 	// otherwise show an empty ledger.
 	createDataDir bool
+	// onCommit is ledger.Options.OnCommit (the controller wakes its feed).
+	onCommit func()
 }
 
 func (f *storeFlags) register(fl *pflag.FlagSet) {
@@ -59,7 +61,7 @@ func (f *storeFlags) open(ctx context.Context, readOnly bool, logger logr.Logger
 		}
 		uri = srv.URI()
 	}
-	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, ReadOnly: readOnly, Logger: logger.WithName("ledger")})
+	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, ReadOnly: readOnly, Logger: logger.WithName("ledger"), OnCommit: f.onCommit})
 	if err != nil {
 		if srv != nil {
 			_ = srv.Close()

@@ -349,7 +349,13 @@ func (w *world) connect(ctx context.Context, storeURI, ec2URL string) error {
 		return err
 	}
 	w.closers = append(w.closers, func() { _ = w.ctrlDB.Close(context.Background()) })
-	if w.nodeDB, err = ledger.Open(ctx, storeURI, ledger.Options{}); err != nil {
+	// The registrar's commits wake the feed, as the controller's store
+	// does for its attested registrations (ledger.Options.OnCommit).
+	if w.nodeDB, err = ledger.Open(ctx, storeURI, ledger.Options{OnCommit: func() {
+		if w.fh != nil {
+			w.fh.Notify()
+		}
+	}}); err != nil {
 		return err
 	}
 	w.closers = append(w.closers, func() { _ = w.nodeDB.Close(context.Background()) })

@@ -119,8 +119,17 @@ func validateAliases(aliases []string) error {
 // clears instance_id, ip and aliases: aliases name a live machine, and the
 // planner expects a gap to hold none. It stamps released_at and
 // last_instance_id (fields 1.x ignores) for the planner's hold-back; a Bind
-// clears them.
+// clears them. Once at least one change committed, Options.OnCommit is
+// called.
 func (m *Mongo) Apply(ctx context.Context, changes []naming.Change) (int, error) {
+	n, err := m.applyAll(ctx, changes)
+	if n > 0 && m.opts.OnCommit != nil {
+		m.opts.OnCommit()
+	}
+	return n, err
+}
+
+func (m *Mongo) applyAll(ctx context.Context, changes []naming.Change) (int, error) {
 	if m.opts.ReadOnly {
 		return 0, errors.New("applying changes: ledger opened read-only")
 	}

@@ -50,6 +50,13 @@ type Options struct {
 	// connection then fails the call instead of hanging the agent or the
 	// controller. Default DefaultTimeout; the URI's timeoutMS overrides.
 	Timeout time.Duration
+	// OnCommit, if set, is called after an Apply committed at least one
+	// change, so that a reader following this store in the same process
+	// (the controller's feed) reads it now instead of at its next poll
+	// tick: every writer through this Mongo wakes it, the passes and the
+	// attested registrations alike. It must not block. Writers in other
+	// processes are seen at the reader's poll tick.
+	OnCommit func()
 }
 
 // DefaultTimeout bounds each store call when Options.Timeout is zero.
