@@ -167,6 +167,7 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.GoHeapInuse = ms.HeapInuse
+	writeHeapProfile(cfg)
 	if res.IdleChanges != 0 {
 		return res, errors.New("idle passes changed the ledger")
 	}

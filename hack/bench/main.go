@@ -69,6 +69,7 @@ type config struct {
 	bootstrapSizes      []int
 	scaleSizes          []int
 	cpuProfile          string
+	memProfile          string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -101,6 +102,7 @@ func parseFlags(args []string) (config, error) {
 	bootstrapSizes := fs.String("bootstrap-n", "1000,10000", "fleet sizes named from an empty ledger by the controller alone (empty: none)")
 	scaleSizes := fs.String("scale-n", "10000,50000", "ledger sizes for the controller's memory and idle pass cost alone, store and EC2 in another process (empty: none)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each child to this path (suffixed with the child's kind and size)")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write a heap profile of each scale child after its idle passes to this path (suffixed like -cpuprofile)")
 	fs.StringVar(&c.child, "child", "", "internal: scenario|events|bootstrap|scale|infra|agent")
 	fs.IntVar(&c.size, "size", 0, "internal: fleet size of a scenario child")
 	fs.StringVar(&c.feedURL, "feed-url", "", "internal: feed of an agent child")
@@ -383,6 +385,24 @@ func runChildJSON(ctx context.Context, v any, extra ...string) error {
 		return fmt.Errorf("reading child result: %w", err)
 	}
 	return nil
+}
+
+// writeHeapProfile writes the live heap (after a GC) to -memprofile, if
+// set, while the child's world still holds everything it measures.
+func writeHeapProfile(cfg config) {
+	if cfg.memProfile == "" {
+		return
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s-%d", cfg.memProfile, cfg.child, cfg.size))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: memprofile:", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: memprofile:", err)
+	}
 }
 
 // childJSON prints a child's result for runChildJSON.
