@@ -43,20 +43,32 @@ func BenchmarkPass(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("instances=%d/steady", n), func(b *testing.B) { benchPass(b, n, 0) })
 		b.Run(fmt.Sprintf("instances=%d/churn=10", n), func(b *testing.B) { benchPass(b, n, 10) })
-		b.Run(fmt.Sprintf("instances=%d/standalone/steady", n), func(b *testing.B) { benchStandalone(b, n) })
+		b.Run(fmt.Sprintf("instances=%d/standalone/steady", n), func(b *testing.B) { benchStandalone(b, n, false) })
+		b.Run(fmt.Sprintf("instances=%d/standalone-cache/steady", n), func(b *testing.B) { benchStandalone(b, n, true) })
 	}
 }
 
 // benchStandalone times an idle standalone pass (one listing of every
 // tagged instance, then one pass per service) and reports its ledger
-// reads: each reads the whole collection on the embedded store.
-func benchStandalone(b *testing.B, n int) {
+// reads: each reads the whole collection on the embedded store. With
+// cache the pass plans from a ledger.Cache, as `aerostat controller`
+// wires it: after the first pass, deltas only.
+func benchStandalone(b *testing.B, n int, cache bool) {
 	ctx := context.Background()
 	r := newRig(b)
 	const name = "bench"
 	seedNames(b, r, name, r.launch(n, name))
 	store := &readCounter{Store: r.store}
-	sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: r.syncer(store), Cloud: r.ec2, Store: store, Clock: r.clock})
+	var plan ledger.Store = store
+	if cache {
+		plan = ledger.NewCache(store, ledger.FollowerOptions{})
+		if _, err := plan.Records(ctx, ""); err != nil {
+			b.Fatal(err)
+		}
+		store.records.Store(0)
+	}
+	sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: r.syncer(plan), Cloud: r.ec2, Store: plan, Clock: r.clock})
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := sa.Pass(ctx); err != nil {
