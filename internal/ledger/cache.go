@@ -32,13 +32,13 @@ type Cache struct {
 
 	mu sync.Mutex
 	f  *Follower
-	// sorted is the follower's records in Records order (cmpRecords),
-	// kept so that a Records call copies a range instead of collecting and
-	// sorting the whole map each time (an idle controller pass and every
-	// claim call it). It shares its strings with the follower's map.
-	// Rebuilt after a full read (sortedFulls behind the follower's count),
-	// patched for the hostnames a delta stored.
-	sorted      []naming.Record
+	// sorted points at the follower's records in Records order
+	// (cmpRecords), kept so that a Records call copies a range instead of
+	// collecting and sorting the whole map each time (an idle controller
+	// pass and every claim call it); 8 bytes a name, the records are the
+	// follower's. Rebuilt after a full read (sortedFulls behind the
+	// follower's count), patched for the hostnames a delta stored.
+	sorted      []*naming.Record
 	sortedFulls int
 	// lost counts compare-and-sets lost in a row by plans from the copy.
 	lost int
@@ -69,16 +69,20 @@ func (c *Cache) Records(ctx context.Context, service string) ([]naming.Record, e
 		return nil, err
 	}
 	c.resort()
-	if service == "" {
-		return slices.Clone(c.sorted), nil
+	lo, hi := 0, len(c.sorted)
+	if service != "" {
+		// Sorted by service first: the service's records are one run.
+		lo = sort.Search(len(c.sorted), func(i int) bool { return c.sorted[i].Service >= service })
+		hi = lo + sort.Search(len(c.sorted)-lo, func(i int) bool { return c.sorted[lo+i].Service > service })
 	}
-	// Sorted by service first: the service's records are one run.
-	lo := sort.Search(len(c.sorted), func(i int) bool { return c.sorted[i].Service >= service })
-	hi := lo + sort.Search(len(c.sorted)-lo, func(i int) bool { return c.sorted[lo+i].Service > service })
 	if lo == hi {
 		return nil, nil
 	}
-	return slices.Clone(c.sorted[lo:hi]), nil
+	out := make([]naming.Record, hi-lo)
+	for i, r := range c.sorted[lo:hi] {
+		out[i] = *r
+	}
+	return out, nil
 }
 
 // cacheRebuildTouched is how many hostnames stored by deltas since the
@@ -92,19 +96,19 @@ func (c *Cache) resort() {
 	touched := c.f.drainTouched()
 	if fulls != c.sortedFulls || len(touched) > cacheRebuildTouched {
 		c.sortedFulls = fulls
-		c.sorted = c.sorted[:0]
+		c.sorted = make([]*naming.Record, 0, len(c.f.records))
 		for _, r := range c.f.records {
 			c.sorted = append(c.sorted, r)
 		}
-		sortRecords(c.sorted)
+		slices.SortFunc(c.sorted, cmpRecordPtrs)
 		return
 	}
 	for _, h := range touched {
-		if i := slices.IndexFunc(c.sorted, func(r naming.Record) bool { return r.Hostname == h }); i >= 0 {
+		if i := slices.IndexFunc(c.sorted, func(r *naming.Record) bool { return r.Hostname == h }); i >= 0 {
 			c.sorted = slices.Delete(c.sorted, i, i+1)
 		}
 		r := c.f.records[h]
-		i, _ := slices.BinarySearchFunc(c.sorted, r, cmpRecords)
+		i, _ := slices.BinarySearchFunc(c.sorted, r, cmpRecordPtrs)
 		c.sorted = slices.Insert(c.sorted, i, r)
 	}
 }

@@ -61,7 +61,10 @@ type Follower struct {
 	store Store
 	opts  FollowerOptions
 
-	records map[string]naming.Record
+	// records point into the slices the store returned (a full read is
+	// one allocation, not one a record); a record is replaced, never
+	// changed in place, so a Cache may keep the pointers.
+	records map[string]*naming.Record
 	synced  bool
 	lastRev int64 // highest store rev returned by the last read
 	obs     []observation
@@ -104,7 +107,7 @@ func NewFollower(store Store, opts FollowerOptions) *Follower {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	return &Follower{store: store, opts: opts, records: map[string]naming.Record{}}
+	return &Follower{store: store, opts: opts, records: map[string]*naming.Record{}}
 }
 
 // Poll brings the copy up to date and returns the hostnames whose record
@@ -140,8 +143,9 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	f.deltas++
 	f.readFrom = max(f.readFrom, mark)
 	f.recheckAt = now.Add(f.recheck.Step())
-	for _, r := range recs {
-		if old, ok := f.records[r.Hostname]; !ok || !naming.SameRecord(old, r) {
+	for i := range recs {
+		r := &recs[i]
+		if old, ok := f.records[r.Hostname]; !ok || !naming.SameRecord(*old, *r) {
 			changed = append(changed, r.Hostname)
 		}
 		f.records[r.Hostname] = r
@@ -169,16 +173,17 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
 	f.fulls++
-	next := make(map[string]naming.Record, len(recs))
+	next := make(map[string]*naming.Record, len(recs))
 	var changed []string
-	for _, r := range recs {
+	for i := range recs {
+		r := &recs[i]
 		if prev, dup := next[r.Hostname]; dup && prev.InstanceID != "" && r.Free() {
 			continue // 1.x duplicate: prefer the bound copy
 		}
 		next[r.Hostname] = r
 	}
 	for h, r := range next {
-		if old, ok := f.records[h]; !ok || !naming.SameRecord(old, r) {
+		if old, ok := f.records[h]; !ok || !naming.SameRecord(*old, *r) {
 			changed = append(changed, h)
 		}
 	}
@@ -238,7 +243,7 @@ func (f *Follower) safeMark(now time.Time) int64 {
 func (f *Follower) Records() []naming.Record {
 	out := make([]naming.Record, 0, len(f.records))
 	for _, r := range f.records {
-		out = append(out, r)
+		out = append(out, *r)
 	}
 	naming.SortByHostname(out)
 	return out
@@ -247,7 +252,10 @@ func (f *Follower) Records() []naming.Record {
 // Record returns the record of one hostname.
 func (f *Follower) Record(hostname string) (naming.Record, bool) {
 	r, ok := f.records[hostname]
-	return r, ok
+	if !ok {
+		return naming.Record{}, false
+	}
+	return *r, true
 }
 
 // drainTouched returns the hostnames stored by deltas since the last call

@@ -330,7 +330,9 @@ func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error
 
 func sortRecords(recs []naming.Record) { slices.SortFunc(recs, cmpRecords) }
 
-func cmpRecords(a, b naming.Record) int {
+func cmpRecords(a, b naming.Record) int { return cmpRecordPtrs(&a, &b) }
+
+func cmpRecordPtrs(a, b *naming.Record) int {
 	if c := strings.Compare(a.Service, b.Service); c != 0 {
 		return c
 	}
