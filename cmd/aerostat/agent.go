@@ -37,11 +37,7 @@ type nodeFlags struct {
 }
 
 func (f *nodeFlags) register(fl *pflag.FlagSet) {
-	def := os.Getenv("AEROSTAT_SERVER")
-	if def == "" {
-		def = defaultServer
-	}
-	fl.StringVar(&f.server, "server", def, "ledger MongoDB: a hostname (1.x style, port 27017) or a mongodb:// URI (env AEROSTAT_SERVER)")
+	addLedgerFlag(fl, &f.server, defaultLedger(), ledgerFlagHelp, true)
 	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
 	fl.StringVar(&f.logLevel, "loglevel", "INFO", "log level: DEBUG, INFO, WARNING or ERROR (as 1.x)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be done; write nothing")
@@ -66,7 +62,7 @@ func (f *nodeFlags) logger() (logr.Logger, error) {
 	return zap.New(zap.Level(lvl), zap.WriteTo(os.Stderr), zap.StacktraceLevel(zapcore.PanicLevel)), nil
 }
 
-// openLedger opens the ledger named by --server.
+// openLedger opens the ledger named by --ledger.
 func (f *nodeFlags) openLedger(ctx context.Context, log logr.Logger, readOnly bool) (*ledger.Mongo, error) {
 	uri, err := client.ServerURI(f.server)
 	if err != nil {
@@ -74,7 +70,7 @@ func (f *nodeFlags) openLedger(ctx context.Context, log logr.Logger, readOnly bo
 	}
 	m, err := ledger.Open(ctx, uri, ledger.Options{Database: f.database, ReadOnly: readOnly, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("--server %q: %w", ledger.RedactURI(f.server), err)
+		return nil, fmt.Errorf("--ledger %q: %w", ledger.RedactURI(f.server), err)
 	}
 	return m, nil
 }

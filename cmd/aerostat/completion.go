@@ -134,7 +134,8 @@ func (f *sourceFlags) completeSelector(cmd *cobra.Command, _ []string, toComplet
 func (f *sourceFlags) listForCompletion(cmd *cobra.Command) ([]client.Name, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
 	defer cancel()
-	f.timeout = completionTimeout
+	t := completionTimeout.String()
+	f.kube.Timeout = &t
 	src, err := f.open(cmd)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -85,9 +86,11 @@ services nodes registered in the ledger.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&f.standalone, "standalone", false, "run without Kubernetes: policies from EC2 instance tags and the ledger")
 	fl.BoolVar(&f.once, "once", false, "run one full pass and exit (non-zero if EC2 could not be observed)")
-	fl.StringVar(&f.server, "server", os.Getenv("AEROSTAT_SERVER"), "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI; empty starts the embedded store in --data-dir (env AEROSTAT_SERVER)")
+	// The controller alone defaults to no ledger: it hosts the embedded
+	// store the other commands reach with --ledger or --data-dir.
+	addLedgerFlag(fl, &f.server, cmp.Or(os.Getenv("AEROSTAT_LEDGER"), os.Getenv("AEROSTAT_SERVER")), "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI; empty starts the embedded store in --data-dir (env AEROSTAT_LEDGER, then AEROSTAT_SERVER)", true)
 	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
-	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory, used when --server is empty")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory, used when --ledger is empty")
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
 	fl.DurationVar(&f.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often EC2 is listed")

@@ -9,12 +9,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/tools/clientcmd"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -37,37 +39,59 @@ func isKubectlPlugin(argv0 string) bool {
 }
 
 // sourceFlags say where get and describe read names: the ledger
-// (--server) or, with a kubeconfig, the NamingService status in a cluster.
+// (--ledger) or, with kubectl's flags (--kubeconfig, --context, --server,
+// ...), the NamingService status in a cluster.
 type sourceFlags struct {
-	server, database        string
-	kubeconfig, kubeContext string
-	timeout                 time.Duration
-	pollInterval            time.Duration
+	server, database string
+	kube             *genericclioptions.ConfigFlags
+	timeout          time.Duration
+	pollInterval     time.Duration
 	// plugin: run as kubectl-aerostat, where the cluster is the default.
 	plugin bool
 }
 
+// kubeFlags are kubectl's flags that point at a cluster: any of them
+// given means reading from it.
+var kubeFlags = []string{"kubeconfig", "context", "cluster", "user", "server", "token", "as", "certificate-authority"}
+
 func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	def := os.Getenv("AEROSTAT_SERVER")
-	if def == "" {
-		def = "admin-master"
-	}
-	fl.StringVar(&f.server, "server", def, "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI (env AEROSTAT_SERVER)")
+	addLedgerFlag(fl, &f.server, defaultLedger(), ledgerFlagHelp, false)
 	fl.StringVar(&f.database, "database", "aerostat", "ledger database")
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "read NamingService status from the cluster of this kubeconfig instead of the ledger")
-	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (implies reading from the cluster)")
-	fl.DurationVar(&f.timeout, "request-timeout", 10*time.Second, "how long to wait for the ledger or the cluster")
+	f.kube = genericclioptions.NewConfigFlags(true)
+	timeout := "10s"
+	f.kube.Timeout = &timeout
+	f.kube.AddFlags(fl)
 	f.plugin = isKubectlPlugin(os.Args[0])
 }
 
-// cluster reports whether to read from Kubernetes: a kubeconfig or context
-// was given, or we run as a kubectl plugin and no --server was given.
+// cluster reports whether to read from Kubernetes: one of kubectl's
+// cluster flags was given, or we run as a kubectl plugin and no --ledger
+// was given.
 func (f *sourceFlags) cluster(cmd *cobra.Command) bool {
-	if f.kubeconfig != "" || f.kubeContext != "" {
-		return true
+	for _, name := range kubeFlags {
+		if cmd.Flags().Changed(name) {
+			return true
+		}
 	}
-	return f.plugin && !cmd.Flags().Changed("server")
+	return f.plugin && !ledgerChanged(cmd.Flags())
+}
+
+// parseTimeout reads kubectl's --request-timeout ("10s", "1m", or a bare
+// number of seconds) for the ledger too; 0 means no limit.
+func (f *sourceFlags) parseTimeout() error {
+	s := *f.kube.Timeout
+	if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
+		f.timeout = time.Duration(secs) * time.Second
+	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		f.timeout = d
+	} else {
+		return fmt.Errorf("--request-timeout %q: want a duration such as 10s or 1m, or a number of seconds", s)
+	}
+	if f.timeout == 0 {
+		f.timeout = 1<<63 - 1 // kubectl's 0: wait as long as it takes
+	}
+	return nil
 }
 
 // openLedgerClient connects to the ledger read-only.
@@ -76,25 +100,22 @@ func (f *sourceFlags) openLedgerClient(ctx context.Context) (*client.Client, err
 	defer cancel()
 	c, err := client.New(ctx, f.server, client.Options{Database: f.database, PollInterval: f.pollInterval})
 	if err != nil {
-		return nil, fmt.Errorf("--server %q: %w", ledger.RedactURI(f.server), err)
+		return nil, fmt.Errorf("--ledger %q: %w", ledger.RedactURI(f.server), err)
 	}
 	return c, nil
 }
 
-// kubeClient builds a client of the cluster from --kubeconfig (or
-// $KUBECONFIG, ~/.kube/config, in-cluster config) and --context.
+// kubeClient builds a client of the cluster from kubectl's flags
+// (--kubeconfig or $KUBECONFIG, ~/.kube/config, in-cluster config;
+// --context, --server, ...).
 func (f *sourceFlags) kubeClient() (crclient.WithWatch, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = f.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: f.kubeContext}).ClientConfig()
+	cfg, err := f.kube.ToRESTConfig()
 	if clientcmd.IsEmptyConfig(err) {
-		return nil, errors.New("no kubeconfig found: set KUBECONFIG or --kubeconfig, or read the ledger with --server")
+		return nil, errors.New("no kubeconfig found: set KUBECONFIG or --kubeconfig, or read the ledger with --ledger")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %q context %q: %w", f.kubeconfig, f.kubeContext, err)
+		return nil, fmt.Errorf("kubeconfig %q context %q: %w", *f.kube.KubeConfig, *f.kube.Context, err)
 	}
-	cfg.Timeout = f.timeout
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -116,6 +137,9 @@ type source interface {
 }
 
 func (f *sourceFlags) open(cmd *cobra.Command) (source, error) {
+	if err := f.parseTimeout(); err != nil {
+		return nil, err
+	}
 	if f.cluster(cmd) {
 		c, err := f.kubeClient()
 		if err != nil {
@@ -148,9 +172,10 @@ func newGetCmd() *cobra.Command {
 nodes (which ledger rev each agent's hosts file holds: "2 of 3 hosts at rev 17",
 laggards first; read from the controller's feed, --feed).
 
-Reads the ledger (--server, default $AEROSTAT_SERVER or admin-master) without
-Kubernetes, or the NamingService status of a cluster with --kubeconfig or
---context (the default when run as kubectl-aerostat).`,
+Reads the ledger (--ledger, default $AEROSTAT_LEDGER, $AEROSTAT_SERVER or
+admin-master, as every command) without Kubernetes, or the NamingService status
+of a cluster with kubectl's flags (--kubeconfig, --context, --server, ...; the
+default when run as kubectl-aerostat).`,
 		Example: `  aerostat get names
   aerostat get names -l service=web,state=bound -o wide
   aerostat get names web-3 -o json
@@ -277,6 +302,9 @@ func getNodes(cmd *cobra.Command, f *getFlags, format table.Format, args []strin
 		return errors.New("--watch: only for names")
 	case f.selector != "":
 		return errors.New("--selector: only for names")
+	}
+	if err := f.src.parseTimeout(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.src.timeout)
 	defer cancel()

@@ -47,7 +47,7 @@ func seedLedger(t *testing.T) []string {
 	web[1].State = naming.StateTerminated
 	claim(t, store, "web", naming.Iterative, web)
 	claim(t, store, "db", naming.Masterful, testInstances("i-0d", "10.0.2.", 2))
-	return []string{"--server", ledgertest.URI(t), "--database", db}
+	return []string{"--ledger", ledgertest.URI(t), "--database", db}
 }
 
 func testInstances(idPrefix, ipPrefix string, n int) []naming.Instance {
@@ -167,6 +167,7 @@ func TestGetErrors(t *testing.T) {
 		"resource":      {[]string{"get", "pods"}, `resource "pods"`},
 		"format":        {[]string{"get", "names", "-o", "jsonpath"}, `-o "jsonpath": jsonpath needs a template`},
 		"bad jsonpath":  {[]string{"get", "names", "-o", "jsonpath={.items[*]"}, `-o "jsonpath={.items[*]": template "{.items[*]"`},
+		"bad timeout":   {[]string{"get", "names", "--request-timeout", "soon"}, `--request-timeout "soon"`},
 		"bad columns":   {[]string{"get", "services", "-o", "custom-columns=SERVICE"}, `column "SERVICE": want HEADER:.field`},
 		"selector":      {[]string{"get", "names", "-l", "colour=red"}, `key "colour"`},
 		"missing name":  {[]string{"get", "names", "web-99"}, `name "web-99" not found`},
@@ -181,9 +182,9 @@ func TestGetErrors(t *testing.T) {
 			}
 		})
 	}
-	_, _, err := runCmd(t, "get", "names", "--server", "http://x")
+	_, _, err := runCmd(t, "get", "names", "--ledger", "http://x")
 	if err == nil || !strings.Contains(err.Error(), `"http://x"`) {
-		t.Errorf("bad --server: err = %v", err)
+		t.Errorf("bad --ledger: err = %v", err)
 	}
 }
 

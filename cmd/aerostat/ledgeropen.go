@@ -17,10 +17,12 @@ import (
 )
 
 // storeFlags say which ledger an operator command works on: a MongoDB
-// (--server) or the embedded store's files (--data-dir), as the
-// controller does.
+// (--ledger, the same default as every command) or, when --data-dir is
+// given instead, the embedded store's files the controller keeps there.
 type storeFlags struct {
 	server, dataDir, database string
+	// fl tells whether --data-dir or --ledger was given.
+	fl *pflag.FlagSet
 	// createDataDir makes a missing --data-dir (the controller owns its
 	// store); operator commands instead refuse one, as a typo there would
 	// otherwise show an empty ledger.
@@ -30,21 +32,26 @@ type storeFlags struct {
 }
 
 func (f *storeFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&f.server, "server", os.Getenv("AEROSTAT_SERVER"), "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI; empty opens the embedded store in --data-dir (env AEROSTAT_SERVER)")
-	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory, used when --server is empty")
+	f.fl = fl
+	addLedgerFlag(fl, &f.server, defaultLedger(), ledgerFlagHelp+"; --data-dir without --ledger opens the embedded store instead", true)
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory: read when given without --ledger (or --ledger \"\")")
 	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
 }
 
 // open connects to the ledger (starting the embedded store on --data-dir
-// when --server is empty). readOnly opens without any write, not even the
-// index setup. The returned func closes both.
+// when --ledger is empty, or --data-dir alone was given). readOnly opens
+// without any write, not even the index setup. The returned func closes
+// both.
 func (f *storeFlags) open(ctx context.Context, readOnly bool, logger logr.Logger) (*ledger.Mongo, func(), error) {
 	uri := ""
 	var srv *embedded.Server
+	if f.fl != nil && f.fl.Changed("data-dir") && !ledgerChanged(f.fl) {
+		f.server = ""
+	}
 	if f.server != "" {
 		var err error
 		if uri, err = client.ServerURI(f.server); err != nil {
-			return nil, nil, fmt.Errorf("--server: %w", err)
+			return nil, nil, fmt.Errorf("--ledger: %w", err)
 		}
 	} else {
 		if f.createDataDir {
@@ -52,7 +59,7 @@ func (f *storeFlags) open(ctx context.Context, readOnly bool, logger logr.Logger
 				return nil, nil, fmt.Errorf("--data-dir %q: %w", f.dataDir, err)
 			}
 		} else if _, err := os.Stat(f.dataDir); err != nil {
-			return nil, nil, fmt.Errorf("--data-dir %q: %w (or give --server)", f.dataDir, err)
+			return nil, nil, fmt.Errorf("--data-dir %q: %w (or give --ledger)", f.dataDir, err)
 		}
 		var err error
 		srv, err = embedded.Start(ctx, embedded.Options{DataDir: f.dataDir, Logger: logger.WithName("store")})

@@ -47,7 +47,7 @@ func TestRegisterFollowsControllerHoldBack(t *testing.T) {
 		t.Fatalf("register under the controller's --hold-back 0 = %q, %v; want web-0", out, err)
 	}
 
-	out, err := runNode(t, "get", "services", "--server", ledgertest.URI(t), "--database", db)
+	out, err := runNode(t, "get", "services", "--ledger", ledgertest.URI(t), "--database", db)
 	if err != nil {
 		t.Fatalf("get services: %v\n%s", err, out)
 	}

@@ -373,7 +373,7 @@ func (w *world) live(ctx context.Context) error {
 	w.say("")
 	w.say("Live: the controller and the agents keep running; every %v a web node is replaced.", w.opts.ChurnEvery)
 	w.say("Changes are printed as they happen (like kubectl get -w). Ctrl-C to stop.")
-	w.say("In another terminal: aerostat get names --server %s", w.uri)
+	w.say("In another terminal: aerostat get names --ledger %s", w.uri)
 	w.say("                     aerostat get nodes --feed http://%s", w.feedLn.Addr())
 	w.say("")
 
