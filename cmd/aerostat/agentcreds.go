@@ -13,7 +13,7 @@ import (
 // errWritableCredentials refuses an agent whose ledger credentials can
 // write: the agent only reads, and a node holding write access to the
 // ledger can move any name to its own address.
-var errWritableCredentials = errors.New("the --server credentials can write the ledger; the agent needs only read access " +
+var errWritableCredentials = errors.New("the --ledger credentials can write the ledger; the agent needs only read access " +
 	"(a MongoDB user with the read role on the aerostat database), or use --feed; " +
 	"--allow-write-credentials accepts them (the 1.x migration mode, where nodes share one read-write user)")
 
@@ -28,7 +28,7 @@ func checkAgentCredentials(ctx context.Context, store *ledger.Mongo, allow bool,
 	case canWrite && allow:
 		log.Info("the ledger credentials can write; accepted by --allow-write-credentials")
 	case canWrite:
-		return fmt.Errorf("--server %w", errWritableCredentials)
+		return fmt.Errorf("--ledger %w", errWritableCredentials)
 	}
 	return nil
 }
