@@ -6,6 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
@@ -109,92 +112,110 @@ func fromRecord(r naming.Record) Name {
 	return n
 }
 
-// Selector picks names; empty fields match everything.
+// Selector picks names. The zero Selector picks every name.
 type Selector struct {
-	Service     string
-	ServiceType string // iterative|masterful
-	State       State
-	Role        string
-	// Not holds key=value pairs that must not match (from "key!=value").
-	Not map[string]string
+	// Service limits the read to one service (the ledger reads it by
+	// index); "" reads every service.
+	Service string
+	// Labels matches each name's labels (see NameLabels); nil matches
+	// every name.
+	Labels labels.Selector
 }
 
-// selectorKeys are the keys a label selector may use.
-var selectorKeys = []string{"service", "service_type", "state", "role"}
+// Label keys of a name (NameLabels) and of a service (ServiceLabels).
+const (
+	LabelService     = "service"
+	LabelServiceType = "service_type"
+	LabelState       = "state"
+	LabelRole        = "role"
+)
 
-// ParseSelector reads a kubectl-style selector over the name fields
-// service, service_type, state and role: "service=web",
-// "service==db,state=bound", "state!=free". Empty selects everything.
-func ParseSelector(s string) (Selector, error) {
-	var sel Selector
-	if strings.TrimSpace(s) == "" {
-		return sel, nil
+// NameLabels are the labels a selector sees on a name: its service,
+// service_type, state and, in a masterful service, role (absent for
+// iterative names, so "!role" picks them).
+func NameLabels(n Name) labels.Set {
+	set := labels.Set{LabelService: n.Service, LabelServiceType: n.ServiceType, LabelState: string(n.State)}
+	if n.Role != "" {
+		set[LabelRole] = n.Role
 	}
-	for _, term := range strings.Split(s, ",") {
-		term = strings.TrimSpace(term)
-		neg := false
-		key, val, ok := strings.Cut(term, "!=")
-		if ok {
-			neg = true
-		} else if key, val, ok = strings.Cut(term, "=="); !ok {
-			key, val, ok = strings.Cut(term, "=")
-		}
-		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
-		if !ok || key == "" {
-			return Selector{}, fmt.Errorf("selector %q: term %q: want key=value or key!=value", s, term)
-		}
-		if !slices.Contains(selectorKeys, key) {
-			return Selector{}, fmt.Errorf("selector %q: key %q: want one of %s", s, key, strings.Join(selectorKeys, ", "))
-		}
-		switch key {
-		case "service_type":
-			if val != "" {
-				scheme, err := naming.ParseScheme(val)
-				if err != nil {
-					return Selector{}, fmt.Errorf("selector %q: %w", s, err)
-				}
-				val = strings.ToLower(string(scheme))
-			}
-		case "state":
-			if val != string(Bound) && val != string(Free) && val != string(Pending) {
-				return Selector{}, fmt.Errorf("selector %q: state %q: want bound, free or pending", s, val)
-			}
-		}
-		if neg {
-			if sel.Not == nil {
-				sel.Not = map[string]string{}
-			}
-			sel.Not[key] = val
-			continue
-		}
-		switch key {
-		case "service":
-			sel.Service = val
-		case "service_type":
-			sel.ServiceType = val
-		case "state":
-			sel.State = State(val)
-		case "role":
-			sel.Role = val
-		}
-	}
-	return sel, nil
+	return set
+}
+
+// ServiceLabels are the labels a selector sees on a service.
+func ServiceLabels(s Service) labels.Set {
+	return labels.Set{LabelService: s.Service, LabelServiceType: s.ServiceType}
 }
 
 // Matches reports whether n is selected.
 func (sel Selector) Matches(n Name) bool {
-	fields := map[string]string{"service": n.Service, "service_type": n.ServiceType, "state": string(n.State), "role": n.Role}
-	for k, want := range map[string]string{"service": sel.Service, "service_type": sel.ServiceType, "state": string(sel.State), "role": sel.Role} {
-		if want != "" && fields[k] != want {
-			return false
+	if sel.Service != "" && n.Service != sel.Service {
+		return false
+	}
+	return sel.Labels == nil || sel.Labels.Matches(NameLabels(n))
+}
+
+// ParseSelector reads a kubectl label selector (k8s.io/apimachinery's
+// syntax: "service=web", "service in (web,db),state!=free", "!role") over
+// a name's labels (NameLabels). Keys are checked, service_type values
+// normalised (1.x's "masterful" and 2.x's "Masterful" both work) and
+// state values checked, so a typo is an error rather than an empty list.
+// Empty selects everything. Errors name the bad key or value; the caller
+// names the selector (and where it came from).
+func ParseSelector(s string) (Selector, error) {
+	sel, err := parseLabelSelector(s, []string{LabelService, LabelServiceType, LabelState, LabelRole})
+	if err != nil {
+		return Selector{}, err
+	}
+	out := Selector{Labels: sel}
+	// One service asked for by equality: read only its records.
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		if op := r.Operator(); r.Key() == LabelService && (op == selection.Equals || op == selection.DoubleEquals) {
+			out.Service = r.ValuesUnsorted()[0]
 		}
 	}
-	for k, v := range sel.Not {
-		if fields[k] == v {
-			return false
-		}
+	return out, nil
+}
+
+// ParseServiceSelector reads a label selector over a service's labels
+// (ServiceLabels: service and service_type), as ParseSelector does.
+func ParseServiceSelector(s string) (labels.Selector, error) {
+	return parseLabelSelector(s, []string{LabelService, LabelServiceType})
+}
+
+func parseLabelSelector(s string, keys []string) (labels.Selector, error) {
+	reqs, err := labels.ParseToRequirements(s)
+	if err != nil {
+		return nil, err
 	}
-	return true
+	sel := labels.NewSelector()
+	for _, r := range reqs {
+		key := r.Key()
+		if !slices.Contains(keys, key) {
+			return nil, fmt.Errorf("key %q: want one of %s", key, strings.Join(keys, ", "))
+		}
+		vals := r.ValuesUnsorted()
+		for i, v := range vals {
+			switch key {
+			case LabelServiceType:
+				scheme, err := naming.ParseScheme(v)
+				if err != nil {
+					return nil, fmt.Errorf("key %q: %w", key, err)
+				}
+				vals[i] = strings.ToLower(string(scheme))
+			case LabelState:
+				if v != string(Bound) && v != string(Free) && v != string(Pending) {
+					return nil, fmt.Errorf("state %q: want bound, free or pending", v)
+				}
+			}
+		}
+		nr, err := labels.NewRequirement(key, r.Operator(), vals)
+		if err != nil {
+			return nil, err
+		}
+		sel = sel.Add(*nr)
+	}
+	return sel, nil
 }
 
 // Service summarises one service's names.

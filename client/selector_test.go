@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
@@ -10,21 +9,30 @@ import (
 
 func TestParseSelector(t *testing.T) {
 	tests := map[string]struct {
-		in      string
-		want    client.Selector
-		wantErr string
+		in string
+		// want is the parsed selector in apimachinery's canonical form;
+		// service is the one service read by index ("" for all).
+		want, service string
+		wantErr       string
 	}{
-		"empty":       {in: "", want: client.Selector{}},
-		"service":     {in: "service=web", want: client.Selector{Service: "web"}},
-		"double eq":   {in: "service==web", want: client.Selector{Service: "web"}},
-		"several":     {in: " service=db , state=bound,role=slave", want: client.Selector{Service: "db", State: client.Bound, Role: "slave"}},
-		"1.x type":    {in: "service_type=masterful", want: client.Selector{ServiceType: "masterful"}},
-		"2.x type":    {in: "service_type=Masterful", want: client.Selector{ServiceType: "masterful"}},
-		"not":         {in: "state!=free", want: client.Selector{Not: map[string]string{"state": "free"}}},
-		"bad key":     {in: "hostname=web-0", wantErr: `key "hostname"`},
-		"no value op": {in: "service", wantErr: `term "service"`},
-		"bad state":   {in: "state=gone", wantErr: `state "gone"`},
-		"bad type":    {in: "service_type=round-robin", wantErr: `"round-robin"`},
+		"empty":        {in: "", want: ""},
+		"service":      {in: "service=web", want: "service=web", service: "web"},
+		"double eq":    {in: "service==web", want: "service==web", service: "web"},
+		"several":      {in: " service=db , state=bound,role=slave", want: "role=slave,service=db,state=bound", service: "db"},
+		"1.x type":     {in: "service_type=masterful", want: "service_type=masterful"},
+		"2.x type":     {in: "service_type=Masterful", want: "service_type=masterful"},
+		"not":          {in: "state!=free", want: "state!=free"},
+		"set":          {in: "service in (web,db)", want: "service in (db,web)"},
+		"notin":        {in: "state notin (free,pending)", want: "state notin (free,pending)"},
+		"exists":       {in: "role", want: "role"},
+		"not exists":   {in: "!role", want: "!role"},
+		"bad key":      {in: "hostname=web-0", wantErr: `key "hostname": want one of service, service_type, state, role`},
+		"bad syntax":   {in: "service=web=x", wantErr: "found '='"},
+		"no key":       {in: "=web", wantErr: "expected: !, identifier"},
+		"bad state":    {in: "state=gone", wantErr: `state "gone"`},
+		"bad state in": {in: "state in (bound,gone)", wantErr: `state "gone"`},
+		"bad type":     {in: "service_type=round-robin", wantErr: `"round-robin"`},
+		"bad value":    {in: "service=web/0", wantErr: "web/0"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -38,8 +46,44 @@ func TestParseSelector(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %+v, want %+v", got, tt.want)
+			if got.Labels.String() != tt.want || got.Service != tt.service {
+				t.Errorf("got %q service %q, want %q service %q", got.Labels, got.Service, tt.want, tt.service)
+			}
+		})
+	}
+}
+
+func TestParseServiceSelector(t *testing.T) {
+	web := client.Service{Service: "web", ServiceType: "iterative"}
+	db := client.Service{Service: "db", ServiceType: "masterful"}
+	tests := map[string]struct {
+		in      string
+		web, db bool
+		wantErr string
+	}{
+		"all":      {in: "", web: true, db: true},
+		"service":  {in: "service=web", web: true},
+		"type":     {in: "service_type=Masterful", db: true},
+		"set":      {in: "service in (db,cache)", db: true},
+		"no state": {in: "state=bound", wantErr: `key "state": want one of service, service_type`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			sel, err := client.ParseServiceSelector(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sel.Matches(client.ServiceLabels(web)); got != tt.web {
+				t.Errorf("web: %v, want %v", got, tt.web)
+			}
+			if got := sel.Matches(client.ServiceLabels(db)); got != tt.db {
+				t.Errorf("db: %v, want %v", got, tt.db)
 			}
 		})
 	}
@@ -52,12 +96,18 @@ func TestSelectorMatches(t *testing.T) {
 		sel       string
 		web0, dbm bool
 	}{
-		"all":      {"", true, true},
-		"service":  {"service=web", true, false},
-		"not free": {"state!=free", true, false},
-		"role":     {"role=master", false, true},
-		"no match": {"service=web,role=master", false, false},
-		"type":     {"service_type=iterative", true, false},
+		"all":        {"", true, true},
+		"service":    {"service=web", true, false},
+		"not free":   {"state!=free", true, false},
+		"role":       {"role=master", false, true},
+		"no match":   {"service=web,role=master", false, false},
+		"type":       {"service_type=iterative", true, false},
+		"in":         {"service in (web,db)", true, true},
+		"notin":      {"service notin (web)", false, true},
+		"has role":   {"role", false, true},
+		"no role":    {"!role", true, false},
+		"role!=...":  {"role!=slave", true, true},
+		"contradict": {"service=web,service=db", false, false},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -73,10 +123,13 @@ func TestSelectorMatches(t *testing.T) {
 			}
 		})
 	}
+	if !(client.Selector{}).Matches(web0) {
+		t.Error("the zero Selector must match every name")
+	}
 }
 
 func FuzzParseSelector(f *testing.F) {
-	for _, s := range []string{"", "service=web", "state!=free,role=slave", "service_type=Masterful", "a=b=c", ",,", "=x", "service=="} {
+	for _, s := range []string{"", "service=web", "state!=free,role=slave", "service_type=Masterful", "a=b=c", ",,", "=x", "service==", "service in (a,b)", "!role", "state notin (free)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -84,11 +137,15 @@ func FuzzParseSelector(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// A selector that parsed must be usable and must select a name
-		// that has exactly its values.
-		n := client.Name{Service: sel.Service, ServiceType: sel.ServiceType, State: sel.State, Role: sel.Role}
-		if len(sel.Not) == 0 && !sel.Matches(n) {
-			t.Errorf("%q: parsed %+v does not match %+v", s, sel, n)
+		// A selector that parsed reparses to itself (its canonical form
+		// is stable), and one reading a single service by index selects
+		// no name of another service.
+		again, err := client.ParseSelector(sel.Labels.String())
+		if err != nil || again.Labels.String() != sel.Labels.String() {
+			t.Errorf("%q: canonical %q reparses to %v, %v", s, sel.Labels, again.Labels, err)
+		}
+		if sel.Service != "" && sel.Matches(client.Name{Service: sel.Service + "x", State: client.Bound}) {
+			t.Errorf("%q: service %q selects another service", s, sel.Service)
 		}
 	})
 }

@@ -9,8 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -193,7 +193,7 @@ default when run as kubectl-aerostat).`,
 	fl := cmd.Flags()
 	fl.StringVarP(&f.output, "output", "o", "", "output format: "+strings.Join(table.Formats, "|")+" (jsonpath sees -o json's fields; a list as {.items[*]})")
 	fl.BoolVar(&f.noHeaders, "no-headers", false, "table, wide and custom-columns: print no header line (nodes: no summary either)")
-	fl.StringVarP(&f.selector, "selector", "l", "", "filter names by service, service_type, state or role (e.g. service=web,state=bound)")
+	fl.StringVarP(&f.selector, "selector", "l", "", "label selector, as kubectl's: names have the labels service, service_type, state and role (e.g. service=web,state!=free, 'role in (master)'); services have service and service_type")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "after listing, print changes as they happen")
 	fl.DurationVar(&f.src.pollInterval, "watch-interval", client.DefaultPollInterval, "--watch on a ledger without change streams (FerretDB, a standalone mongod): how often it polls; the cluster and a replica set push changes")
 	fl.BoolVar(&f.pending, "pending", false, "names: also list live instances tagged "+controllers.TagService+" that hold no name yet (state pending, NAME <pending>); reads EC2")
@@ -235,8 +235,12 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 		return getNodes(cmd, f, format, args)
 	}
 	sel, err := client.ParseSelector(f.selector)
+	if kind == "services" {
+		sel = client.Selector{}
+		sel.Labels, err = client.ParseServiceSelector(f.selector)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("-l/--selector %q: %w", f.selector, err)
 	}
 	ctx := cmd.Context()
 	src, err := f.src.open(cmd)
@@ -259,6 +263,7 @@ func runGet(cmd *cobra.Command, f *getFlags, resource string, args []string) err
 		if err != nil {
 			return err
 		}
+		svcs = slices.DeleteFunc(svcs, func(s client.Service) bool { return !sel.Labels.Matches(client.ServiceLabels(s)) })
 		if len(args) > 0 {
 			svcs = slices.DeleteFunc(svcs, func(s client.Service) bool { return !slices.Contains(args, s.Service) })
 			if err := missing(args, svcs, func(s client.Service) string { return s.Service }, "service"); err != nil {
@@ -301,7 +306,7 @@ func getNodes(cmd *cobra.Command, f *getFlags, format table.Format, args []strin
 	case f.watch:
 		return errors.New("--watch: only for names")
 	case f.selector != "":
-		return errors.New("--selector: only for names")
+		return errors.New("-l/--selector: only for names and services")
 	}
 	if err := f.src.parseTimeout(); err != nil {
 		return err

@@ -147,6 +147,10 @@ func TestGetOutputFlags(t *testing.T) {
 		"jsonpath":       {[]string{"get", "names", "-l", "service=db", "-o", "jsonpath={.items[*].ip}"}, "10.0.2.1 10.0.2.2"},
 		"custom-columns": {[]string{"get", "names", "-l", "role=master", "-o", "custom-columns=NAME:.hostname,IP:.ip", "--no-headers"}, "db-master   10.0.2.1\n"},
 		"services name":  {[]string{"get", "services", "db", "-o", "name"}, "service/db\n"},
+		// -l is apimachinery's label selector: set-based terms work.
+		"selector in":       {[]string{"get", "names", "-l", "service in (db),state notin (free)", "-o", "name"}, "name/db-master\nname/db-slave-1\n"},
+		"selector no role":  {[]string{"get", "names", "-l", "!role,state=free", "-o", "name"}, "name/web-1\n"},
+		"services selector": {[]string{"get", "services", "-l", "service_type=Masterful", "-o", "name"}, "service/db\n"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -164,15 +168,18 @@ func TestGetErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		"resource":      {[]string{"get", "pods"}, `resource "pods"`},
-		"format":        {[]string{"get", "names", "-o", "jsonpath"}, `-o "jsonpath": jsonpath needs a template`},
-		"bad jsonpath":  {[]string{"get", "names", "-o", "jsonpath={.items[*]"}, `-o "jsonpath={.items[*]": template "{.items[*]"`},
-		"bad timeout":   {[]string{"get", "names", "--request-timeout", "soon"}, `--request-timeout "soon"`},
-		"bad columns":   {[]string{"get", "services", "-o", "custom-columns=SERVICE"}, `column "SERVICE": want HEADER:.field`},
-		"selector":      {[]string{"get", "names", "-l", "colour=red"}, `key "colour"`},
-		"missing name":  {[]string{"get", "names", "web-99"}, `name "web-99" not found`},
-		"missing svc":   {[]string{"describe", "service", "cache"}, `service "cache" not found`},
-		"watch service": {[]string{"get", "services", "--watch"}, "--watch"},
+		"resource":        {[]string{"get", "pods"}, `resource "pods"`},
+		"format":          {[]string{"get", "names", "-o", "jsonpath"}, `-o "jsonpath": jsonpath needs a template`},
+		"bad jsonpath":    {[]string{"get", "names", "-o", "jsonpath={.items[*]"}, `-o "jsonpath={.items[*]": template "{.items[*]"`},
+		"bad timeout":     {[]string{"get", "names", "--request-timeout", "soon"}, `--request-timeout "soon"`},
+		"bad columns":     {[]string{"get", "services", "-o", "custom-columns=SERVICE"}, `column "SERVICE": want HEADER:.field`},
+		"selector":        {[]string{"get", "names", "-l", "colour=red"}, `-l/--selector "colour=red": key "colour": want one of service, service_type, state, role`},
+		"selector syntax": {[]string{"get", "names", "-l", "service=web=x"}, `-l/--selector "service=web=x": `},
+		"selector state":  {[]string{"get", "names", "--selector", "state=gone"}, `-l/--selector "state=gone": state "gone": want bound, free or pending`},
+		"services key":    {[]string{"get", "services", "-l", "role=master"}, `-l/--selector "role=master": key "role": want one of service, service_type`},
+		"missing name":    {[]string{"get", "names", "web-99"}, `name "web-99" not found`},
+		"missing svc":     {[]string{"describe", "service", "cache"}, `service "cache" not found`},
+		"watch service":   {[]string{"get", "services", "--watch"}, "--watch"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
