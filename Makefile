@@ -47,8 +47,9 @@ fmt: ## go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet, of the full build and of the node-only build (-tags agentonly).
 	go vet ./...
+	go vet -tags agentonly ./cmd/aerostat
 
 .PHONY: lint
 lint: vet ## gofmt check and go vet.
