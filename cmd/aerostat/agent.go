@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -17,8 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.uber.org/zap/zapcore"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/aerostat-io/aerostat/client"
 	"github.com/aerostat-io/aerostat/internal/agent"
@@ -32,34 +29,21 @@ const defaultServer = "admin-master"
 
 // nodeFlags are shared by the commands that run on a node.
 type nodeFlags struct {
-	server, database, logLevel string
-	dryRun                     bool
+	server, database string
+	log              logFlags
+	dryRun           bool
 }
 
 func (f *nodeFlags) register(fl *pflag.FlagSet) {
 	addLedgerFlag(fl, &f.server, defaultLedger(), ledgerFlagHelp, true)
 	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
-	fl.StringVar(&f.logLevel, "loglevel", "INFO", "log level: DEBUG, INFO, WARNING or ERROR (as 1.x)")
+	f.log.register(fl)
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be done; write nothing")
 }
 
-// logger builds the zap logger for --loglevel.
+// logger builds the node command's logger from the logging flags.
 func (f *nodeFlags) logger() (logr.Logger, error) {
-	var lvl zapcore.Level
-	switch strings.ToUpper(f.logLevel) {
-	case "DEBUG":
-		lvl = zapcore.DebugLevel
-	case "INFO", "":
-		lvl = zapcore.InfoLevel
-	case "WARNING", "WARN":
-		lvl = zapcore.WarnLevel
-	case "ERROR", "CRITICAL":
-		lvl = zapcore.ErrorLevel
-	default:
-		return logr.Logger{}, fmt.Errorf("--loglevel %q: want DEBUG, INFO, WARNING or ERROR", f.logLevel)
-	}
-	// Stack traces only for panics: store outages are expected, not bugs.
-	return zap.New(zap.Level(lvl), zap.WriteTo(os.Stderr), zap.StacktraceLevel(zapcore.PanicLevel)), nil
+	return f.log.logger(os.Stderr)
 }
 
 // openLedger opens the ledger named by --ledger.

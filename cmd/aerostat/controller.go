@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -32,7 +30,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -58,7 +55,7 @@ type controllerFlags struct {
 	metricsAddr, probeAddr, feedAddr string
 	leaderElect, metricsSecure       bool
 	leaderElectionNamespace, kubecfg string
-	zap                              zap.Options
+	log                              logFlags
 	ec2                              ec2Flags
 	feedSec                          feedServeFlags
 	aliases                          aliasFlags
@@ -109,12 +106,7 @@ services nodes registered in the ledger.`,
 	f.feedSec.register(fl)
 	f.aliases.register(fl)
 	f.attest.register(fl)
-	// A failed pass is one log line, not one line and a stack trace;
-	// --zap-stacktrace-level brings them back.
-	f.zap.StacktraceLevel = zapcore.PanicLevel
-	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
-	f.zap.BindFlags(gofs)
-	fl.AddGoFlagSet(gofs)
+	f.log.register(fl)
 	return cmd
 }
 
@@ -161,7 +153,10 @@ func runController(ctx context.Context, f controllerFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := zap.New(zap.UseFlagOptions(&f.zap))
+	logger, err := f.log.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
 	ctrl.SetLogger(logger)
 	ctx = logr.NewContext(ctx, logger)
 

@@ -73,7 +73,7 @@ func TestEightRegistrarsSideBySide(t *testing.T) {
 				}
 				return
 			}
-			f := &registerFlags{nodeFlags: nodeFlags{server: ledgertest.URI(t), database: db, logLevel: "ERROR"},
+			f := &registerFlags{nodeFlags: nodeFlags{server: ledgertest.URI(t), database: db, log: logFlags{level1x: "ERROR"}},
 				infoFile: node.infoFile, instanceID: id, ip: ip(id), timeout: defaultTestTimeout}
 			var out bytes.Buffer
 			errs[i] = runClaim(ctx, f, false, &out)

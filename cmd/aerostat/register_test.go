@@ -191,7 +191,7 @@ func TestRegisterConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f := &registerFlags{nodeFlags: nodeFlags{server: ledgertest.URI(t), database: e.db, logLevel: "ERROR"},
+			f := &registerFlags{nodeFlags: nodeFlags{server: ledgertest.URI(t), database: e.db, log: logFlags{level1x: "ERROR"}},
 				infoFile: e.infoFile, instanceID: fmt.Sprintf("i-%04d", i), ip: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), timeout: defaultTestTimeout}
 			var out bytes.Buffer
 			errs[i] = runClaim(context.Background(), f, false, &out)

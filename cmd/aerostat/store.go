@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/aerostat-io/aerostat/internal/store/embedded"
 )
@@ -22,6 +21,7 @@ import (
 func newStoreCmd() *cobra.Command {
 	var opts embedded.Options
 	var certFile, keyFile, clientCA string
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "store",
 		Short: "Run the embedded MongoDB-wire store (FerretDB, SQLite) until SIGINT/SIGTERM",
@@ -29,7 +29,10 @@ func newStoreCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := zap.New()
+			log, err := logs.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
 			opts.Logger = log.WithName("store")
 			tlsCfg, err := storeTLS(certFile, keyFile, clientCA)
 			if err != nil {
@@ -57,6 +60,7 @@ func newStoreCmd() *cobra.Command {
 	cmd.Flags().StringVar(&clientCA, "client-ca-file", "", "require client certificates signed by these CAs (PEM): how clients authenticate (FerretDB v1 on SQLite has no users)")
 	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "allow a non-loopback --listen without client certificates (only where a firewall or NetworkPolicy admits the controller alone)")
 	cmd.Flags().IntVar(&opts.MaxConns, "max-conns", 256, "most client connections open at once")
+	logs.register(cmd.Flags())
 	return cmd
 }
 
