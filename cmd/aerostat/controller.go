@@ -274,7 +274,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 			logger.Info("pass done", "services", len(sum.Services), "changes", sum.Changes)
 			return err
 		}
-		return runStandalone(ctx, f, sa, src, always)
+		return runStandalone(ctx, f, sa, src, always, controllers.LedgerReady(store, controllers.DefaultReadyTimeout))
 	}
 	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2, budget: budget, shared: shared, always: always})
 }
@@ -282,8 +282,8 @@ func runController(ctx context.Context, f controllerFlags) error {
 // runStandalone runs the passes, the event source, the endpoints and the
 // always runnables in one errgroup: a server that cannot bind or fails
 // ends the controller with its error instead of only logging it.
-func runStandalone(ctx context.Context, f controllerFlags, sa *controllers.Standalone, src *events.Source, always []manager.Runnable) error {
-	endpoints, err := standaloneEndpoints(f)
+func runStandalone(ctx context.Context, f controllerFlags, sa *controllers.Standalone, src *events.Source, always []manager.Runnable, ready healthz.Checker) error {
+	endpoints, err := standaloneEndpoints(f, ready)
 	if err != nil {
 		return err
 	}
@@ -400,6 +400,9 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	if err := mgr.AddReadyzCheck("ledger", controllers.LedgerReady(x.store, controllers.DefaultReadyTimeout)); err != nil {
+		return err
+	}
 	return mgr.Start(ctx)
 }
 
@@ -430,8 +433,10 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// standaloneEndpoints are /metrics and the probes without a manager.
-func standaloneEndpoints(f controllerFlags) ([]manager.Runnable, error) {
+// standaloneEndpoints are /metrics and the probes without a manager. The
+// probes are controller-runtime's handlers with the checks the manager
+// has in Kubernetes mode: /readyz fails while ready does.
+func standaloneEndpoints(f controllerFlags, ready healthz.Checker) ([]manager.Runnable, error) {
 	var out []manager.Runnable
 	if f.metricsAddr != "" && f.metricsAddr != "0" {
 		r, err := httpServer("metrics", &http.Server{Addr: f.metricsAddr, ReadHeaderTimeout: 10 * time.Second,
@@ -443,9 +448,13 @@ func standaloneEndpoints(f controllerFlags) ([]manager.Runnable, error) {
 	}
 	if f.probeAddr != "" && f.probeAddr != "0" {
 		probes := http.NewServeMux()
-		ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
-		probes.HandleFunc("/healthz", ok)
-		probes.HandleFunc("/readyz", ok)
+		healthzH := &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}
+		readyzH := &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping, "ledger": ready}}
+		// As the manager mounts them: /readyz, and /readyz/ledger for one check.
+		for path, h := range map[string]http.Handler{"/healthz": healthzH, "/readyz": readyzH} {
+			probes.Handle(path, http.StripPrefix(path, h))
+			probes.Handle(path+"/", http.StripPrefix(path, h))
+		}
 		r, err := httpServer("probes", &http.Server{Addr: f.probeAddr, Handler: probes, ReadHeaderTimeout: 10 * time.Second})
 		if err != nil {
 			return nil, err
