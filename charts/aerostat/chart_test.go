@@ -296,9 +296,9 @@ func checkController(t *testing.T, r rendered, vals chartutil.Values) {
 			t.Errorf("controller args %v: missing %s", c.Args, arg)
 		}
 	}
-	// The MongoDB URI comes from the environment (AEROSTAT_SERVER), never
-	// as an argument, and from the Secret when one is given.
-	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--server") }) {
+	// The MongoDB URI comes from the environment (AEROSTAT_SERVER, which
+	// --ledger reads after AEROSTAT_LEDGER), never as an argument, and from the Secret when one is given.
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--server") || strings.HasPrefix(a, "--ledger") }) {
 		t.Errorf("controller args %v: the URI must not be an argument", c.Args)
 	}
 	env := envByName(c.Env)
@@ -395,7 +395,7 @@ func checkAgent(t *testing.T, r rendered, vals chartutil.Values) {
 			t.Errorf("agent args %v: missing %s", c.Args, arg)
 		}
 	}
-	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--server") }) {
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--server") || strings.HasPrefix(a, "--ledger") }) {
 		t.Errorf("agent args %v: a database URI must not be an argument", c.Args)
 	}
 
