@@ -114,7 +114,7 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 		if src, err = events.NewSource(events.SourceOptions{Queue: q, Registerer: prometheus.NewRegistry()}); err != nil {
 			return res, err
 		}
-		opts.Events, opts.EventsInterval = src, controllers.DefaultEventsPollInterval
+		opts.Events, opts.EventsInterval = src, cfg.eventsPoll
 		go func() { _ = src.Run(ctx) }()
 	}
 	sa := controllers.NewStandalone(opts)

@@ -19,7 +19,7 @@ func TestEventsChurnConverges(t *testing.T) {
 	for _, mode := range []string{modePoll, modeEvents} {
 		t.Run(mode, func(t *testing.T) {
 			cfg, err := parseFlags([]string{"-quick", "-agents", "2", "-events-churn", "2",
-				"-events-window", "1s", "-poll", "300ms", "-timeout", "60s"})
+				"-events-window", "1s", "-poll", "300ms", "-events-poll", "1s", "-timeout", "60s"})
 			if err != nil {
 				t.Fatal(err)
 			}
