@@ -58,7 +58,7 @@ func newCLIEC2(t *testing.T) *cliFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cliFleet{fleet: fleet, ec2: ec2, flags: []string{"--server", ledgertest.URI(t), "--ec2-endpoint", srv.URL, "--region", "us-east-1"}}
+	return &cliFleet{fleet: fleet, ec2: ec2, flags: []string{"--ledger", ledgertest.URI(t), "--ec2-endpoint", srv.URL, "--region", "us-east-1"}}
 }
 
 func (e *cliFleet) open(t *testing.T, db string) {

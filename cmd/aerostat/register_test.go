@@ -49,7 +49,7 @@ func newNodeEnv(t *testing.T, info string) *nodeEnv {
 	if err := os.WriteFile(e.infoFile, []byte(info), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.flags = []string{"--server", ledgertest.URI(t), "--database", db, "--info-file", e.infoFile, "--loglevel", "ERROR"}
+	e.flags = []string{"--ledger", ledgertest.URI(t), "--database", db, "--info-file", e.infoFile, "--loglevel", "ERROR"}
 	return e
 }
 

@@ -87,10 +87,17 @@ func TestSecretsNotLogged(t *testing.T) {
 				if cname == "1.x" {
 					t.Setenv("AEROSTAT_INFO", info)
 				}
+				// --ledger names the ledger on every 2.x command (on get
+				// and describe --server is kubectl's API server); 1.x's
+				// command line knows only --server.
+				flag := "--ledger"
+				if cname == "1.x" {
+					flag = "--server"
+				}
 				var stdout, stderr bytes.Buffer
 				var code int
 				logs := captureStderr(t, func() {
-					code = run(context.Background(), append(append([]string{}, args...), "--server", uri), &stdout, &stderr)
+					code = run(context.Background(), append(append([]string{}, args...), flag, uri), &stdout, &stderr)
 				})
 				all := stdout.String() + stderr.String() + logs
 				if strings.Contains(all, password) {
