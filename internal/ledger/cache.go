@@ -145,16 +145,7 @@ var _ PolicyStore = (*Cache)(nil)
 
 // PolicyStoreOf returns s's policy store, if the store under s keeps
 // policies; see ReleaseLogOf for why a type assertion is not enough.
-func PolicyStoreOf(s Store) (PolicyStore, bool) {
-	if c, ok := s.(*Cache); ok {
-		if _, ok := PolicyStoreOf(c.store); !ok {
-			return nil, false
-		}
-		return c, true
-	}
-	ps, ok := s.(PolicyStore)
-	return ps, ok
-}
+func PolicyStoreOf(s Store) (PolicyStore, bool) { return keeps[PolicyStore](s) }
 
 // Policy implements PolicyStore through the underlying store (policies
 // are not cached: writers read them once a claim). Errors: the store's,

@@ -113,15 +113,21 @@ var _ ReleaseLog = (*Cache)(nil)
 // Cache has ReleaseLog's methods whatever it wraps, so a type assertion on
 // one cannot tell; callers that treat "no release log" as "no budget"
 // must ask here, or every pass over a Cache of such a store fails.
-func ReleaseLogOf(s Store) (ReleaseLog, bool) {
+func ReleaseLogOf(s Store) (ReleaseLog, bool) { return keeps[ReleaseLog](s) }
+
+// keeps returns s as T if the store under s, looking through caches,
+// implements T.
+func keeps[T any](s Store) (T, bool) {
 	if c, ok := s.(*Cache); ok {
-		if _, ok := ReleaseLogOf(c.store); !ok {
-			return nil, false
+		if _, ok := keeps[T](c.store); !ok {
+			var none T
+			return none, false
 		}
-		return c, true
+		t, ok := any(c).(T)
+		return t, ok
 	}
-	rl, ok := s.(ReleaseLog)
-	return rl, ok
+	t, ok := s.(T)
+	return t, ok
 }
 
 // ReleaseWindow implements ReleaseLog through the underlying store
