@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,13 @@ type EC2 struct {
 	client *ec2.Client
 	budget *budget
 	hook   atomic.Pointer[func(APICall)]
+
+	// The lean DescribeInstances decoder (describe.go): page buffers, and
+	// how many pages it handed to the SDK's decoder.
+	bufs      sync.Pool
+	fallbacks atomic.Int64
+	// sdkDecoding turns the lean decoder off (tests and benchmarks compare).
+	sdkDecoding bool
 }
 
 // NewEC2 builds an EC2 client from the default AWS configuration chain and
@@ -117,10 +125,19 @@ func (e *EC2) List(ctx context.Context, filters ...Filter) ([]naming.Instance, e
 	}
 	var out []naming.Instance
 	p := ec2.NewDescribeInstancesPaginator(e.client, in)
+	lean := func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, e.leanDescribe) }
 	for page := 1; p.HasMorePages(); page++ {
-		resp, err := p.NextPage(ctx)
+		resp, err := p.NextPage(ctx, lean)
 		if err != nil {
 			return out, fmt.Errorf("describing instances (page %d): %w", page, err)
+		}
+		if insts, ok := resp.ResultMetadata.Get(leanKey{}).([]naming.Instance); ok {
+			if out == nil {
+				out = insts
+			} else {
+				out = append(out, insts...)
+			}
+			continue
 		}
 		for _, r := range resp.Reservations {
 			for _, inst := range r.Instances {
