@@ -41,6 +41,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/events"
 	"github.com/aerostat-io/aerostat/internal/feed"
 	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/memlimit"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
@@ -159,6 +160,13 @@ func runController(ctx context.Context, f controllerFlags) error {
 	}
 	ctrl.SetLogger(logger)
 	ctx = logr.NewContext(ctx, logger)
+	// The chart passes the container's memory limit: a soft limit below it
+	// makes the collector work harder instead of the kernel killing us.
+	memLimit, err := memlimit.Apply(os.Getenv)
+	if err != nil {
+		return err
+	}
+	logger.V(1).Info("go memory limit", "bytes", memLimit)
 
 	reap, err := f.reap.policy()
 	if err != nil {

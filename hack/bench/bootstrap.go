@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -107,6 +109,9 @@ type scaleResult struct {
 	GoHeapInuse  uint64  `json:"go_heap_inuse_bytes"`
 	IdleChanges  int     `json:"idle_pass_changes"`
 	IdleFullRead int     `json:"idle_full_reads"`
+	// GoMemLimit is the runtime's soft memory limit the child ran with
+	// (GOMEMLIMIT in the bench's environment; 0: none).
+	GoMemLimit int64 `json:"go_mem_limit_bytes,omitempty"`
 }
 
 // runScale measures the controller at n names (-child=scale). The store
@@ -167,12 +172,15 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.GoHeapInuse = ms.HeapInuse
+	if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
+		res.GoMemLimit = lim
+	}
 	writeHeapProfile(cfg)
 	if res.IdleChanges != 0 {
 		return res, errors.New("idle passes changed the ledger")
 	}
-	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, peak RSS %d MiB\n",
-		n, res.FirstPassS, res.IdlePassCPU, res.PeakRSS>>20)
+	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, peak RSS %d MiB, GOMEMLIMIT %d MiB (0: none)\n",
+		n, res.FirstPassS, res.IdlePassCPU, res.PeakRSS>>20, res.GoMemLimit>>20)
 	return res, nil
 }
 

@@ -208,6 +208,12 @@ func printTable(out io.Writer, cfg config, res results) {
 		{scaleS, "controller process RSS: peak / after idle passes", sc(func(r scaleResult) string {
 			return fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
 		}), "< 200 MB at 50,000; controller + feed alone"},
+		{scaleS, "GOMEMLIMIT of the controller process", sc(func(r scaleResult) string {
+			if r.GoMemLimit == 0 {
+				return "none"
+			}
+			return fmtBytes(r.GoMemLimit)
+		}), "from the bench's environment; the chart sets 90 % of the container limit"},
 	}
 
 	header := []string{"metric"}
