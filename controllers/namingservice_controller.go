@@ -47,6 +47,8 @@ type NamingServiceReconciler struct {
 	// hears of every pass (to delete the messages a pass covered) and is
 	// reported in the EventsHealthy condition; nil: no events.
 	Events *EventWaker
+	// Health hears of every pass, for /readyz; nil: not reported.
+	Health *PassHealth
 }
 
 // +kubebuilder:rbac:groups=aerostat.io,resources=namingservices,verbs=get;list;watch
@@ -64,6 +66,9 @@ func (r *NamingServiceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			// remembers (missing-since times, refused aliases) would
 			// outlive it and come back stale if it is created again.
 			r.Syncer.Forget(req.Name)
+			if r.Health != nil {
+				r.Health.Forget(req.Name)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -101,6 +106,7 @@ func (r *NamingServiceReconciler) reconcile(ctx context.Context, ns *v1alpha1.Na
 	}
 	pass, err = r.Syncer.Sync(ctx, svc)
 	done(ctx, pass, err)
+	r.observeHealth(ns.Name, pass, err)
 	r.emitEvents(ns, pass)
 	r.setStatus(ns, pass, err)
 	r.reportRefusedAliases(ns, pass)
@@ -109,6 +115,15 @@ func (r *NamingServiceReconciler) reconcile(ctx context.Context, ns *v1alpha1.Na
 		return ctrl.Result{RequeueAfter: r.conflictBackoff()}, pass, nil
 	}
 	return ctrl.Result{}, pass, err
+}
+
+// observeHealth reports a pass to Health: failed when it could not list
+// or apply; a lost compare-and-set proves nothing either way.
+func (r *NamingServiceReconciler) observeHealth(service string, pass Pass, err error) {
+	if r.Health == nil || IsConflict(err) {
+		return
+	}
+	r.Health.Observe(service, errors.Join(err, pass.ObserveErr))
 }
 
 // SetupWithManager registers the reconciler: NamingService spec changes and

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	v1alpha1 "github.com/aerostat-io/aerostat/api/v1alpha1"
+	"github.com/aerostat-io/aerostat/controllers"
 )
 
 // TestInvalidSpecsRejected: the API server refuses bad NamingService specs
@@ -90,6 +91,8 @@ func TestEC2FaultConditions(t *testing.T) {
 	ids := r.launch(10, svc)
 	createService(t, c, v1alpha1.NamingServiceSpec{Service: svc})
 	rc := r.reconciler(c, r.store)
+	health := controllers.NewPassHealth(r.clock, time.Minute)
+	rc.Health = health
 	rc.pass(t, svc)
 	if n := len(r.bound(svc)); n != 10 {
 		t.Fatalf("%d bound, want 10", n)
@@ -112,6 +115,8 @@ func TestEC2FaultConditions(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r.server.Reset()
 			tc.fault()
+			health = controllers.NewPassHealth(r.clock, time.Minute) // each fault's window on its own
+			rc.Health = health
 			before := r.rev()
 			rc.pass(t, svc)
 			if after := r.rev(); after != before {
@@ -125,11 +130,22 @@ func TestEC2FaultConditions(t *testing.T) {
 			if ready := condition(ns, v1alpha1.ConditionReady); ready.Status != metav1.ConditionFalse {
 				t.Errorf("Ready = %s, want False while EC2 is not observed", ready.Status)
 			}
+			// /readyz: not yet failing within the window, failing past it.
+			if err := health.Check(nil); err != nil {
+				t.Errorf("readiness failed at the first failed pass: %v", err)
+			}
+			r.clock.Step(2 * time.Minute)
+			if err := health.Check(nil); err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("readiness two minutes into failing passes: %v, want an error mentioning %q", err, tc.msg)
+			}
 		})
 	}
 	r.server.Reset()
 	rc.pass(t, svc)
 	if n := len(r.bound(svc)); n != 5 {
 		t.Errorf("%d bound after EC2 recovered, want 5 (the vanished ones released)", n)
+	}
+	if err := health.Check(nil); err != nil {
+		t.Errorf("readiness after a passing pass: %v", err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -274,23 +275,25 @@ func runController(ctx context.Context, f controllerFlags) error {
 	if err != nil {
 		return err
 	}
+	health := controllers.NewPassHealth(clock.RealClock{}, controllers.PassFailureWindow(f.passInterval(src != nil)))
 	if f.standalone {
 		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Interval: f.pollInterval,
-			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval})
+			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval,
+			OnPass: func(_ string, err error) { health.Observe("", err) }})
 		if f.once {
 			sum, err := sa.Pass(ctx)
 			logger.Info("pass done", "services", len(sum.Services), "changes", sum.Changes)
 			return err
 		}
-		return runStandalone(ctx, f, sa, src, always, controllers.LedgerReady(store, controllers.DefaultReadyTimeout))
+		return runStandalone(ctx, f, sa, src, always, readyChecks(store, health))
 	}
-	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2, budget: budget, shared: shared, always: always})
+	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2, budget: budget, shared: shared, always: always, health: health})
 }
 
 // runStandalone runs the passes, the event source, the endpoints and the
 // always runnables in one errgroup: a server that cannot bind or fails
 // ends the controller with its error instead of only logging it.
-func runStandalone(ctx context.Context, f controllerFlags, sa *controllers.Standalone, src *events.Source, always []manager.Runnable, ready healthz.Checker) error {
+func runStandalone(ctx context.Context, f controllerFlags, sa *controllers.Standalone, src *events.Source, always []manager.Runnable, ready map[string]healthz.Checker) error {
 	endpoints, err := standaloneEndpoints(f, ready)
 	if err != nil {
 		return err
@@ -332,6 +335,16 @@ type managerExtras struct {
 	budget *controllers.CallBudget   // meters the passes' listings
 	shared *cloud.Shared             // the passes' sweep, dropped when events are taken
 	always []manager.Runnable        // the feed: on every replica, leader or not
+	health *controllers.PassHealth   // hears of every pass, for /readyz
+}
+
+// passInterval is the longest a healthy controller goes between passes
+// of a service: the safety-net poll with events, else the poll.
+func (f controllerFlags) passInterval(events bool) time.Duration {
+	if events {
+		return max(f.pollInterval, f.eventsPollInterval)
+	}
+	return f.pollInterval
 }
 
 // runManager runs the NamingService reconciler and, with
@@ -377,7 +390,7 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	if err := mgr.Add(poller); err != nil {
 		return err
 	}
-	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller"), Hosts: x.hosts}
+	r := &controllers.NamingServiceReconciler{Client: mgr.GetClient(), Syncer: syncer, Recorder: mgr.GetEventRecorderFor("aerostat-controller"), Hosts: x.hosts, Health: x.health}
 	if x.events != nil {
 		if r.Events, err = controllers.NewEventWaker(controllers.EventWakerOptions{Events: x.events, Cloud: x.cloud, Reader: mgr.GetClient(),
 			Budget: x.budget, Cache: x.shared}); err != nil {
@@ -405,11 +418,10 @@ func runManager(ctx context.Context, f controllerFlags, syncer *controllers.Sync
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("ledger", controllers.LedgerReady(x.store, controllers.DefaultReadyTimeout)); err != nil {
-		return err
+	for name, check := range readyChecks(x.store, x.health) {
+		if err := mgr.AddReadyzCheck(name, check); err != nil {
+			return err
+		}
 	}
 	return mgr.Start(ctx)
 }
@@ -441,10 +453,20 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// readyChecks are /readyz's checks in both modes: ping, the ledger
+// answers, and passes are not failing.
+func readyChecks(store ledger.Store, health *controllers.PassHealth) map[string]healthz.Checker {
+	return map[string]healthz.Checker{
+		"ping":   healthz.Ping,
+		"ledger": controllers.LedgerReady(store, controllers.DefaultReadyTimeout),
+		"passes": health.Check,
+	}
+}
+
 // standaloneEndpoints are /metrics and the probes without a manager. The
 // probes are controller-runtime's handlers with the checks the manager
-// has in Kubernetes mode: /readyz fails while ready does.
-func standaloneEndpoints(f controllerFlags, ready healthz.Checker) ([]manager.Runnable, error) {
+// has in Kubernetes mode: /readyz fails while any of ready does.
+func standaloneEndpoints(f controllerFlags, ready map[string]healthz.Checker) ([]manager.Runnable, error) {
 	var out []manager.Runnable
 	if f.metricsAddr != "" && f.metricsAddr != "0" {
 		r, err := httpServer("metrics", &http.Server{Addr: f.metricsAddr, ReadHeaderTimeout: 10 * time.Second,
@@ -457,7 +479,7 @@ func standaloneEndpoints(f controllerFlags, ready healthz.Checker) ([]manager.Ru
 	if f.probeAddr != "" && f.probeAddr != "0" {
 		probes := http.NewServeMux()
 		healthzH := &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}
-		readyzH := &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping, "ledger": ready}}
+		readyzH := &healthz.Handler{Checks: ready}
 		// As the manager mounts them: /readyz, and /readyz/ledger for one check.
 		for path, h := range map[string]http.Handler{"/healthz": healthzH, "/readyz": readyzH} {
 			probes.Handle(path, http.StripPrefix(path, h))

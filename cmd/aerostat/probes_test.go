@@ -10,13 +10,19 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/aerostat-io/aerostat/controllers"
 )
 
-// The standalone probes serve the readiness check they are given, as the
+// The standalone probes serve the readiness checks they are given, as the
 // manager does in Kubernetes mode: /readyz fails with the check's name
-// while it fails, /healthz stays ok.
+// while it fails (the ledger unreachable, passes failing past their
+// window), /healthz stays ok.
 func TestStandaloneProbesServeReadiness(t *testing.T) {
 	var down atomic.Bool
 	ready := func(*http.Request) error {
@@ -25,7 +31,10 @@ func TestStandaloneProbesServeReadiness(t *testing.T) {
 		}
 		return nil
 	}
-	endpoints, err := standaloneEndpoints(controllerFlags{probeAddr: "127.0.0.1:0"}, ready)
+	clk := clocktesting.NewFakePassiveClock(time.Unix(0, 0))
+	health := controllers.NewPassHealth(clk, time.Minute)
+	checks := map[string]healthz.Checker{"ping": healthz.Ping, "ledger": ready, "passes": health.Check}
+	endpoints, err := standaloneEndpoints(controllerFlags{probeAddr: "127.0.0.1:0"}, checks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,22 +62,32 @@ func TestStandaloneProbesServeReadiness(t *testing.T) {
 	}
 	tests := []struct {
 		down       bool
+		failingFor time.Duration // passes failing this long; 0: passing
 		path       string
 		wantCode   int
 		wantInBody string
 	}{
-		{false, "/readyz", 200, "ok"},
-		{false, "/readyz/ledger", 200, "ok"},
-		{true, "/readyz", 500, "[-]ledger failed"},
-		{true, "/readyz/ledger", 500, "internal server error"},
-		{true, "/healthz", 200, "ok"},
-		{false, "/readyz", 200, "ok"},
+		{false, 0, "/readyz", 200, "ok"},
+		{false, 0, "/readyz/ledger", 200, "ok"},
+		{true, 0, "/readyz", 500, "[-]ledger failed"},
+		{true, 0, "/readyz/ledger", 500, "internal server error"},
+		{true, 0, "/healthz", 200, "ok"},
+		{false, 0, "/readyz", 200, "ok"},
+		{false, 30 * time.Second, "/readyz", 200, "[+]passes ok"},
+		{false, 2 * time.Minute, "/readyz", 500, "[-]passes failed"},
+		{false, 2 * time.Minute, "/healthz", 200, "ok"},
+		{false, 0, "/readyz", 200, "ok"},
 	}
 	for _, tt := range tests {
 		down.Store(tt.down)
+		health.Observe("", nil)
+		if tt.failingFor > 0 {
+			health.Observe("", errors.New("describing instances: UnauthorizedOperation"))
+			clk.SetTime(clk.Now().Add(tt.failingFor))
+		}
 		code, body := get(tt.path + "?verbose")
 		if code != tt.wantCode || !strings.Contains(body, tt.wantInBody) {
-			t.Errorf("ledger down %v: GET %s = %d %q, want %d containing %q", tt.down, tt.path, code, body, tt.wantCode, tt.wantInBody)
+			t.Errorf("ledger down %v, passes failing for %v: GET %s = %d %q, want %d containing %q", tt.down, tt.failingFor, tt.path, code, body, tt.wantCode, tt.wantInBody)
 		}
 	}
 }

@@ -137,6 +137,11 @@ type Options struct {
 	// Notifier source pushes changes, it is also the safety-net poll period
 	// (and the delay before retrying a failed Notify).
 	ReassertEvery time.Duration
+	// StaleAfter is how old the last successful sync may be before
+	// /readyz fails even with no error reported: a sync stuck on a
+	// half-open connection returns no error. Default: three times the
+	// longest healthy wait (Interval, ReassertEvery), at least 3 minutes.
+	StaleAfter time.Duration
 	// DryRun computes the file without writing it (LastResult has it).
 	DryRun bool
 	Clock  clock.WithTicker
@@ -155,6 +160,7 @@ type Agent struct {
 
 	mu          sync.Mutex // guards the status fields below (read by /readyz)
 	synced      bool
+	lastOK      time.Time // the last successful sync
 	degraded    error
 	last        hostsfile.Result
 	failures    int
@@ -187,6 +193,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.ReassertEvery <= 0 {
 		opts.ReassertEvery = time.Minute
+	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = max(3*max(opts.Interval, opts.ReassertEvery), 3*time.Minute)
 	}
 	m, err := newMetrics(opts.Metrics)
 	if err != nil {
@@ -352,7 +361,7 @@ func (a *Agent) succeed(now time.Time) {
 	if a.degraded != nil {
 		a.opts.Logger.Info("sync recovered", "after", a.failures)
 	}
-	a.synced, a.degraded, a.failures = true, nil, 0
+	a.synced, a.lastOK, a.degraded, a.failures = true, now, nil, 0
 	a.m.degraded.Set(0)
 	a.m.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
 }
@@ -364,12 +373,23 @@ func (a *Agent) LastResult() hostsfile.Result {
 	return a.last
 }
 
-// Status returns whether the agent has synced once and its current error.
+// Status returns whether the agent has synced once and its current error:
+// the last sync's, or ErrStale when the last success is older than
+// StaleAfter and no sync has failed since (one is stuck).
 func (a *Agent) Status() (synced bool, degraded error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.synced && a.degraded == nil {
+		if age := a.opts.Clock.Since(a.lastOK); age > a.opts.StaleAfter {
+			return true, fmt.Errorf("%w: last successful sync %s ago (at %s), over %s", ErrStale,
+				age.Round(time.Second), a.lastOK.UTC().Format(time.RFC3339), a.opts.StaleAfter)
+		}
+	}
 	return a.synced, a.degraded
 }
+
+// ErrStale is Status's error while no sync has completed for StaleAfter.
+var ErrStale = errors.New("stale")
 
 // Run syncs until ctx ends: at Interval (with jitter) while healthy, with
 // exponential backoff while failing. When the source is a Notifier that
@@ -459,7 +479,7 @@ func (a *Agent) jitter(d time.Duration) time.Duration {
 }
 
 // Handler serves /metrics, /healthz (the process is alive) and /readyz
-// (synced once and not degraded; 503 names the reason).
+// (synced once, not degraded, not stale; 503 names the reason).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Metrics, promhttp.HandlerOpts{}))

@@ -257,3 +257,62 @@ func TestAgentRepairsHandEdits(t *testing.T) {
 		t.Fatalf("after the re-check:\n%s", b)
 	}
 }
+
+// hangingSource is a LedgerSource whose Poll blocks until ctx ends when
+// the test asks, as a read on a half-open connection without a deadline
+// would.
+type hangingSource struct {
+	*LedgerSource
+	stuck   chan struct{} // receives when a Poll starts hanging
+	hanging chan bool     // the next Poll hangs when it receives true
+}
+
+func (h *hangingSource) Poll(ctx context.Context) (bool, error) {
+	select {
+	case hang := <-h.hanging:
+		if hang {
+			h.stuck <- struct{}{}
+			<-ctx.Done()
+			return false, ctx.Err()
+		}
+	default:
+	}
+	return h.LedgerSource.Poll(ctx)
+}
+
+// A sync stuck without an error (a half-open connection) fails /readyz
+// once the last success is older than StaleAfter; until then, and before
+// the sync hangs, the agent is ready.
+func TestAgentReadyzFailsWhenSyncsStall(t *testing.T) {
+	st := feedtest.New()
+	st.Bind("web-0", "web", "i-0", "10.0.0.1")
+	var src *hangingSource
+	f := newFixture(t, func(fc *clocktesting.FakeClock) Source {
+		src = &hangingSource{LedgerSource: ledgerSource(st)(fc).(*LedgerSource), stuck: make(chan struct{}), hanging: make(chan bool, 1)}
+		return src
+	}, Options{Interval: time.Second, ReassertEvery: time.Minute})
+	if f.agent.opts.StaleAfter != 3*time.Minute {
+		t.Errorf("default StaleAfter = %v, want 3m (3 × ReassertEvery, at least 3m)", f.agent.opts.StaleAfter)
+	}
+	r, stop := f.running(t)
+	defer stop()
+	if err := r.next(t); err != nil {
+		t.Fatal(err)
+	}
+	r.idle(t)
+	src.hanging <- true
+	f.clock.Step(2 * time.Second) // the Interval timer: the next Poll hangs
+	<-src.stuck
+	if code, body := f.readyz(t); code != http.StatusOK {
+		t.Fatalf("readyz with a sync just started = %d %q", code, body)
+	}
+	f.clock.Step(3*time.Minute - 3*time.Second) // 2m59s since the last success
+	if code, body := f.readyz(t); code != http.StatusOK {
+		t.Fatalf("readyz 2m59s after the last success = %d %q, want 200 within StaleAfter", code, body)
+	}
+	f.clock.Step(2 * time.Second)
+	code, body := f.readyz(t)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "stale: last successful sync 3m1s ago") {
+		t.Fatalf("readyz with a sync hanging past StaleAfter = %d %q, want 503 naming the stale sync", code, body)
+	}
+}
