@@ -99,6 +99,10 @@ type SyncerOptions struct {
 	// dry run, a failed listing or an event's partial pass); nil leaves
 	// them.
 	Unnamed UnnamedStore
+	// UnnamedEvery is how often Unnamed is read while the last read found
+	// no document (see scheduledUnnamed); 0: every pass. `aerostat
+	// controller` sets ledger.DefaultResyncEvery.
+	UnnamedEvery time.Duration
 }
 
 // Syncer runs passes: observe, read the ledger, plan, apply. It is shared by
@@ -131,6 +135,9 @@ type Syncer struct {
 func NewSyncer(o SyncerOptions) *Syncer {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
+	}
+	if o.Unnamed != nil && o.UnnamedEvery > 0 {
+		o.Unnamed = &scheduledUnnamed{UnnamedStore: o.Unnamed, clock: o.Clock, every: o.UnnamedEvery}
 	}
 	return &Syncer{cloud: o.Cloud, store: o.Store, clock: o.Clock, metrics: o.Metrics, applied: o.OnApplied, dryRun: o.DryRun, tags: o.Tags, aliases: o.Aliases, unnamed: o.Unnamed,
 		missing: map[string]map[string]time.Time{}, refused: map[string]string{},

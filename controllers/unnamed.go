@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -21,6 +25,51 @@ import (
 type UnnamedStore interface {
 	Unnamed(ctx context.Context) ([]ledger.Document, error)
 	Remove(ctx context.Context, d ledger.Document) error
+}
+
+// scheduledUnnamed takes the query for documents without a hostname off
+// the per-pass path. That query ({hostname: {$in: ["", null]}}) has no
+// index on the embedded store (a scan of every document, decoded in Go),
+// and an idle pass otherwise costs only a change log read.
+//
+// While its last read found no document it reads again only once every
+// `every`; while documents exist it reads on every call, so repairs and
+// renames go at the pace of passes. A read error is not remembered.
+//
+// Why a bounded delay is correct: aerostat 2 never writes such a document.
+// Only a 1.x --change-master that died between its writes leaves one, and
+// a 1.x writer does not write the change log either, so the plan copy's
+// delta reads would not show its other writes before the periodic resync
+// (ledger.DefaultResyncEvery) either. Until the leftover is read, its
+// instance is simply not named yet, which is how 1.x itself treats it (no
+// name until it registers again); nothing is released or given away on
+// its account, because a document without a hostname holds no name.
+// With every = ledger.DefaultResyncEvery, a leftover is found within that
+// period plus one poll interval.
+type scheduledUnnamed struct {
+	UnnamedStore
+	clock clock.PassiveClock
+	every time.Duration
+
+	mu    sync.Mutex
+	read  bool      // a read succeeded
+	found bool      // and found documents
+	at    time.Time // when
+}
+
+// Unnamed implements UnnamedStore; see the type.
+func (s *scheduledUnnamed) Unnamed(ctx context.Context) ([]ledger.Document, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.read && !s.found && s.clock.Since(s.at) < s.every {
+		return nil, nil
+	}
+	docs, err := s.UnnamedStore.Unnamed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.read, s.found, s.at = true, len(docs) > 0, s.clock.Now()
+	return docs, nil
 }
 
 // unnamedInstances are the instance ids of documents without a hostname,

@@ -212,3 +212,66 @@ func TestReconcileRepairsUnnamed(t *testing.T) {
 		t.Errorf("status: master %q, Ready %+v", ns.Status.Master, condition(ns, v1alpha1.ConditionReady))
 	}
 }
+
+// countingUnnamed counts the reads of documents without a hostname.
+type countingUnnamed struct {
+	controllers.UnnamedStore
+	reads int
+}
+
+func (c *countingUnnamed) Unnamed(ctx context.Context) ([]ledger.Document, error) {
+	c.reads++
+	return c.UnnamedStore.Unnamed(ctx)
+}
+
+// TestUnnamedReadOnSchedule: with UnnamedEvery, idle passes do not scan for
+// documents without a hostname; a 1.x leftover written meanwhile is found
+// within UnnamedEvery (here: the next pass after it), then read on every
+// pass until repaired, and the schedule resumes.
+func TestUnnamedReadOnSchedule(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	m := r.store.(*ledger.Mongo)
+	servers := m.Client().Database(m.Database()).Collection("servers")
+	ids := r.fleet.Launch(2, nil)
+	ip := func(id string) string { in, _ := r.fleet.Instance(id); return in.PrivateIP }
+	if _, err := r.store.Apply(ctx, []naming.Change{{Type: naming.Bind, Hostname: "db-master", Service: "db", Scheme: naming.Masterful,
+		Role: naming.RoleMaster, InstanceID: ids[0], IP: ip(ids[0]), Reason: "registered by the node"}}); err != nil {
+		t.Fatal(err)
+	}
+	const every = 5 * time.Minute
+	counted := &countingUnnamed{UnnamedStore: m}
+	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: r.ec2, Store: r.store, Clock: r.clock, Unnamed: counted, UnnamedEvery: every})
+	sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: r.ec2, Store: r.store, Clock: r.clock})
+	pass := func() controllers.Summary {
+		t.Helper()
+		sum, err := sa.Pass(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	pass()
+	pass()
+	if counted.reads != 1 {
+		t.Fatalf("two idle passes read the unnamed documents %d times, want once", counted.reads)
+	}
+	// A leftover of 1.x's change-master on ids[1] (hostname blanked).
+	if _, err := servers.InsertOne(ctx, bson.D{{Key: "hostname", Value: ""}, {Key: "ip", Value: ip(ids[1])}, {Key: "service", Value: "db"},
+		{Key: "service_type", Value: "masterful"}, {Key: "instance_id", Value: ids[1]}, {Key: "aliases", Value: nil}}); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Step(every - time.Second)
+	if sum := pass(); counted.reads != 1 || sum.Repaired != 0 || len(r.bound("db")) != 1 {
+		t.Fatalf("before the period: %d reads, repaired %d, bound %v; want 1, 0, db-master only", counted.reads, sum.Repaired, r.bound("db"))
+	}
+	r.clock.Step(time.Second)
+	if sum := pass(); counted.reads != 2 || sum.Repaired != 1 || r.bound("db")["db-slave-1"] != ids[1] {
+		t.Fatalf("after the period: %d reads, repaired %d, bound %v; want 2, 1, db-slave-1 on %s", counted.reads, sum.Repaired, r.bound("db"), ids[1])
+	}
+	pass() // the last read found one: read again, finds none
+	pass() // on schedule again
+	if counted.reads != 3 {
+		t.Errorf("after the repair: %d reads, want 3", counted.reads)
+	}
+}

@@ -214,6 +214,8 @@ func runController(ctx context.Context, f controllerFlags) error {
 	// Both modes repair 1.x change-master leftovers, read from the store
 	// itself: the plan copy holds named records only.
 	opts.Unnamed, _ = store.(controllers.UnnamedStore)
+	// Off the per-pass path: an unindexed scan on the embedded store.
+	opts.UnnamedEvery = ledger.DefaultResyncEvery
 	if opts.Aliases, err = f.aliases.guard(); err != nil {
 		return fmt.Errorf("alias rules: %w", err)
 	}

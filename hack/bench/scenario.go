@@ -376,11 +376,13 @@ func (w *world) connect(ctx context.Context, storeURI, ec2URL string) error {
 	// reaches the store.
 	plan := ledger.NewCache(w.ctrl, ledger.FollowerOptions{})
 	w.plan = plan
+	// Unnamed as `aerostat controller` wires it: read from the store on
+	// the resync schedule.
 	syncer := controllers.NewSyncer(controllers.SyncerOptions{Cloud: w.ec2, Store: plan, OnApplied: func() {
 		if w.fh != nil {
 			w.fh.Notify()
 		}
-	}})
+	}, Unnamed: w.ctrlDB, UnnamedEvery: ledger.DefaultResyncEvery})
 	w.syncer = syncer
 	w.sa = controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: w.ec2, Store: plan, Interval: w.cfg.poll})
 	// Registrations claim through one registrar's copy (the controller's
