@@ -234,7 +234,9 @@ func runController(ctx context.Context, f controllerFlags) error {
 	var always []manager.Runnable
 	if f.feedAddr != "" && !f.once {
 		// Every replica serves the read-only feed, leader or not.
-		fo := feed.Options{Logger: logger.WithName("feed")}
+		// The feed follows the passes' copy of the ledger: one copy of
+		// the records in this process, not two.
+		fo := feed.Options{Logger: logger.WithName("feed"), Source: planStore.Feed()}
 		if share, ok := store.(feed.NodeShare); ok {
 			// Agents spread over the replicas; each reports them all.
 			fo.Share = share

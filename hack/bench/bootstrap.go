@@ -148,7 +148,8 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 		return res, fmt.Errorf("first pass over %d bulk names made %d changes, want none", n, sum.Changes)
 	}
 	res.FirstPassS = time.Since(t1).Seconds()
-	w.fh = feed.NewHandler(w.feedDB, feed.Options{PollInterval: cfg.feedPoll})
+	// As `aerostat controller` wires it: the feed follows the passes' copy.
+	w.fh = feed.NewHandler(w.feedDB, feed.Options{PollInterval: cfg.feedPoll, Source: w.plan.Feed()})
 	t2 := time.Now()
 	if err := w.fh.SyncOnce(ctx); err != nil {
 		return res, fmt.Errorf("first feed sync: %w", err)

@@ -48,8 +48,25 @@ type Response struct {
 	Entries  []Entry `json:"entries"`
 }
 
+// Follow is how the feed follows the ledger: a ledger.Follower of its own
+// (the default), or a view of a copy it shares (ledger.Cache.Feed, so the
+// controller keeps one copy of the records, not two).
+//
+// Error contract: Poll returns the hostnames whose record changed,
+// appeared or disappeared since the previous Poll; on error it changes
+// nothing and the next Poll still returns them. Record and Rev answer as of
+// the last successful Poll.
+type Follow interface {
+	Poll(ctx context.Context) (changed []string, err error)
+	Record(hostname string) (naming.Record, bool)
+	Rev() int64
+}
+
 // Options tune a Handler.
 type Options struct {
+	// Source, when set, is followed instead of a Follower of the store
+	// given to NewHandler (then Follower is unused).
+	Source       Follow
 	Follower     ledger.FollowerOptions
 	PollInterval time.Duration // how often Start polls the store; default 1s
 	MaxWait      time.Duration // cap on ?wait=; default 60s
@@ -82,7 +99,7 @@ type NodeShare interface {
 // Handler serves the feed. Start (a controller-runtime Runnable) follows
 // the store; SyncOnce does one step of it; Notify asks for a prompt poll.
 type Handler struct {
-	follower *ledger.Follower // owned by the polling goroutine (syncMu)
+	follower Follow // owned by the polling goroutine (syncMu)
 	syncMu   sync.Mutex
 	opts     Options
 	slots    chan struct{}
@@ -124,8 +141,12 @@ func NewHandler(store ledger.Store, opts Options) *Handler {
 	if opts.NodeTTL <= 0 {
 		opts.NodeTTL = DefaultNodeTTL
 	}
+	var follower Follow = opts.Source
+	if follower == nil {
+		follower = ledger.NewFollower(store, opts.Follower)
+	}
 	return &Handler{
-		follower: ledger.NewFollower(store, opts.Follower),
+		follower: follower,
 		opts:     opts,
 		slots:    make(chan struct{}, opts.MaxInFlight),
 		notify:   make(chan struct{}, 1),

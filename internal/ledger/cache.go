@@ -42,6 +42,10 @@ type Cache struct {
 	sortedFulls int
 	// lost counts compare-and-sets lost in a row by plans from the copy.
 	lost int
+	// feed shares the follower with the controller's feed (cachefeed.go);
+	// feedPending are the hostnames changed since the feed's last poll.
+	feed        *CacheFeed
+	feedPending map[string]struct{}
 }
 
 // cacheLostFull is how many lost compare-and-sets in a row make the next
@@ -65,7 +69,7 @@ func NewCache(store Store, opts FollowerOptions) *Cache {
 func (c *Cache) Records(ctx context.Context, service string) ([]naming.Record, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.f.Poll(ctx); err != nil {
+	if err := c.poll(ctx); err != nil {
 		return nil, err
 	}
 	c.resort()
