@@ -79,7 +79,7 @@ func (s *Standalone) step(ctx context.Context, st *runState) {
 		return
 	}
 	st.lastEvent = start
-	_, err := s.EventPass(ctx, b.IDs)
+	_, err := s.EventPass(ctx, b)
 	s.passed(TriggerEvent, err)
 	if err != nil {
 		// The ids stay pending: the next tick or event retries them.
@@ -132,11 +132,22 @@ func (s *Standalone) wake() <-chan struct{} {
 // the same EC2 budget as listings) and runs a partial pass for each
 // service they belong to. Instances not described keep their names: an
 // event only says where to look. Past maxTargetedIDs it runs a full Pass.
-func (s *Standalone) EventPass(ctx context.Context, ids []string) (Summary, error) {
-	if len(ids) > maxTargetedIDs {
+//
+// The ledger is read first, so instances whose events only say they
+// started and which already have a name (they registered at boot) are not
+// described: that could change nothing, and at a thousand instances one
+// call is a sixth of a poll's cost. Reading the ledger before EC2 is safe:
+// the pass's writes are compare-and-sets on what it read.
+func (s *Standalone) EventPass(ctx context.Context, b events.Batch) (Summary, error) {
+	if len(b.IDs) > maxTargetedIDs {
 		return s.Pass(ctx)
 	}
 	sum := Summary{Passes: map[string]Pass{}}
+	rev, records, ledgerRecs, err := s.readLedger(ctx)
+	if err != nil {
+		return sum, err
+	}
+	ids := toDescribe(b, records)
 	f := fleet{byID: make(map[string]naming.Instance, len(ids))}
 	for chunk := range slices.Chunk(ids, maxFilterValues) {
 		got, err := s.cloud.List(ctx, cloud.Filter{Name: "instance-id", Values: chunk})
@@ -151,11 +162,7 @@ func (s *Standalone) EventPass(ctx context.Context, ids []string) (Summary, erro
 		}
 	}
 	if len(f.byID) == 0 {
-		return sum, nil // unknown ids (forged, or gone for good): nothing to look at
-	}
-	rev, records, ledgerRecs, err := s.readLedger(ctx)
-	if err != nil {
-		return sum, err
+		return sum, nil // nothing to describe, or unknown ids (forged, or gone for good)
 	}
 	services, byService := s.group(f, records, nil)
 	for name := range byService {
@@ -173,6 +180,29 @@ func (s *Standalone) EventPass(ctx context.Context, ids []string) (Summary, erro
 		}
 	}
 	return sum, errors.Join(errs...)
+}
+
+// toDescribe is b's ids but those that only started and already have a
+// name in records. A forged "running" message can only make a pass skip
+// an instance, never change its name; a real termination in the same
+// batch keeps the id in.
+func toDescribe(b events.Batch, records []naming.Record) []string {
+	if len(b.Started) == 0 {
+		return b.IDs
+	}
+	named := map[string]bool{}
+	for _, r := range records {
+		if b.Started[r.InstanceID] && !r.Free() {
+			named[r.InstanceID] = true
+		}
+	}
+	ids := make([]string, 0, len(b.IDs))
+	for _, id := range b.IDs {
+		if !named[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // announced lists the instances whose names a full pass changed because

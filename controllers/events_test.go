@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"testing"
 	"time"
@@ -482,4 +483,40 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestStartedEventsOfNamedInstancesCostNoCall: a "running" message for an
+// instance that already has a name (it registered at boot, or a pass named
+// it) is acknowledged without describing anything; the same message
+// beside a real termination still lets the termination release the name.
+func TestStartedEventsOfNamedInstancesCostNoCall(t *testing.T) {
+	r := newEventRig(t, eventOpts{})
+	ids := r.launch(2, "web")
+	r.start(t, true)
+	want := r.bound("web")
+	before := r.server.Calls("DescribeInstances")
+	r.sqs.Send(fake.StateChangeBody(ids[0], naming.StateRunning, epoch))
+	p := r.nextEventPass(t)
+	if n := p.calls - before; n != 0 {
+		t.Errorf("event pass for a named instance that started made %d DescribeInstances calls, want 0", n)
+	}
+	until(t, "the message deleted", func() bool { return r.sqs.Len() == 0 })
+	if got := r.bound("web"); !maps.Equal(got, want) {
+		t.Fatalf("names changed: %v, want %v", got, want)
+	}
+
+	if err := r.fleet.Terminate(ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	r.sqs.Send(fake.StateChangeBody(ids[1], naming.StateRunning, epoch)) // forged or reordered
+	until(t, "the termination released web-1", func() bool {
+		select {
+		case p := <-r.passes:
+			if p.err != nil {
+				t.Fatalf("pass failed: %v", p.err)
+			}
+		case <-time.After(time.Millisecond):
+		}
+		return r.bound("web")["web-1"] == ""
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/aerostat-io/aerostat/internal/naming"
 	"github.com/aerostat-io/aerostat/internal/promreg"
 	"github.com/aerostat-io/aerostat/internal/retry"
 )
@@ -63,6 +64,7 @@ type Source struct {
 	seq     uint64
 	pending []pendingMsg
 	ids     map[string]uint64    // pending instance id → seq of its newest message
+	started map[string]bool      // pending instance id → every message of it said pending or running
 	seen    map[string]time.Time // instance id → when an event named it
 	errs    int
 	lastErr error
@@ -80,6 +82,11 @@ type pendingMsg struct {
 type Batch struct {
 	IDs []string
 	Seq uint64
+	// Started are the ids of IDs whose every pending message is a state
+	// change to pending or running. Such an event can only announce a
+	// name to give: for an instance that already has one (it registered
+	// at boot, or a pass named it) describing it would change nothing.
+	Started map[string]bool
 }
 
 // NewSource returns a Source; Run starts receiving.
@@ -109,7 +116,7 @@ func NewSource(o SourceOptions) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{o: o, m: m, wake: make(chan struct{}, 1), delWake: make(chan struct{}, 1), ids: map[string]uint64{}, seen: map[string]time.Time{}, healthy: true}
+	s := &Source{o: o, m: m, wake: make(chan struct{}, 1), delWake: make(chan struct{}, 1), ids: map[string]uint64{}, started: map[string]bool{}, seen: map[string]time.Time{}, healthy: true}
 	s.m.healthy.Set(1)
 	return s, nil
 }
@@ -175,6 +182,11 @@ func (s *Source) received(ctx context.Context, msgs []Message) {
 		s.m.messages.WithLabelValues(string(ev.Kind)).Inc()
 		s.seq++
 		s.pending = append(s.pending, pendingMsg{seq: s.seq, receipt: msg.Receipt})
+		started := ev.Kind == KindStateChange && (ev.State == naming.StatePending || ev.State == naming.StateRunning)
+		if _, ok := s.ids[ev.InstanceID]; ok {
+			started = started && s.started[ev.InstanceID]
+		}
+		s.started[ev.InstanceID] = started
 		s.ids[ev.InstanceID] = s.seq
 		s.seen[ev.InstanceID] = now
 		s.misses = 0 // the pipeline delivers
@@ -203,9 +215,12 @@ func (s *Source) received(ctx context.Context, msgs []Message) {
 func (s *Source) Pending() Batch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := Batch{Seq: s.seq, IDs: make([]string, 0, len(s.ids))}
+	b := Batch{Seq: s.seq, IDs: make([]string, 0, len(s.ids)), Started: map[string]bool{}}
 	for id := range s.ids {
 		b.IDs = append(b.IDs, id)
+		if s.started[id] {
+			b.Started[id] = true
+		}
 	}
 	slices.Sort(b.IDs)
 	return b
@@ -231,6 +246,7 @@ func (s *Source) Ack(ctx context.Context, b Batch) {
 	for id, seq := range s.ids {
 		if seq <= b.Seq {
 			delete(s.ids, id)
+			delete(s.started, id)
 		}
 	}
 	s.toDel = append(s.toDel, receipts...)

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -175,3 +176,49 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPendingStarted: an id is Started only while every pending message
+// about it says it started (pending or running); any other message about
+// it (terminated, stopped, a spot or rebalance warning) keeps it out
+// until a pass acknowledges it.
+func TestPendingStarted(t *testing.T) {
+	tests := map[string]struct {
+		bodies []string
+		want   bool
+	}{
+		"pending":               {[]string{fake.StateChangeBody(idA, naming.StatePending, at)}, true},
+		"pending then running":  {[]string{fake.StateChangeBody(idA, naming.StatePending, at), fake.StateChangeBody(idA, naming.StateRunning, at)}, true},
+		"terminated":            {[]string{fake.StateChangeBody(idA, naming.StateTerminated, at)}, false},
+		"running then stopping": {[]string{fake.StateChangeBody(idA, naming.StateRunning, at), fake.StateChangeBody(idA, naming.StateStopping, at)}, false},
+		"terminated then running (reordered or forged)": {[]string{fake.StateChangeBody(idA, naming.StateTerminated, at), fake.StateChangeBody(idA, naming.StateRunning, at)}, false},
+		"spot interruption":                             {[]string{fake.SpotInterruptionBody(idA, at)}, false},
+		"running then rebalance":                        {[]string{fake.StateChangeBody(idA, naming.StateRunning, at), fake.RebalanceBody(idA, at)}, false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, err := NewSource(SourceOptions{Queue: idleQueue{}, Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, body := range tt.bodies {
+				s.received(context.Background(), []Message{{ID: fmt.Sprint(i), Receipt: fmt.Sprint(i), Body: body}})
+			}
+			b := s.Pending()
+			if !slices.Equal(b.IDs, []string{idA}) || b.Started[idA] != tt.want {
+				t.Fatalf("Pending() = %v started %v, want [%s] started %v", b.IDs, b.Started, idA, tt.want)
+			}
+			s.Ack(context.Background(), b)
+			s.received(context.Background(), []Message{{ID: "late", Receipt: "late", Body: fake.StateChangeBody(idA, naming.StateRunning, at)}})
+			if b := s.Pending(); !b.Started[idA] {
+				t.Errorf("after Ack, a new running message: started %v, want true (acknowledged messages forgotten)", b.Started)
+			}
+		})
+	}
+}
+
+// idleQueue is a Queue for tests that feed the source directly (Run is
+// not started, so nothing calls it).
+type idleQueue struct{}
+
+func (idleQueue) Receive(context.Context) ([]Message, error) { return nil, nil }
+func (idleQueue) Delete(context.Context, []string) error     { return nil }
