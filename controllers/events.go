@@ -133,21 +133,25 @@ func (s *Standalone) wake() <-chan struct{} {
 // service they belong to. Instances not described keep their names: an
 // event only says where to look. Past maxTargetedIDs it runs a full Pass.
 //
-// The ledger is read first, so instances whose events only say they
-// started and which already have a name (they registered at boot) are not
-// described: that could change nothing, and at a thousand instances one
-// call is a sixth of a poll's cost. Reading the ledger before EC2 is safe:
-// the pass's writes are compare-and-sets on what it read.
+// Instances whose events only say they started and which already have a
+// name (they registered at boot) are not described: that could change
+// nothing, and at a thousand instances one call is half a poll's cost.
+// The ledger read the pass plans on still comes after the describe, as in
+// Pass: a name claimed while EC2 was read is then in the records, not
+// bound a second time.
 func (s *Standalone) EventPass(ctx context.Context, b events.Batch) (Summary, error) {
 	if len(b.IDs) > maxTargetedIDs {
 		return s.Pass(ctx)
 	}
 	sum := Summary{Passes: map[string]Pass{}}
-	rev, records, ledgerRecs, err := s.readLedger(ctx)
-	if err != nil {
-		return sum, err
+	ids := b.IDs
+	if len(b.Started) > 0 {
+		records, err := s.store.Records(ctx, "")
+		if err != nil {
+			return sum, fmt.Errorf("reading ledger records: %w", err)
+		}
+		ids = toDescribe(b, records)
 	}
-	ids := toDescribe(b, records)
 	f := fleet{byID: make(map[string]naming.Instance, len(ids))}
 	for chunk := range slices.Chunk(ids, maxFilterValues) {
 		got, err := s.cloud.List(ctx, cloud.Filter{Name: "instance-id", Values: chunk})
@@ -163,6 +167,10 @@ func (s *Standalone) EventPass(ctx context.Context, b events.Batch) (Summary, er
 	}
 	if len(f.byID) == 0 {
 		return sum, nil // nothing to describe, or unknown ids (forged, or gone for good)
+	}
+	rev, records, ledgerRecs, err := s.readLedger(ctx)
+	if err != nil {
+		return sum, err
 	}
 	services, byService := s.group(f, records, nil)
 	for name := range byService {
