@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -87,7 +88,15 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 	if mode == modeEvents {
 		warmAfter = 2
 	}
+	var churnStart atomic.Pointer[time.Time]
 	opts.OnPass = func(trigger string, err error) {
+		if cfg.eventsTrace {
+			var since time.Duration
+			if t0 := churnStart.Load(); t0 != nil {
+				since = time.Since(*t0)
+			}
+			w.logf("trace: %s pass done at churn+%.2fs, %d DescribeInstances so far, err %v", trigger, since.Seconds(), w.ec2srv.Calls("DescribeInstances"), err)
+		}
 		mu.Lock()
 		passes[trigger]++
 		if trigger == controllers.TriggerPoll && passes[trigger] == warmAfter {
@@ -126,6 +135,7 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 	}
 
 	calls0, t0 := w.ec2srv.Calls("DescribeInstances"), time.Now()
+	churnStart.Store(&t0)
 	w.phase.Store("churn")
 	rate := float64(cfg.eventsChurn) / cfg.eventsWindow.Seconds()
 	w.cfg.churnRate, w.cfg.events, w.cfg.largeEvents = rate, cfg.eventsChurn, cfg.eventsChurn
@@ -151,6 +161,11 @@ func runEventsScenario(ctx context.Context, cfg config, n int, mode string) (eve
 		w.res.Notes = append(w.res.Notes, fmt.Sprintf("%d passes failed, the first: %v", failed, firstErr))
 	}
 	mu.Unlock()
+	if cfg.eventsTrace {
+		for _, line := range w.tr.slow(t0, time.Second) {
+			w.logf("trace: %s", line)
+		}
+	}
 	toBound, toFiles, _, unfinished := w.tr.results()
 	res.Replacements = cfg.eventsChurn
 	res.LaunchToBound = summarize(toBound[kindLaunch])

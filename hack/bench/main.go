@@ -66,6 +66,7 @@ type config struct {
 	eventsChurn         int
 	eventsWindow        time.Duration
 	eventsPoll          time.Duration
+	eventsTrace         bool
 	mode                string
 	bootstrapSizes      []int
 	scaleSizes          []int
@@ -99,6 +100,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.eventsChurn, "events-churn", 10, "events comparison: replacements (terminate + launch) spread over -events-window")
 	fs.DurationVar(&c.eventsWindow, "events-window", time.Minute, "events comparison: how long the churn runs and EC2 calls are counted")
 	fs.DurationVar(&c.eventsPoll, "events-poll", controllers.DefaultEventsPollInterval, "events comparison: the safety-net poll interval with events on (aerostat controller --events-poll-interval)")
+	fs.BoolVar(&c.eventsTrace, "events-trace", false, "events comparison: log every pass (trigger, EC2 calls so far) and every change that took over a second, to stderr")
 	fs.StringVar(&c.mode, "mode", "", "internal: poll|events mode of an events child")
 	quick := fs.Bool("quick", false, "small run (about a minute): sizes 100,1000; planner to 10,000; 5 agents; 6 changes; 2s polls")
 	bootstrapSizes := fs.String("bootstrap-n", "1000,10000", "fleet sizes named from an empty ledger by the controller alone (empty: none)")

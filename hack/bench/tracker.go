@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,4 +226,23 @@ func viewOf(recs []naming.Record) map[string]string {
 		v[r.Hostname] = r.IP
 	}
 	return v
+}
+
+// slow describes the changes that took over d to be bound or freed by
+// the controller, with times from t0 (for -events-trace).
+func (t *tracker) slow(t0 time.Time, d time.Duration) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, e := range t.all {
+		end := e.bound
+		if e.kind == kindRelease {
+			end = e.freed
+		}
+		if end.IsZero() || end.Sub(e.start) > d {
+			out = append(out, fmt.Sprintf("%s %s%s started at +%.2fs, committed at +%.2fs (%.2fs)", e.kind, e.id, e.host,
+				e.start.Sub(t0).Seconds(), end.Sub(t0).Seconds(), end.Sub(e.start).Seconds()))
+		}
+	}
+	return out
 }
