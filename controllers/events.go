@@ -195,9 +195,6 @@ func (s *Standalone) EventPass(ctx context.Context, b events.Batch) (Summary, er
 // an instance, never change its name; a real termination in the same
 // batch keeps the id in.
 func toDescribe(b events.Batch, records []naming.Record) []string {
-	if len(b.Started) == 0 {
-		return b.IDs
-	}
 	named := map[string]bool{}
 	for _, r := range records {
 		if b.Started[r.InstanceID] && !r.Free() {

@@ -52,23 +52,22 @@ type scheduledUnnamed struct {
 	every time.Duration
 
 	mu    sync.Mutex
-	read  bool      // a read succeeded
-	found bool      // and found documents
-	at    time.Time // when
+	at    time.Time // of the last successful read (zero: none yet)
+	found bool      // it found documents
 }
 
 // Unnamed implements UnnamedStore; see the type.
 func (s *scheduledUnnamed) Unnamed(ctx context.Context) ([]ledger.Document, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.read && !s.found && s.clock.Since(s.at) < s.every {
+	if !s.at.IsZero() && !s.found && s.clock.Since(s.at) < s.every {
 		return nil, nil
 	}
 	docs, err := s.UnnamedStore.Unnamed(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.read, s.found, s.at = true, len(docs) > 0, s.clock.Now()
+	s.found, s.at = len(docs) > 0, s.clock.Now()
 	return docs, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -30,6 +31,15 @@ type expectation struct {
 	freed  time.Time // release: when the controller committed it
 	seen   []time.Time
 	done   time.Time
+}
+
+// committed is when the controller committed the change: the bind, or
+// for a release the release (zero: not yet).
+func (e *expectation) committed() time.Time {
+	if e.kind == kindRelease {
+		return e.freed
+	}
+	return e.bound
 }
 
 func (e *expectation) holds(v map[string]string) bool {
@@ -159,11 +169,8 @@ func (t *tracker) results() (toBound, toFiles map[string][]time.Duration, boundT
 	defer t.mu.Unlock()
 	toBound, toFiles = map[string][]time.Duration{}, map[string][]time.Duration{}
 	for _, e := range t.all {
-		if !e.bound.IsZero() && e.kind != kindRelease {
-			toBound[e.kind] = append(toBound[e.kind], e.bound.Sub(e.start))
-		}
-		if !e.freed.IsZero() {
-			toBound[kindRelease] = append(toBound[kindRelease], e.freed.Sub(e.start))
+		if c := e.committed(); !c.IsZero() {
+			toBound[e.kind] = append(toBound[e.kind], c.Sub(e.start))
 		}
 		if e.done.IsZero() {
 			unfinished++
@@ -235,13 +242,12 @@ func (t *tracker) slow(t0 time.Time, d time.Duration) []string {
 	defer t.mu.Unlock()
 	var out []string
 	for _, e := range t.all {
-		end := e.bound
-		if e.kind == kindRelease {
-			end = e.freed
-		}
-		if end.IsZero() || end.Sub(e.start) > d {
-			out = append(out, fmt.Sprintf("%s %s%s started at +%.2fs, committed at +%.2fs (%.2fs)", e.kind, e.id, e.host,
-				e.start.Sub(t0).Seconds(), end.Sub(t0).Seconds(), end.Sub(e.start).Seconds()))
+		what := fmt.Sprintf("%s of %s started at +%.2fs", e.kind, cmp.Or(e.id, e.host), e.start.Sub(t0).Seconds())
+		switch end := e.committed(); {
+		case end.IsZero():
+			out = append(out, what+", not committed")
+		case end.Sub(e.start) > d:
+			out = append(out, fmt.Sprintf("%s, committed at +%.2fs (%.2fs)", what, end.Sub(t0).Seconds(), end.Sub(e.start).Seconds()))
 		}
 	}
 	return out
