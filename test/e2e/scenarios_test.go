@@ -460,12 +460,21 @@ func scenarioUpgradeUninstall(ctx context.Context, t *testing.T, e *env) {
 	start = time.Now()
 	ids := e.fleet.Launch(1, map[string]string{"aerostat:service": "web"})
 	in, _ := e.fleet.Instance(ids[0])
-	want[firstGap(want, "web")] = in.PrivateIP
+	gap := firstGap(want, "web")
+	want[gap] = in.PrivateIP
 	e.waitHosts(ctx, t, 2*time.Minute, want)
 	t.Logf("REPORT launch 1 after the upgrade -> node hosts file: %s", time.Since(start).Round(time.Millisecond))
-	if members, err = e.members(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// The feed reaches the node before the pass's status patch reaches the
+	// NamingService: the snapshot the reinstall is compared with waits for
+	// the status to show the new name too.
+	members[gap] = ids[0]
+	eventually(ctx, t, time.Minute, "the NamingServices' members show the launched instance", func(ctx context.Context) (bool, string) {
+		got, err := e.members(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return reflect.DeepEqual(got, members), fmt.Sprintf("got %v, want %v", got, members)
+	})
 	e.checkNoDenials(t)
 
 	e.helm.uninstall(t)
