@@ -120,6 +120,10 @@ type scaleResult struct {
 // its feed's alone.
 func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	res := scaleResult{N: n, IdlePasses: cfg.steadyPasses}
+	if cfg.memProfile != "" {
+		peak := watchPeak(fmt.Sprintf("%s.%s-%d.peak", cfg.memProfile, cfg.child, n))
+		defer peak.finish()
+	}
 	w := &world{cfg: cfg, n: n, tr: newTracker(1), rng: rand.New(rand.NewPCG(cfg.seed, uint64(n))),
 		held: map[string][2]string{}, binds: map[string]int{}}
 	defer w.close()

@@ -106,7 +106,7 @@ func parseFlags(args []string) (config, error) {
 	bootstrapSizes := fs.String("bootstrap-n", "1000,10000", "fleet sizes named from an empty ledger by the controller alone (empty: none)")
 	scaleSizes := fs.String("scale-n", "10000,50000", "ledger sizes for the controller's memory and idle pass cost alone, store and EC2 in another process (empty: none)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each child to this path (suffixed with the child's kind and size)")
-	fs.StringVar(&c.memProfile, "memprofile", "", "write a heap profile of each scale child after its idle passes to this path (suffixed like -cpuprofile)")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write heap profiles of each scale child to this path (suffixed like -cpuprofile): after its idle passes, and (.peak) at its highest live heap")
 	fs.StringVar(&c.child, "child", "", "internal: scenario|events|bootstrap|scale|infra|agent")
 	fs.IntVar(&c.size, "size", 0, "internal: fleet size of a scenario child")
 	fs.StringVar(&c.feedURL, "feed-url", "", "internal: feed of an agent child")
