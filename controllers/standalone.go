@@ -313,12 +313,34 @@ func (s *Standalone) readLedger(ctx context.Context) (rev int64, records []namin
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("reading ledger records: %w", err)
 	}
-	byService = map[string][]naming.Record{}
 	for _, r := range records {
-		byService[r.Service] = append(byService[r.Service], r)
 		rev = max(rev, r.Rev)
 	}
-	return rev, records, byService, nil
+	return rev, records, groupByService(records), nil
+}
+
+// groupByService splits records by service. Each service's records are
+// a capped sub-slice of records where the store returned them as one run
+// (the ledger sorts by service), so a pass holds one copy of the ledger,
+// not two (about 230 bytes a name, 11 MB at 50,000); an append to one
+// copies it, never writing into the next service's run. Records of a
+// service split over several runs are copied together.
+func groupByService(records []naming.Record) map[string][]naming.Record {
+	byService := map[string][]naming.Record{}
+	for i := 0; i < len(records); {
+		svc := records[i].Service
+		j := i + 1
+		for j < len(records) && records[j].Service == svc {
+			j++
+		}
+		if prev, ok := byService[svc]; ok {
+			byService[svc] = append(prev, records[i:j]...) // prev is capped: a copy
+		} else {
+			byService[svc] = records[i:j:j]
+		}
+		i = j
+	}
+	return byService
 }
 
 // pages is how many calls listing n items takes, size a call (at least one).
