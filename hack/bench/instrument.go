@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -96,6 +97,23 @@ func (s *countingStore) Records(ctx context.Context, service string) ([]naming.R
 	s.docsRead += len(recs)
 	s.mu.Unlock()
 	return recs, err
+}
+
+// WalkRecords passes a full read through as the controller's copy asks
+// for it (ledger.RecordWalker), counted as Records counts one.
+func (s *countingStore) WalkRecords(ctx context.Context, service string, fn func(naming.Record)) error {
+	w, ok := s.inner.(ledger.RecordWalker)
+	if !ok {
+		return fmt.Errorf("walking records: %T does not walk them", s.inner)
+	}
+	t0, n := time.Now(), 0
+	err := w.WalkRecords(ctx, service, func(r naming.Record) { n++; fn(r) })
+	s.mu.Lock()
+	s.readTime += time.Since(t0)
+	s.reads++
+	s.docsRead += n
+	s.mu.Unlock()
+	return err
 }
 
 func (s *countingStore) Apply(ctx context.Context, changes []naming.Change) (int, error) {

@@ -20,3 +20,9 @@ func (m *Mongo) LogDocs(ctx context.Context, docs ...bson.Raw) error { return m.
 // SortRecords sorts recs as Records returns them, for tests comparing a
 // copy with the store.
 func SortRecords(recs []naming.Record) []naming.Record { sortRecords(recs); return recs }
+
+// PreferDuplicate is the rule a full read keeps one record a hostname by.
+func PreferDuplicate(r, prev *naming.Record) bool { return preferDuplicate(r, prev) }
+
+// RecordChunk is how many records a walked full read allocates at a time.
+const RecordChunk = recordChunk

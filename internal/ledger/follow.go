@@ -168,20 +168,12 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading ledger rev: %w", err)
 	}
-	recs, err := f.store.Records(ctx, "")
+	next, err := f.readAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
 	f.fulls++
-	next := make(map[string]*naming.Record, len(recs))
 	var changed []string
-	for i := range recs {
-		r := &recs[i]
-		if prev, dup := next[r.Hostname]; dup && prev.InstanceID != "" && r.Free() {
-			continue // 1.x duplicate: prefer the bound copy
-		}
-		next[r.Hostname] = r
-	}
 	for h, r := range next {
 		if old, ok := f.records[h]; !ok || !naming.SameRecord(*old, *r) {
 			changed = append(changed, h)
@@ -214,6 +206,62 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	f.readFrom = f.safeMark(now)
 	f.recheckAt, f.recheck = now, f.recheckBackoff()
 	return changed, nil
+}
+
+// recordChunk is how many records a full read allocates at a time when
+// the store walks them (RecordWalker): the copy then costs what it holds
+// plus at most one part-filled chunk (60 KB), instead of a slice grown by
+// appends (a quarter of spare capacity kept, and every smaller array
+// before it garbage while the read runs).
+const recordChunk = 256
+
+// readAll reads every record into a new map, keeping one record a
+// hostname (see preferDuplicate). Records come in chunks of recordChunk
+// from a RecordWalker, or point into the one slice Records returns.
+func (f *Follower) readAll(ctx context.Context) (map[string]*naming.Record, error) {
+	next := make(map[string]*naming.Record, len(f.records))
+	w, ok := f.store.(RecordWalker)
+	if !ok {
+		recs, err := f.store.Records(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		for i := range recs {
+			if prev, dup := next[recs[i].Hostname]; !dup || preferDuplicate(&recs[i], prev) {
+				next[recs[i].Hostname] = &recs[i]
+			}
+		}
+		return next, nil
+	}
+	var chunk []naming.Record
+	err := w.WalkRecords(ctx, "", func(r naming.Record) {
+		if prev, dup := next[r.Hostname]; dup && !preferDuplicate(&r, prev) {
+			return
+		}
+		if len(chunk) == cap(chunk) {
+			chunk = make([]naming.Record, 0, recordChunk)
+		}
+		chunk = append(chunk, r)
+		next[r.Hostname] = &chunk[len(chunk)-1]
+	})
+	if err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// preferDuplicate reports whether r replaces prev, a record of the same
+// hostname read before it (1.x races): the bound copy wins over a gap,
+// then the highest rev, then the last in Records order (cmpRecords), so
+// the copy kept does not depend on the order the store returned them in.
+func preferDuplicate(r, prev *naming.Record) bool {
+	if r.Free() != prev.Free() {
+		return !r.Free()
+	}
+	if r.Rev != prev.Rev {
+		return r.Rev > prev.Rev
+	}
+	return cmpRecordPtrs(r, prev) > 0
 }
 
 func (f *Follower) observe(at time.Time, rev int64) {

@@ -94,3 +94,16 @@ type Store interface {
 	// Rev returns the highest rev handed out so far.
 	Rev(ctx context.Context) (int64, error)
 }
+
+// RecordWalker is a Store that can hand over a read of records one at a
+// time, so that a reader keeping its own copy (a Follower) builds it
+// without a slice of every record in between: at 50,000 names that slice
+// and its growth were the largest allocation of a controller's start.
+//
+// Error contract: WalkRecords calls fn with each record of service (every
+// service for ""), in no particular order, and returns nil once it has
+// handed over every one; an error means the read was incomplete, and the
+// records fn saw so far must be dropped. fn must not call the store.
+type RecordWalker interface {
+	WalkRecords(ctx context.Context, service string, fn func(naming.Record)) error
+}

@@ -88,7 +88,10 @@ type Mongo struct {
 	unsure       []unsure // writes of unknown outcome, see settle
 }
 
-var _ Store = (*Mongo)(nil)
+var (
+	_ Store        = (*Mongo)(nil)
+	_ RecordWalker = (*Mongo)(nil)
+)
 
 // Open connects to uri (mongodb://…). Unless ReadOnly it pings the server,
 // makes sure the rev counter exists and creates the unique index on
@@ -288,14 +291,40 @@ func (m *Mongo) Rev(ctx context.Context) (int64, error) {
 }
 
 func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error) {
+	var recs []naming.Record
+	if err := m.walk(ctx, filter, func(r naming.Record) { recs = append(recs, r) }); err != nil {
+		return nil, err
+	}
+	sortRecords(recs)
+	return recs, nil
+}
+
+// WalkRecords implements RecordWalker: Records without the slice, each
+// record handed to fn as it is decoded, in no particular order. Documents
+// are decoded, and their problems logged and listed, as Records does.
+func (m *Mongo) WalkRecords(ctx context.Context, service string, fn func(naming.Record)) error {
+	m.settle(ctx)
+	filter := bson.D{}
+	if service != "" {
+		filter = bson.D{{Key: "service", Value: service}}
+	}
+	if err := m.walk(ctx, filter, fn); err != nil {
+		return fmt.Errorf("reading records of service %q: %w", service, err)
+	}
+	return nil
+}
+
+// walk decodes each document filter matches and hands its record to fn;
+// see Records for what it logs and lists as problems. On error fn may have
+// seen some of the records.
+func (m *Mongo) walk(ctx context.Context, filter bson.D, fn func(naming.Record)) error {
 	// One batch where the server allows: fewer round trips per read.
 	cur, err := m.servers.Find(ctx, filter, options.Find().SetBatchSize(5000))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
 	var (
-		recs     []naming.Record
 		problems []string
 		seen     = map[string]int{}
 	)
@@ -307,10 +336,10 @@ func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error
 		}
 		m.noteIDs(cur.Current)
 		seen[rec.Hostname]++
-		recs = append(recs, rec)
+		fn(rec)
 	}
 	if err := cur.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	for h, n := range seen {
 		if n > 1 {
@@ -318,14 +347,13 @@ func (m *Mongo) find(ctx context.Context, filter bson.D) ([]naming.Record, error
 		}
 	}
 	slices.Sort(problems)
-	sortRecords(recs)
 	for _, p := range problems {
 		m.log.Info("ledger problem", "problem", p)
 	}
 	m.mu.Lock()
 	m.readProblems = problems
 	m.mu.Unlock()
-	return recs, nil
+	return nil
 }
 
 func sortRecords(recs []naming.Record) { slices.SortFunc(recs, cmpRecords) }
