@@ -106,12 +106,16 @@ type Handler struct {
 	notify   chan struct{}
 	nodes    *nodeTable
 
-	mu      sync.Mutex
-	epoch   string
-	seq     int64
-	synced  bool
-	changed map[string]int64 // hostname → seq of its last change
-	current map[string]Entry // bound names
+	mu     sync.Mutex
+	epoch  string
+	seq    int64
+	synced bool
+	// names holds every hostname the feed has seen change: the seq of
+	// its last change and, while bound, its entry. One map entry a name
+	// (about 130 bytes with the map's spare slots), where a map of last
+	// changes beside one of bound entries took about 180: 2.5 MB less at
+	// 50,000 names.
+	names   map[string]name
 	storeRv int64
 	wake    chan struct{} // closed and replaced on every change
 	others  []ledger.NodeReport
@@ -152,8 +156,7 @@ func NewHandler(store ledger.Store, opts Options) *Handler {
 		notify:   make(chan struct{}, 1),
 		nodes:    newNodeTable(opts.NodeTTL, opts.MaxNodes),
 		epoch:    strconv.FormatInt(opts.Clock.Now().UnixNano(), 36),
-		changed:  map[string]int64{},
-		current:  map[string]Entry{},
+		names:    map[string]name{},
 		wake:     make(chan struct{}),
 	}
 }
@@ -213,13 +216,11 @@ func (h *Handler) SyncOnce(ctx context.Context) error {
 	h.seq++
 	h.nodes.publish(h.seq, h.storeRv, now)
 	for _, host := range changed {
-		h.changed[host] = h.seq
-		r, ok := h.follower.Record(host)
-		if ok && !r.Free() {
-			h.current[host] = Entry{Hostname: r.Hostname, IP: r.IP, Aliases: slices.Clone(r.Aliases), Service: r.Service}
-		} else {
-			delete(h.current, host)
+		n := name{seq: h.seq}
+		if r, ok := h.follower.Record(host); ok && !r.Free() {
+			n.bound, n.ip, n.service, n.aliases = true, r.IP, r.Service, slices.Clone(r.Aliases)
 		}
+		h.names[host] = n
 	}
 	close(h.wake)
 	h.wake = make(chan struct{})
@@ -427,33 +428,41 @@ func (h *Handler) respond(ctx context.Context, q query) (resp Response, notModif
 	}
 }
 
+// name is what the feed keeps of one hostname (Handler.names).
+type name struct {
+	seq         int64 // of its last change
+	bound       bool
+	ip, service string
+	aliases     []string
+}
+
+// entry is the name's entry in a response: a released one when it is not
+// bound.
+func (n name) entry(host string) Entry {
+	if !n.bound {
+		return Entry{Hostname: host, Released: true}
+	}
+	return Entry{Hostname: host, IP: n.ip, Aliases: n.aliases, Service: n.service}
+}
+
 // build must be called with h.mu held.
 func (h *Handler) build(q query) Response {
 	resp := Response{Epoch: h.epoch, Rev: h.seq, StoreRev: h.storeRv, Entries: []Entry{}}
 	if q.hasSince && q.epoch == h.epoch && q.since <= h.seq {
-		for host, seq := range h.changed {
-			if seq <= q.since {
-				continue
-			}
-			if e, ok := h.current[host]; ok {
-				resp.Entries = append(resp.Entries, e)
-			} else {
-				resp.Entries = append(resp.Entries, Entry{Hostname: host, Released: true})
+		for host, n := range h.names {
+			if n.seq > q.since {
+				resp.Entries = append(resp.Entries, n.entry(host))
 			}
 		}
 	} else {
-		resp.Full = true
-		for _, e := range h.current {
-			resp.Entries = append(resp.Entries, e)
-		}
 		// Released names (gaps in the ledger, or freed since this replica
 		// started) go in too: an agent that was away while most of its
 		// names were freed can then drop them as authoritative releases
 		// instead of tripping its shrink guard forever.
-		for host := range h.changed {
-			if _, ok := h.current[host]; !ok {
-				resp.Entries = append(resp.Entries, Entry{Hostname: host, Released: true})
-			}
+		resp.Full = true
+		resp.Entries = make([]Entry, 0, len(h.names))
+		for host, n := range h.names {
+			resp.Entries = append(resp.Entries, n.entry(host))
 		}
 	}
 	slices.SortFunc(resp.Entries, func(a, b Entry) int { return naming.CompareHostnames(a.Hostname, b.Hostname) })
