@@ -334,7 +334,7 @@ func (m *Mongo) walk(ctx context.Context, filter bson.D, fn func(naming.Record))
 		if !ok {
 			continue
 		}
-		m.noteIDs(cur.Current)
+		m.noteID(rec.Hostname, cur.Current)
 		seen[rec.Hostname]++
 		fn(rec)
 	}
