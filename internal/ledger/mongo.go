@@ -114,10 +114,13 @@ func Open(ctx context.Context, uri string, opts Options) (*Mongo, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	// Fail fast when the store is down or stuck; the URI can still
-	// override these.
+	// override these. Finding and dialling the server get half a call's
+	// bound, and at least 5 s (the call's own bound still ends a call
+	// first when it is shorter).
+	reach := max(5*time.Second, opts.Timeout/2)
 	co := options.Client().
-		SetServerSelectionTimeout(5 * time.Second).
-		SetConnectTimeout(5 * time.Second).
+		SetServerSelectionTimeout(reach).
+		SetConnectTimeout(reach).
 		SetTimeout(opts.Timeout).
 		ApplyURI(uri)
 	client, err := mongo.Connect(co)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr/testr"
 
@@ -102,12 +103,29 @@ func Database(t testing.TB) string {
 	return name
 }
 
+// Timeout is each store call's bound in tests that set none.
+//
+// ledger.DefaultTimeout (10 s) is a production promise: a half-open
+// connection fails a call instead of hanging a node. Tests share one
+// embedded store, run under -race (which slows FerretDB's SQLite about
+// tenfold) beside other packages on two cores, and some start a hundred
+// registrations at once: traced at load 10, no request stalled in the
+// store's serializer, but reads queued for CPU up to 11 s. Those tests
+// check naming under contention, not latency, so they get a bound a
+// loaded machine keeps; tests of the bound itself set their own
+// (reliability's TestStuckStore).
+const Timeout = 2 * time.Minute
+
 // Open opens a ledger on the test store with opts (Database should come
-// from Database) and closes it when the test ends. A zero Logger logs to t.
+// from Database) and closes it when the test ends. A zero Logger logs to
+// t; a zero Timeout is the package's Timeout.
 func Open(t testing.TB, opts ledger.Options) *ledger.Mongo {
 	t.Helper()
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = testr.NewWithInterface(t, testr.Options{})
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = Timeout
 	}
 	m, err := ledger.Open(context.Background(), URI(t), opts)
 	if err != nil {
