@@ -219,13 +219,22 @@ func defaults(o *Options) error {
 	return nil
 }
 
-func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func(), error) {
+// build wires the demo's world on the store at uri: the ledger, read-only
+// connections for the feed and the tables, the feed on a loopback port,
+// the simulated fleet, the standalone controller and the node agents. The
+// returned func closes what it opened; on error nothing is left open.
+func build(ctx context.Context, opts Options, uri, dataDir string) (_ *world, _ func(), err error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	store, err := ledger.Open(ctx, uri, ledger.Options{Logger: opts.Logger})
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening demo ledger: %w", err)
@@ -235,13 +244,11 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	// The feed and the tables read through read-only connections.
 	feedStore, err := ledger.Open(ctx, uri, ledger.Options{ReadOnly: true, Logger: opts.Logger})
 	if err != nil {
-		closeAll()
 		return nil, nil, fmt.Errorf("opening demo ledger read-only: %w", err)
 	}
 	closers = append(closers, func() { _ = feedStore.Close(context.Background()) })
 	reader, err := client.New(ctx, uri, client.Options{Logger: opts.Logger})
 	if err != nil {
-		closeAll()
 		return nil, nil, err
 	}
 	closers = append(closers, func() { _ = reader.Close(context.Background()) })
@@ -251,7 +258,6 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	// it, on a loopback port; the controller's writes wake it.
 	w.feed = feed.NewHandler(feedStore, feed.Options{Logger: opts.Logger})
 	if w.feedLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		closeAll()
 		return nil, nil, fmt.Errorf("listening for the demo feed: %w", err)
 	}
 	closers = append(closers, func() { _ = w.feedLn.Close() })
@@ -269,24 +275,31 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 	ctrl := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: fleet, Store: store, Interval: interval, Reap: reap})
 
 	w.fleet, w.store, w.reader, w.ctrl = fleet, store, reader, ctrl
+	if err := w.addNodes(dataDir); err != nil {
+		return nil, nil, fmt.Errorf("making the demo's node agents: %w", err)
+	}
+	return w, closeAll, nil
+}
 
+// addNodes makes the node agents, each following the feed into its own
+// hosts file: the first writes opts.HostsFile (the one the story shows),
+// the others files of their own in dataDir.
+func (w *world) addNodes(dataDir string) error {
 	feedURL := "http://" + w.feedLn.Addr().String()
 	for i := range agents {
-		n := node{name: fmt.Sprintf("demo-node-%d", i+1), path: opts.HostsFile}
+		n := node{name: fmt.Sprintf("demo-node-%d", i+1), path: w.opts.HostsFile}
 		backup := filepath.Join(dataDir, "hosts.bak")
 		if i > 0 {
 			n.path = filepath.Join(dataDir, "hosts-"+n.name)
 			backup = n.path + ".bak"
 			// This demo's own file: a previous run's block would be stale.
 			if err := os.Remove(n.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				closeAll()
-				return nil, nil, err
+				return err
 			}
 		}
 		c, err := feed.NewClient(feedURL, &http.Client{Timeout: feedWait + 30*time.Second}, feedWait)
 		if err != nil {
-			closeAll()
-			return nil, nil, err
+			return err
 		}
 		c.SetNode(n.name)
 		writer := &hostsfile.Writer{Path: n.path, BackupPath: backup}
@@ -295,13 +308,12 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (*world, func
 		}
 		// Interval 0: long-poll again as soon as a sync is done; that
 		// request also tells the feed what the file now holds.
-		if n.agent, err = agent.New(agent.Options{Source: c, Writer: writer, Metrics: prometheus.NewRegistry(), Logger: opts.Logger}); err != nil {
-			closeAll()
-			return nil, nil, err
+		if n.agent, err = agent.New(agent.Options{Source: c, Writer: writer, Metrics: prometheus.NewRegistry(), Logger: w.opts.Logger}); err != nil {
+			return err
 		}
 		w.nodes = append(w.nodes, n)
 	}
-	return w, closeAll, nil
+	return nil
 }
 
 // start serves the feed and runs the agents until the returned stop.
