@@ -25,9 +25,8 @@ func TestReleaseBudgetHoldsAcrossPassesAndRestarts(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
 	const svc = "budget"
-	reap := controllers.DefaultReap()
-	reap.GracePeriod = time.Minute
-	service := controllers.Service{Policy: naming.Policy{Service: svc, Scheme: naming.Iterative, Reap: reap}}
+	service := minuteGraceService(svc)
+	window := service.Policy.Reap.ReleaseWindow
 	ids := r.launch(20, svc)
 
 	newSyncer := func() (*controllers.Syncer, *prometheus.Registry) {
@@ -68,7 +67,7 @@ func TestReleaseBudgetHoldsAcrossPassesAndRestarts(t *testing.T) {
 	// Pass after pass, restart after restart: the per-pass cap alone would
 	// free 5, then 3, 1, 1... within minutes.
 	passes := 0
-	for r.clock.Now().Before(released.Add(reap.ReleaseWindow - time.Minute)) {
+	for r.clock.Now().Before(released.Add(window - time.Minute)) {
 		s, reg := newSyncer()
 		sync(s) // a new controller starts its grace periods again
 		r.clock.Step(time.Minute)
@@ -90,7 +89,7 @@ func TestReleaseBudgetHoldsAcrossPassesAndRestarts(t *testing.T) {
 	}
 
 	// After the window, the budget is counted afresh from the 10 bound.
-	r.clock.SetTime(released.Add(reap.ReleaseWindow))
+	r.clock.SetTime(released.Add(window))
 	if p := sync(s); p.Plan.Reaped != 5 {
 		t.Fatalf("pass after the window reaped %d, want 5 (50%% of the 10 bound)", p.Plan.Reaped)
 	}
@@ -140,9 +139,7 @@ func TestReleaseBudgetAbsentWithoutReleaseLog(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
 	const svc = "nolog"
-	reap := controllers.DefaultReap()
-	reap.GracePeriod = time.Minute
-	service := controllers.Service{Policy: naming.Policy{Service: svc, Scheme: naming.Iterative, Reap: reap}}
+	service := minuteGraceService(svc)
 	ids := r.launch(4, svc)
 	storeOnly := struct{ ledger.Store }{r.store} // hides the release log and policies
 	s := controllers.NewSyncer(controllers.SyncerOptions{Cloud: r.ec2, Store: ledger.NewCache(storeOnly, ledger.FollowerOptions{}), Clock: r.clock})
@@ -164,4 +161,13 @@ func TestReleaseBudgetAbsentWithoutReleaseLog(t *testing.T) {
 	if n := len(r.bound(svc)); n != 2 {
 		t.Errorf("%d bound, want 2", n)
 	}
+}
+
+// minuteGraceService is an iterative service with the default reap policy
+// but a one-minute grace period, so that a test frees names with one
+// clock step between two passes.
+func minuteGraceService(svc string) controllers.Service {
+	reap := controllers.DefaultReap()
+	reap.GracePeriod = time.Minute
+	return controllers.Service{Policy: naming.Policy{Service: svc, Scheme: naming.Iterative, Reap: reap}}
 }
