@@ -164,60 +164,12 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var src agent.Source
-	if f.feedURL != "" {
-		wait := f.feedWait
-		if once {
-			wait = 0
-		}
-		// The client timeout bounds a hung feed; it must outlast the long-poll.
-		hc, err := f.feedClient.client(f.feedURL, wait+30*time.Second)
-		if err != nil {
-			return err
-		}
-		c, err := feed.NewClient(f.feedURL, hc, wait)
-		if err != nil {
-			return err
-		}
-		if f.nodeName != "" && !feed.ValidNodeName(f.nodeName) {
-			return fmt.Errorf("--node-name %q: want a node name or hostname (letters, digits, '-', '.', '_')", f.nodeName)
-		}
-		c.SetNode(f.nodeName)
-		src = c
-	} else {
-		store, err := f.openLedger(ctx, log, true)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = store.Close(context.WithoutCancel(ctx)) }()
-		if f.checkCredentials {
-			if err := checkAgentCredentials(ctx, store, f.allowWrite, log); err != nil {
-				return err
-			}
-		}
-		src = agent.NewLedgerSource(store, ledger.FollowerOptions{Overlap: f.overlap, ResyncEvery: f.resync})
+	src, closeSrc, err := f.source(ctx, once, log)
+	if err != nil {
+		return err
 	}
-	opts := agent.Options{
-		Source:   src,
-		Writer:   &hostsfile.Writer{Path: f.hostsFile, BackupPath: f.backupFile, MaxShrink: f.maxShrink},
-		Interval: f.interval,
-		DryRun:   f.dryRun,
-		Logger:   log,
-		Metrics:  agentRegistry(),
-	}
-	if f.feedURL != "" && f.feedWait > 0 {
-		opts.Interval = 0 // the long-poll paces the loop
-	}
-	if f.legacyUpdater != "" {
-		prog, file, timeout := f.legacyUpdater, f.legacyFile, f.legacyTimeout
-		opts.Legacy = func(ctx context.Context) ([]byte, error) {
-			return hostsfile.RunLegacy(ctx, prog, file, timeout)
-		}
-		// A one-shot update fails without touching the file, as 1.x did;
-		// the daemon keeps the last legacy section and goes on.
-		opts.LegacyRequired = once
-	}
-	a, err := agent.New(opts)
+	defer closeSrc()
+	a, err := agent.New(f.options(src, once, log))
 	if err != nil {
 		return err
 	}
@@ -245,4 +197,67 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 	}
 	log.Info("agent started", "hostsFile", f.hostsFile, "feed", f.feedURL != "")
 	return a.Run(ctx)
+}
+
+// source is where the agent reads names: the feed at --feed, else the
+// ledger read-only (its credentials checked when asked). release lets it go.
+func (f *agentFlags) source(ctx context.Context, once bool, log logr.Logger) (_ agent.Source, release func(), err error) {
+	if f.feedURL != "" {
+		wait := f.feedWait
+		if once {
+			wait = 0
+		}
+		// The client timeout bounds a hung feed; it must outlast the long-poll.
+		hc, err := f.feedClient.client(f.feedURL, wait+30*time.Second)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := feed.NewClient(f.feedURL, hc, wait)
+		if err != nil {
+			return nil, nil, err
+		}
+		if f.nodeName != "" && !feed.ValidNodeName(f.nodeName) {
+			return nil, nil, fmt.Errorf("--node-name %q: want a node name or hostname (letters, digits, '-', '.', '_')", f.nodeName)
+		}
+		c.SetNode(f.nodeName)
+		return c, func() {}, nil
+	}
+	store, err := f.openLedger(ctx, log, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	release = func() { _ = store.Close(context.WithoutCancel(ctx)) }
+	if f.checkCredentials {
+		if err := checkAgentCredentials(ctx, store, f.allowWrite, log); err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
+	return agent.NewLedgerSource(store, ledger.FollowerOptions{Overlap: f.overlap, ResyncEvery: f.resync}), release, nil
+}
+
+// options are the agent's options from the flags: a one-shot run (once)
+// fails on a failing legacy updater, as 1.x did.
+func (f *agentFlags) options(src agent.Source, once bool, log logr.Logger) agent.Options {
+	opts := agent.Options{
+		Source:   src,
+		Writer:   &hostsfile.Writer{Path: f.hostsFile, BackupPath: f.backupFile, MaxShrink: f.maxShrink},
+		Interval: f.interval,
+		DryRun:   f.dryRun,
+		Logger:   log,
+		Metrics:  agentRegistry(),
+	}
+	if f.feedURL != "" && f.feedWait > 0 {
+		opts.Interval = 0 // the long-poll paces the loop
+	}
+	if f.legacyUpdater != "" {
+		prog, file, timeout := f.legacyUpdater, f.legacyFile, f.legacyTimeout
+		opts.Legacy = func(ctx context.Context) ([]byte, error) {
+			return hostsfile.RunLegacy(ctx, prog, file, timeout)
+		}
+		// A one-shot update fails without touching the file, as 1.x did;
+		// the daemon keeps the last legacy section and goes on.
+		opts.LegacyRequired = once
+	}
+	return opts
 }

@@ -155,20 +155,10 @@ func runController(ctx context.Context, f controllerFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger, err := f.log.logger(os.Stderr)
+	ctx, logger, err := controllerProcess(ctx, f)
 	if err != nil {
 		return err
 	}
-	ctrl.SetLogger(logger)
-	ctx = logr.NewContext(ctx, logger)
-	// The chart passes the container's memory limit: a soft limit below it
-	// makes the collector work harder instead of the kernel killing us.
-	memLimit, err := memlimit.Apply(os.Getenv)
-	if err != nil {
-		return err
-	}
-	logger.V(1).Info("go memory limit", "bytes", memLimit)
-
 	reap, err := f.reap.policy()
 	if err != nil {
 		return err
@@ -185,88 +175,29 @@ func runController(ctx context.Context, f controllerFlags) error {
 		return err
 	}
 	defer closeStore()
-	if err := f.ec2.validate(f.standalone); err != nil {
-		return err
-	}
-	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint,
-		CallsPerSecond: f.ec2.callsPerSecond, Burst: f.ec2.burst})
-	if err != nil {
-		return fmt.Errorf("ec2 client: %w", err)
-	}
-	// aerostat_ec2_requests_total and friends, served with the manager's
-	// metrics (or by serveStandaloneEndpoints).
-	ec2 := cloud.Instrument(ec2Client, crmetrics.Registry)
-	metrics, err := controllers.NewMetrics(crmetrics.Registry)
+	ec2, err := newControllerCloud(ctx, f)
 	if err != nil {
 		return err
 	}
-	// One sweep of every aerostat:service-tagged instance answers all the
-	// services of a poll: 10 calls a poll at 10,000 instances.
-	// Kubernetes mode meters every listing under the sweep, so with events
-	// the waker keeps event batches within polling's calls (the
-	// standalone loop meters its own).
-	budget := controllers.NewCallBudget(nil, f.pollInterval, f.eventsPollInterval)
-	shared := cloud.NewShared(budget.Meter(ec2), cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: f.pollInterval / 2})
 	// Passes plan from a copy kept by deltas (change log reads) instead of
 	// reading the whole ledger each time.
 	planStore := ledger.NewCache(store, ledger.FollowerOptions{})
-	opts := controllers.SyncerOptions{Cloud: shared, Store: planStore, Metrics: metrics}
-	// Both modes repair 1.x change-master leftovers, read from the store
-	// itself: the plan copy holds named records only.
-	opts.Unnamed, _ = store.(controllers.UnnamedStore)
-	// Off the per-pass path: an unindexed scan on the embedded store.
-	opts.UnnamedEvery = ledger.DefaultResyncEvery
-	if opts.Aliases, err = f.aliases.guard(); err != nil {
-		return fmt.Errorf("alias rules: %w", err)
-	}
-	if f.ec2.tagWriteBack {
-		tagger, ok := ec2.(cloud.Tagger)
-		if !ok {
-			return errors.New("--tag-write-back: the EC2 client cannot write tags")
-		}
-		if opts.Tags, err = controllers.NewTagWriter(tagger, f.ec2.tagsPerPass, crmetrics.Registry); err != nil {
-			return err
-		}
+	opts, err := syncerOptions(f, store, planStore, ec2)
+	if err != nil {
+		return err
 	}
 	var hosts controllers.HostsReporter // status.hosts, from the feed's agents
 	// always run beside the controller until ctx ends, under the manager or
 	// (standalone) an errgroup: one failing ends the controller.
 	var always []manager.Runnable
 	if f.feedAddr != "" && !f.once {
-		// Every replica serves the read-only feed, leader or not.
-		// The feed follows the passes' copy of the ledger: one copy of
-		// the records in this process, not two.
-		fo := feed.Options{Logger: logger.WithName("feed"), Source: planStore.Feed()}
-		if share, ok := store.(feed.NodeShare); ok {
-			// Agents spread over the replicas; each reports them all.
-			fo.Share = share
-			fo.Replica, _ = os.Hostname() // the pod name in a cluster
-		}
-		fh := feed.NewHandler(store, fo)
-		hosts = fh
-		notify := fh.Notify
-		wakeFeed.Store(&notify)
-		if err := feed.RegisterMetrics(crmetrics.Registry, fh); err != nil {
-			return err
-		}
-		srv := feed.NewServer(f.feedAddr, fh, 0)
-		kube := func() (kubernetes.Interface, error) {
-			cfg, err := restConfig(f.kubecfg)
-			if err != nil {
-				return nil, err
-			}
-			return kubernetes.NewForConfig(cfg)
-		}
-		if err := f.feedSec.secure(srv, fh, logger.WithName("feed"), kube); err != nil {
-			return err
-		}
-		if err := f.attest.mount(srv, ec2, store, opts.Aliases, logger.WithName("attest")); err != nil {
-			return err
-		}
-		feedSrv, err := httpServer("feed", srv)
+		fh, feedSrv, err := serveFeed(f, logger, store, planStore, ec2.cloud, opts.Aliases)
 		if err != nil {
 			return err
 		}
+		hosts = fh
+		notify := fh.Notify
+		wakeFeed.Store(&notify)
 		// Every replica serves the feed: neither needs the leader.
 		always = append(always, fh, feedSrv)
 	}
@@ -281,7 +212,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 	}
 	health := controllers.NewPassHealth(clock.RealClock{}, controllers.PassFailureWindow(f.passInterval(src != nil)))
 	if f.standalone {
-		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2, Store: planStore, Interval: f.pollInterval,
+		sa := controllers.NewStandalone(controllers.StandaloneOptions{Syncer: syncer, Cloud: ec2.cloud, Store: planStore, Interval: f.pollInterval,
 			Reap: reap, Events: src, EventsInterval: f.eventsPollInterval,
 			OnPass: func(_ string, err error) { health.Observe("", err) }})
 		if f.once {
@@ -291,7 +222,123 @@ func runController(ctx context.Context, f controllerFlags) error {
 		}
 		return runStandalone(ctx, f, sa, src, always, readyChecks(store, health))
 	}
-	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2, budget: budget, shared: shared, always: always, health: health})
+	return runManager(ctx, f, syncer, managerExtras{hosts: hosts, store: store, events: src, cloud: ec2.cloud, budget: ec2.budget,
+		shared: ec2.shared, always: always, health: health})
+}
+
+// controllerProcess sets the process up: the logger (controller-runtime's
+// and ctx's) and the Go memory limit.
+func controllerProcess(ctx context.Context, f controllerFlags) (context.Context, logr.Logger, error) {
+	logger, err := f.log.logger(os.Stderr)
+	if err != nil {
+		return ctx, logger, err
+	}
+	ctrl.SetLogger(logger)
+	// The chart passes the container's memory limit: a soft limit below it
+	// makes the collector work harder instead of the kernel killing us.
+	memLimit, err := memlimit.Apply(os.Getenv)
+	if err != nil {
+		return ctx, logger, err
+	}
+	logger.V(1).Info("go memory limit", "bytes", memLimit)
+	return logr.NewContext(ctx, logger), logger, nil
+}
+
+// controllerCloud is the controller's EC2: the instrumented client (for
+// events and tag write-back), the call budget metering the passes'
+// listings and the sweep they share.
+type controllerCloud struct {
+	cloud  cloud.Cloud
+	budget *controllers.CallBudget
+	shared *cloud.Shared
+}
+
+func newControllerCloud(ctx context.Context, f controllerFlags) (controllerCloud, error) {
+	if err := f.ec2.validate(f.standalone); err != nil {
+		return controllerCloud{}, err
+	}
+	ec2Client, err := cloud.NewEC2(ctx, cloud.EC2Options{Region: f.region, Endpoint: f.ec2Endpoint,
+		CallsPerSecond: f.ec2.callsPerSecond, Burst: f.ec2.burst})
+	if err != nil {
+		return controllerCloud{}, fmt.Errorf("ec2 client: %w", err)
+	}
+	// aerostat_ec2_requests_total and friends, served with the manager's
+	// metrics (or by serveStandaloneEndpoints).
+	ec2 := cloud.Instrument(ec2Client, crmetrics.Registry)
+	// One sweep of every aerostat:service-tagged instance answers all the
+	// services of a poll: 10 calls a poll at 10,000 instances.
+	// Kubernetes mode meters every listing under the sweep, so with events
+	// the waker keeps event batches within polling's calls (the
+	// standalone loop meters its own).
+	budget := controllers.NewCallBudget(nil, f.pollInterval, f.eventsPollInterval)
+	shared := cloud.NewShared(budget.Meter(ec2), cloud.SharedOptions{TagKey: controllers.TagService, MaxAge: f.pollInterval / 2})
+	return controllerCloud{cloud: ec2, budget: budget, shared: shared}, nil
+}
+
+// syncerOptions wires the passes: the shared sweep, the plan copy, the
+// 1.x leftovers read from the store itself, alias rules and tag
+// write-back.
+func syncerOptions(f controllerFlags, store ledger.Store, planStore *ledger.Cache, ec2 controllerCloud) (controllers.SyncerOptions, error) {
+	metrics, err := controllers.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return controllers.SyncerOptions{}, err
+	}
+	opts := controllers.SyncerOptions{Cloud: ec2.shared, Store: planStore, Metrics: metrics}
+	// Both modes repair 1.x change-master leftovers, read from the store
+	// itself: the plan copy holds named records only.
+	opts.Unnamed, _ = store.(controllers.UnnamedStore)
+	// Off the per-pass path: an unindexed scan on the embedded store.
+	opts.UnnamedEvery = ledger.DefaultResyncEvery
+	if opts.Aliases, err = f.aliases.guard(); err != nil {
+		return opts, fmt.Errorf("alias rules: %w", err)
+	}
+	if f.ec2.tagWriteBack {
+		tagger, ok := ec2.cloud.(cloud.Tagger)
+		if !ok {
+			return opts, errors.New("--tag-write-back: the EC2 client cannot write tags")
+		}
+		if opts.Tags, err = controllers.NewTagWriter(tagger, f.ec2.tagsPerPass, crmetrics.Registry); err != nil {
+			return opts, err
+		}
+	}
+	return opts, nil
+}
+
+// serveFeed makes the read-only feed every replica serves, leader or not,
+// and its server (TLS and the agents' authentication, attestation when
+// asked). The feed follows the passes' copy of the ledger: one copy of the
+// records in this process, not two.
+func serveFeed(f controllerFlags, logger logr.Logger, store ledger.Store, planStore *ledger.Cache, ec2 cloud.Cloud,
+	aliases *naming.AliasGuard) (*feed.Handler, manager.Runnable, error) {
+	fo := feed.Options{Logger: logger.WithName("feed"), Source: planStore.Feed()}
+	if share, ok := store.(feed.NodeShare); ok {
+		// Agents spread over the replicas; each reports them all.
+		fo.Share = share
+		fo.Replica, _ = os.Hostname() // the pod name in a cluster
+	}
+	fh := feed.NewHandler(store, fo)
+	if err := feed.RegisterMetrics(crmetrics.Registry, fh); err != nil {
+		return nil, nil, err
+	}
+	srv := feed.NewServer(f.feedAddr, fh, 0)
+	kube := func() (kubernetes.Interface, error) {
+		cfg, err := restConfig(f.kubecfg)
+		if err != nil {
+			return nil, err
+		}
+		return kubernetes.NewForConfig(cfg)
+	}
+	if err := f.feedSec.secure(srv, fh, logger.WithName("feed"), kube); err != nil {
+		return nil, nil, err
+	}
+	if err := f.attest.mount(srv, ec2, store, aliases, logger.WithName("attest")); err != nil {
+		return nil, nil, err
+	}
+	feedSrv, err := httpServer("feed", srv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fh, feedSrv, nil
 }
 
 // runStandalone runs the passes, the event source, the endpoints and the

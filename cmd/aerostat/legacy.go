@@ -15,10 +15,22 @@ func translateLegacyArgs(args []string) ([][]string, error) {
 	if !isLegacy(args) {
 		return [][]string{args}, nil
 	}
-	var (
-		register, changeMaster, update, daemon, dryRun, offline bool
-		common, updateOnly                                      []string
-	)
+	l, err := parseLegacyArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	return l.commands()
+}
+
+// legacyLine is a parsed 1.x command line: its actions, and the options
+// passed on to every command (common) or to update/agent only.
+type legacyLine struct {
+	register, changeMaster, update, daemon, dryRun, offline bool
+	common, updateOnly                                      []string
+}
+
+func parseLegacyArgs(args []string) (legacyLine, error) {
+	var l legacyLine
 	for i := 0; i < len(args); i++ {
 		name, value, hasValue := strings.Cut(args[i], "=")
 		takeValue := func() (string, error) {
@@ -40,58 +52,65 @@ func translateLegacyArgs(args []string) ([][]string, error) {
 		var err error
 		switch name {
 		case "--register":
-			register, err = true, flag()
+			l.register, err = true, flag()
 		case "--change-master":
-			changeMaster, err = true, flag()
+			l.changeMaster, err = true, flag()
 		case "--update":
-			update, err = true, flag()
+			l.update, err = true, flag()
 		case "--daemon":
-			daemon, err = true, flag()
+			l.daemon, err = true, flag()
 		case "--dryrun":
-			dryRun, err = true, flag()
+			l.dryRun, err = true, flag()
 		case "--offline":
-			offline, err = true, flag()
+			l.offline, err = true, flag()
 		case "--server", "--loglevel":
 			var v string
 			v, err = takeValue()
-			common = append(common, name+"="+v)
+			l.common = append(l.common, name+"="+v)
 		case "--legacy-updater":
 			var v string
 			v, err = takeValue()
-			updateOnly = append(updateOnly, name+"="+v)
+			l.updateOnly = append(l.updateOnly, name+"="+v)
 		default:
 			err = fmt.Errorf("unknown 1.x option %q (1.x options: --register --change-master --update --daemon --server --loglevel --legacy-updater --dryrun --offline)", args[i])
 		}
 		if err != nil {
-			return nil, err
+			return l, err
 		}
 	}
-	if dryRun {
+	return l, nil
+}
+
+// commands are the 2.x command lines that do what the 1.x line asked, in
+// 1.x's order: register, change master, update.
+func (l legacyLine) commands() ([][]string, error) {
+	common := l.common
+	if l.dryRun {
 		common = append(common, "--dry-run")
 	}
 	var cmds [][]string
 	claimArgs := common
-	if offline {
+	if l.offline {
 		claimArgs = append(append([]string{}, common...), "--offline")
 	}
-	if register {
+	if l.register {
 		reg := append([]string{"register"}, claimArgs...)
 		// 1.x registration set the system hostname. Not with --offline:
 		// that is a workstation test run, whose hostname must stay.
-		if !offline && !dryRun {
+		if !l.offline && !l.dryRun {
 			reg = append(reg, "--set-hostname")
 		}
 		cmds = append(cmds, reg)
 	}
-	if changeMaster {
+	if l.changeMaster {
 		cmds = append(cmds, append([]string{"promote"}, claimArgs...))
 	}
-	if update || daemon {
+	if l.update || l.daemon {
 		cmd := "update"
-		if daemon {
+		if l.daemon {
 			cmd = "agent"
 		}
-		cmds = append(cmds, append(append([]string{cmd}, common...), updateOnly...))
+		cmds = append(cmds, append(append([]string{cmd}, common...), l.updateOnly...))
 	}
 	if len(cmds) == 0 {
 		return nil, fmt.Errorf("1.x command line without an action: add --register, --change-master or --update")
