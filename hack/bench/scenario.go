@@ -234,7 +234,31 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	}
 	w.logf("controller + store + feed peak RSS %d MiB before agents; %d agents synced", w.res.ControllerPeakRSS>>20, cfg.agents)
 
-	// Steady state: nothing changes in EC2.
+	childCPU := w.measureIdle(ctx, child)
+	if err := w.measureChurn(ctx, child, childCPU); err != nil {
+		return w.res, err
+	}
+	w.collect()
+	if err := w.checkFiles(ctx); err != nil {
+		w.res.Notes = append(w.res.Notes, err.Error())
+	}
+	if child != nil {
+		w.res.AgentProcPeakRSS, _ = procStatus(child.pid())
+		stopChild(child)
+	}
+	cancel()
+
+	w.measureQuiet()
+	w.res.ScenarioPeakRSS, _ = procStatus("self")
+	w.res.Seconds = time.Since(start).Seconds()
+	return w.res, nil
+}
+
+// measureIdle is the steady state: nothing changes in EC2 for
+// steadyPasses passes. It returns the agent process's CPU time at its end
+// (0 without one).
+func (w *world) measureIdle(ctx context.Context, child *childProc) time.Duration {
+	cfg := w.cfg
 	feed0, bytes0, t0 := w.feedDB.counts(), w.agentBytes(), time.Now()
 	var cpu0 time.Duration
 	if child != nil {
@@ -251,66 +275,60 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	w.res.IdleCPUPerPassMs = float64((procCPU("self") - self0).Milliseconds()) / float64(cfg.steadyPasses)
 	w.res.FeedSteady = w.feedDB.counts().sub(feed0)
 	w.res.IdleBytesPerMinute = float64(w.agentBytes()-bytes0) / float64(cfg.agents) / idle.Minutes()
-	var cpu1 time.Duration
-	if child != nil {
-		cpu1 = procCPU(child.pid())
-		w.res.AgentProcIdleCPUms = float64((cpu1 - cpu0).Milliseconds()) / idle.Minutes()
+	if child == nil {
+		return 0
 	}
+	cpu1 := procCPU(child.pid())
+	w.res.AgentProcIdleCPUms = float64((cpu1 - cpu0).Milliseconds()) / idle.Minutes()
+	return cpu1
+}
 
-	// Churn: launches, replacements and registrations.
+// measureChurn runs the churn (launches, replacements and registrations)
+// and what it cost per ledger change; childCPU is the agent process's CPU
+// time before it.
+func (w *world) measureChurn(ctx context.Context, child *childProc, childCPU time.Duration) error {
 	feed1, bytes1 := w.feedDB.counts(), w.agentBytes()
 	rev1, _ := w.ctrlDB.Rev(ctx)
 	self1 := procCPU("self")
 	w.phase.Store("churn")
 	if err := w.churn(ctx); err != nil {
-		return w.res, err
+		return err
 	}
 	w.phase.Store("done")
 	rev2, _ := w.ctrlDB.Rev(ctx)
 	w.res.LedgerChanges = int(rev2 - rev1)
-	if w.res.LedgerChanges > 0 {
-		w.res.ChurnCPUPerChangeMs = float64((procCPU("self") - self1).Milliseconds()) / float64(w.res.LedgerChanges)
-	}
 	w.res.FeedChurn = w.feedDB.counts().sub(feed1)
-	if w.res.LedgerChanges > 0 {
-		w.res.DeltaBytesPerAgent = float64(w.agentBytes()-bytes1) / float64(cfg.agents) / float64(w.res.LedgerChanges)
+	if w.res.LedgerChanges == 0 {
+		return nil
 	}
-	if child != nil && w.res.LedgerChanges > 0 {
-		cpu2 := procCPU(child.pid())
-		w.res.AgentProcChurnCPUms = float64((cpu2 - cpu1).Milliseconds()) / float64(w.res.LedgerChanges)
-	}
-	w.collect()
-	if err := w.checkFiles(ctx); err != nil {
-		w.res.Notes = append(w.res.Notes, err.Error())
-	}
+	changes := float64(w.res.LedgerChanges)
+	w.res.ChurnCPUPerChangeMs = float64((procCPU("self") - self1).Milliseconds()) / changes
+	w.res.DeltaBytesPerAgent = float64(w.agentBytes()-bytes1) / float64(w.cfg.agents) / changes
 	if child != nil {
-		w.res.AgentProcPeakRSS, _ = procStatus(child.pid())
-		stopChild(child)
+		w.res.AgentProcChurnCPUms = float64((procCPU(child.pid()) - childCPU).Milliseconds()) / changes
 	}
-	cancel()
+	return nil
+}
 
-	// The 1.x model replays its queries against the same store.
-	lctx := context.Background()
-	var lerr error
+// measureQuiet times Aerostat 2's registration on the same, now quiet,
+// store, and the model of 1.x replaying its queries against it: the
+// like-for-like comparison.
+func (w *world) measureQuiet() {
+	ctx := context.Background()
 	repeats := 3
-	if n >= 10000 {
+	if w.n >= 10000 {
 		repeats = 1 // each query scans 10,000 documents
 	}
-	// Aerostat 2's registration on the same, now quiet, store: the
-	// like-for-like comparison with the model's registrations.
 	for range repeats {
 		in, _ := w.fleet.Instance(w.fleet.Launch(1, nil)[0])
 		t0 := time.Now()
-		w.register(lctx, in)
+		w.register(ctx, in)
 		w.res.ClaimQuiet = append(w.res.ClaimQuiet, time.Since(t0).Seconds())
 	}
-	w.res.Legacy, lerr = runLegacyModel(lctx, w.ctrlDB, w.ec2, w.rng, repeats)
-	if lerr != nil {
-		w.res.Notes = append(w.res.Notes, "model of 1.x: "+lerr.Error())
+	var err error
+	if w.res.Legacy, err = runLegacyModel(ctx, w.ctrlDB, w.ec2, w.rng, repeats); err != nil {
+		w.res.Notes = append(w.res.Notes, "model of 1.x: "+err.Error())
 	}
-	w.res.ScenarioPeakRSS, _ = procStatus("self")
-	w.res.Seconds = time.Since(start).Seconds()
-	return w.res, nil
 }
 
 func (w *world) start(ctx context.Context) error {

@@ -17,207 +17,18 @@ type row struct {
 }
 
 func printTable(out io.Writer, cfg config, res results) {
-	scen := map[int]scenarioResult{}
-	legacy := map[int]legacyConvergence{}
-	for i, s := range res.Scenarios {
-		scen[s.N] = s
-		legacy[s.N] = res.Legacy1x[i]
-	}
-	plan := map[int]plannerResult{}
-	for _, p := range res.Planner {
-		plan[p.N] = p
-	}
-	var sizes []int
-	for n := range scen {
-		sizes = append(sizes, n)
-	}
-	for n := range plan {
-		if _, ok := scen[n]; !ok {
-			sizes = append(sizes, n)
-		}
-	}
-	boot := map[int]bootstrapResult{}
-	for _, b := range res.Bootstrap {
-		boot[b.N] = b
-		sizes = append(sizes, b.N)
-	}
-	scale := map[int]scaleResult{}
-	for _, r := range res.Scale {
-		scale[r.N] = r
-		sizes = append(sizes, r.N)
-	}
-	slices.Sort(sizes)
-	sizes = slices.Compact(sizes)
-	b := func(f func(bootstrapResult) string) func(int) string {
-		return func(n int) string {
-			r, ok := boot[n]
-			if !ok {
-				return "—"
-			}
-			return f(r)
-		}
-	}
-	sc := func(f func(scaleResult) string) func(int) string {
-		return func(n int) string {
-			r, ok := scale[n]
-			if !ok {
-				return "—"
-			}
-			return f(r)
-		}
-	}
-
-	s := func(f func(scenarioResult) string) func(int) string {
-		return func(n int) string {
-			r, ok := scen[n]
-			if !ok {
-				return "—"
-			}
-			return f(r)
-		}
-	}
-	l := func(f func(legacyConvergence) string) func(int) string {
-		return func(n int) string {
-			r, ok := legacy[n]
-			if !ok {
-				return "—"
-			}
-			return f(r)
-		}
-	}
-	p := func(f func(plannerResult) string) func(int) string {
-		return func(n int) string {
-			r, ok := plan[n]
-			if !ok {
-				return "—"
-			}
-			return f(r)
-		}
-	}
-	conv := fmt.Sprintf("Convergence, p50 / p99 / max (%d agents; controller poll %v; feed long-poll)", cfg.agents, cfg.poll)
-	costs := "Ledger and EC2 per controller pass"
-	model := fmt.Sprintf("Model of 1.x (its queries replayed on the same store; %v server + %v client polls)", cfg.legacyServerPoll, cfg.legacyClientPoll)
-	agentS := "Agent"
-	bootS := "Bootstrap (controller alone, empty ledger)"
-	scaleS := "Controller at scale (bulk names, no agents; store and EC2 in another process)"
-	planS := "Planner (naming.Plan, one service; CPU time, wall in brackets)"
-	rows := []row{
-		{conv, "launch (tagged) → name bound in ledger", s(func(r scenarioResult) string { return fmtDist(r.LaunchToBound) }), "bounded by the poll interval"},
-		{conv, "launch (tagged) → in every hosts file", s(func(r scenarioResult) string { return fmtDist(r.LaunchToFiles) }), ""},
-		{conv, "aerostat register → name bound", s(func(r scenarioResult) string { return fmtDist(r.RegisterToBound) }), ""},
-		{conv, "aerostat register → in every hosts file", s(func(r scenarioResult) string { return fmtDist(r.RegisterToFiles) }), "target p99 < 2 s at 1,000"},
-		{conv, "bound → in every hosts file", s(func(r scenarioResult) string { return fmtDist(r.BoundToFiles) }), "feed + agents"},
-		{conv, "terminate → old address gone from every file", s(func(r scenarioResult) string { return fmtDist(r.TerminateToFiles) }), ""},
-		{conv, "model of 1.x: register → in every hosts file", l(func(r legacyConvergence) string { return fmtDist(r.RegisterToFiles) }), "1.x: ~60 s"},
-		{conv, "model of 1.x: terminate → gone from every file", l(func(r legacyConvergence) string { return fmtDist(r.TerminateToFiles) }), "1.x: ~120 s"},
-		{conv, "changes measured (unfinished)", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%d (%d)", r.ChurnEvents, r.UnfinishedChanges)
-		}), "hosts files checked against the ledger after"},
-
-		{costs, "initial fleet: bulk insert of the oldest records", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%s for %s", fmtSec(r.SeedBulkSeconds), commas(r.SeedBulk))
-		}), "the records the controller would write"},
-		{costs, "initial fleet: controller names the newest", s(func(r scenarioResult) string {
-			if r.SeedWrites == 0 {
-				return "—"
-			}
-			return fmt.Sprintf("%s for %s (%s/bind)", fmtSec(r.SeedSeconds), commas(r.SeedWrites), fmtSec(r.SeedSeconds/float64(r.SeedWrites)))
-		}), "one write per bind; bind cost grows with N"},
-		{costs, "idle pass: time", s(func(r scenarioResult) string { return fmtSec(r.Steady.Seconds) }), ""},
-		{costs, "idle pass: CPU (controller + in-process store, EC2)", s(func(r scenarioResult) string { return fmtSec(r.IdleCPUPerPassMs / 1000) }), "scenario process CPU; agents idle; controller alone: see at scale"},
-		{costs, "idle pass: ledger writes", s(func(r scenarioResult) string { return fmt.Sprintf("%.1f", r.Steady.Writes) }), "target 0"},
-		{costs, "idle pass: ledger reads (records read)", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%.0f (%.0f) + %.0f rev", r.Steady.Reads, r.Steady.DocsRead, r.Steady.RevReads)
-		}), ""},
-		{costs, "idle pass: EC2 calls", s(func(r scenarioResult) string { return fmt.Sprintf("%.1f", r.Steady.EC2Calls) }), "1,000 instances a page"},
-		{costs, "churn: ledger writes (binds + releases)", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%d (%d + %d)", r.ControllerWrites, r.ControllerBinds, r.ControllerFrees)
-		}), "target ~1 per bind or release"},
-		{costs, "churn: pass time / EC2 calls per pass (failed)", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%s / %.1f (%d of %d)", fmtSec(r.Churn.Seconds), r.Churn.EC2Calls, r.Churn.Errors, r.Churn.Passes)
-		}), "a failed pass (e.g. lost CAS) re-plans next tick"},
-		{costs, "store: one read of all records / delta / write", s(func(r scenarioResult) string {
-			o := r.StoreOps
-			return fmt.Sprintf("%s / %s / %s", fmtSec(o.ReadMs/1000), fmtSec(o.DeltaMs/1000), fmtSec(o.WriteMs/1000))
-		}), "mean, queueing on the one store included"},
-		{costs, "register: claim time p50 (writes/claim)", s(func(r scenarioResult) string {
-			if r.Claims == 0 {
-				return "—"
-			}
-			return fmt.Sprintf("%s (%.1f, %d lost CAS)", fmtSec(r.ClaimTime.P50), float64(r.ClaimWrites)/float64(r.Claims), r.ClaimConflicts)
-		}), "during churn: queued behind passes and feed reads"},
-		{costs, "register alone on the store (writes/claim)", s(func(r scenarioResult) string {
-			if len(r.ClaimQuiet) == 0 {
-				return "—"
-			}
-			q := slices.Clone(r.ClaimQuiet)
-			slices.Sort(q)
-			return fmt.Sprintf("%s, 3 store ops", fmtSec(q[len(q)/2]))
-		}), "read service + rev + CAS write; vs 1.x below"},
-		{model, "model of 1.x: register, gap path", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%s, %d queries", fmtSec(r.Legacy.RegisterGapMs/1000), r.Legacy.RegisterGapOps)
-		}), "gap sorted as strings, no claim"},
-		{model, "model of 1.x: register, count path", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%s, %d queries", fmtSec(r.Legacy.RegisterCountMs/1000), r.Legacy.RegisterCountOps)
-		}), "count of named records, insert"},
-		{model, "model of 1.x: server pass (EC2 calls, writes)", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%s (%d, %d)", fmtSec(r.Legacy.ServerPassMs/1000), r.Legacy.ServerEC2Calls, r.Legacy.ServerPassWrites)
-		}), "every 60 s"},
-		{model, "model of 1.x: updater read per node per poll", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%s, %s", fmtSec(r.Legacy.UpdaterReadMs/1000), fmtBytes(r.Legacy.UpdaterBytes))
-		}), "every 60 s, changed or not"},
-
-		{planS, "idle pass: CPU (wall), allocs", p(func(r plannerResult) string {
-			return fmt.Sprintf("%s (%s), %d", fmtSec(r.SteadyCPUMs/1000), fmtSec(r.SteadyMs/1000), r.SteadyAllocs)
-		}), "target 50,000 < 100 ms"},
-		{planS, "churn pass: CPU (wall), allocs", p(func(r plannerResult) string {
-			return fmt.Sprintf("%s (%s), %d", fmtSec(r.ChurnCPUMs/1000), fmtSec(r.ChurnMs/1000), r.ChurnAllocs)
-		}), "10% dead, 10% new, 20% gaps"},
-		{planS, "churn pass: CPU per instance", p(func(r plannerResult) string {
-			return fmt.Sprintf("%.0f ns", r.NsPerInst)
-		}), "flat = linear in N"},
-		{agentS, "bytes per change per agent: delta", s(func(r scenarioResult) string { return fmtBytes(int64(r.DeltaBytesPerAgent)) }), "target O(changed records)"},
-		{agentS, "full snapshot (first sync / 1.x every poll)", s(func(r scenarioResult) string { return fmtBytes(r.FullSnapshotBytes) }), ""},
-		{agentS, "idle: bytes per agent per minute", s(func(r scenarioResult) string { return fmtBytes(int64(r.IdleBytesPerMinute)) }), fmt.Sprintf("%v long-polls time out", cfg.feedWait)},
-		{agentS, "render + write after a change (p50 / p99)", s(func(r scenarioResult) string {
-			return fmt.Sprintf("%s / %s", fmtSec(r.AgentRender.P50), fmtSec(r.AgentRender.P99))
-		}), fmt.Sprintf("10,000-name bench: %.1f ms, %d allocs", res.Render.Ms, res.Render.Allocs)},
-		{agentS, "agent process: CPU idle / per change", s(func(r scenarioResult) string {
-			idle := fmt.Sprintf("%.0f ms/min", r.AgentProcIdleCPUms)
-			if r.AgentProcIdleCPUms == 0 && r.IdleWindowS > 0 {
-				idle = fmt.Sprintf("< %.0f ms/min", 10/(r.IdleWindowS/60)) // one 10 ms clock tick in the window
-			}
-			return fmt.Sprintf("%s / %.1f ms", idle, r.AgentProcChurnCPUms)
-		}), "a real agent in its own process"},
-		{agentS, "all in-process: CPU per ledger change", s(func(r scenarioResult) string { return fmtSec(r.ChurnCPUPerChangeMs / 1000) }), "controller, store, feed, claims, every agent"},
-		{agentS, "agent process: peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.AgentProcPeakRSS) }), "VmHWM"},
-		{agentS, "controller process peak RSS (+ store, feed)", s(func(r scenarioResult) string { return fmtBytes(r.ControllerPeakRSS) }), "VmHWM before agents start; store in-process"},
-		{agentS, "whole scenario process peak RSS", s(func(r scenarioResult) string { return fmtBytes(r.ScenarioPeakRSS) }), "+ in-process agents, fake EC2"},
-		{bootS, "every instance named (passes, writes)", b(func(r bootstrapResult) string {
-			return fmt.Sprintf("%s (%d, %s)", fmtSec(r.Seconds), r.Passes, commas(r.Writes))
-		}), "≤ 60 s at 10,000"},
-		{bootS, "CPU / peak RSS", b(func(r bootstrapResult) string {
-			return fmt.Sprintf("%s / %s", fmtSec(r.CPUms/1000), fmtBytes(r.PeakRSS))
-		}), "controller + in-process store"},
-		{scaleS, "first pass (whole read) / feed's first sync", sc(func(r scaleResult) string {
-			return fmt.Sprintf("%s / %s", fmtSec(r.FirstPassS), fmtSec(r.FeedSyncS))
-		}), "names inserted in bulk"},
-		{scaleS, "idle pass: CPU / wall", sc(func(r scaleResult) string {
-			return fmt.Sprintf("%s / %s", fmtSec(r.IdlePassCPU/1000), fmtSec(r.IdlePassS))
-		}), "controller + feed alone; target ≤ 150 ms at 10,000; wall includes the EC2 call budget"},
-		{scaleS, "controller process RSS: peak / after idle passes", sc(func(r scaleResult) string {
-			return fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
-		}), "< 200 MB at 50,000; controller + feed alone"},
-		{scaleS, "GOMEMLIMIT of the controller process", sc(func(r scaleResult) string {
-			if r.GoMemLimit == 0 {
-				return "none"
-			}
-			return fmtBytes(r.GoMemLimit)
-		}), "from the bench's environment; the chart sets 90 % of the container limit"},
-	}
-
+	ix := indexResults(res)
+	rows := slices.Concat(
+		convergenceRows(cfg, ix),
+		costRows(ix),
+		legacyModelRows(cfg, ix),
+		plannerRows(ix),
+		agentRows(cfg, res, ix),
+		bootstrapRows(ix),
+		scaleRows(ix),
+	)
 	header := []string{"metric"}
-	for _, n := range sizes {
+	for _, n := range ix.sizes {
 		header = append(header, "N="+commas(n))
 	}
 	header = append(header, "target / note")
@@ -229,7 +40,7 @@ func printTable(out io.Writer, cfg config, res results) {
 			lines = append(lines, []string{"**" + section + "**"})
 		}
 		line := []string{r.label}
-		for _, n := range sizes {
+		for _, n := range ix.sizes {
 			line = append(line, r.cell(n))
 		}
 		lines = append(lines, append(line, r.note))
@@ -243,6 +54,215 @@ func printTable(out io.Writer, cfg config, res results) {
 		}
 	}
 	fmt.Fprintln(out)
+}
+
+// resultsByN are the results of each kind by fleet size, and every size
+// any of them has (the table's columns).
+type resultsByN struct {
+	scen   map[int]scenarioResult
+	legacy map[int]legacyConvergence
+	plan   map[int]plannerResult
+	boot   map[int]bootstrapResult
+	scale  map[int]scaleResult
+	sizes  []int
+}
+
+func indexResults(res results) resultsByN {
+	ix := resultsByN{scen: map[int]scenarioResult{}, legacy: map[int]legacyConvergence{}, plan: map[int]plannerResult{},
+		boot: map[int]bootstrapResult{}, scale: map[int]scaleResult{}}
+	for i, s := range res.Scenarios {
+		ix.scen[s.N] = s
+		ix.legacy[s.N] = res.Legacy1x[i]
+		ix.sizes = append(ix.sizes, s.N)
+	}
+	for _, p := range res.Planner {
+		ix.plan[p.N] = p
+		ix.sizes = append(ix.sizes, p.N)
+	}
+	for _, b := range res.Bootstrap {
+		ix.boot[b.N] = b
+		ix.sizes = append(ix.sizes, b.N)
+	}
+	for _, r := range res.Scale {
+		ix.scale[r.N] = r
+		ix.sizes = append(ix.sizes, r.N)
+	}
+	slices.Sort(ix.sizes)
+	ix.sizes = slices.Compact(ix.sizes)
+	return ix
+}
+
+// cell is a row's cell at each size: f of that size's result, "—" where
+// there is none.
+func cell[T any](byN map[int]T, f func(T) string) func(int) string {
+	return func(n int) string {
+		r, ok := byN[n]
+		if !ok {
+			return "—"
+		}
+		return f(r)
+	}
+}
+
+// convergenceRows: how fast a change reaches every hosts file, beside the
+// model of 1.x.
+func convergenceRows(cfg config, ix resultsByN) []row {
+	conv := fmt.Sprintf("Convergence, p50 / p99 / max (%d agents; controller poll %v; feed long-poll)", cfg.agents, cfg.poll)
+	return []row{
+		{conv, "launch (tagged) → name bound in ledger", cell(ix.scen, func(r scenarioResult) string { return fmtDist(r.LaunchToBound) }), "bounded by the poll interval"},
+		{conv, "launch (tagged) → in every hosts file", cell(ix.scen, func(r scenarioResult) string { return fmtDist(r.LaunchToFiles) }), ""},
+		{conv, "aerostat register → name bound", cell(ix.scen, func(r scenarioResult) string { return fmtDist(r.RegisterToBound) }), ""},
+		{conv, "aerostat register → in every hosts file", cell(ix.scen, func(r scenarioResult) string { return fmtDist(r.RegisterToFiles) }), "target p99 < 2 s at 1,000"},
+		{conv, "bound → in every hosts file", cell(ix.scen, func(r scenarioResult) string { return fmtDist(r.BoundToFiles) }), "feed + agents"},
+		{conv, "terminate → old address gone from every file", cell(ix.scen, func(r scenarioResult) string { return fmtDist(r.TerminateToFiles) }), ""},
+		{conv, "model of 1.x: register → in every hosts file", cell(ix.legacy, func(r legacyConvergence) string { return fmtDist(r.RegisterToFiles) }), "1.x: ~60 s"},
+		{conv, "model of 1.x: terminate → gone from every file", cell(ix.legacy, func(r legacyConvergence) string { return fmtDist(r.TerminateToFiles) }), "1.x: ~120 s"},
+		{conv, "changes measured (unfinished)", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%d (%d)", r.ChurnEvents, r.UnfinishedChanges)
+		}), "hosts files checked against the ledger after"},
+	}
+}
+
+// costRows: what a controller pass, the initial naming and a registration
+// cost the store and EC2.
+func costRows(ix resultsByN) []row {
+	costs := "Ledger and EC2 per controller pass"
+	return []row{
+		{costs, "initial fleet: bulk insert of the oldest records", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%s for %s", fmtSec(r.SeedBulkSeconds), commas(r.SeedBulk))
+		}), "the records the controller would write"},
+		{costs, "initial fleet: controller names the newest", cell(ix.scen, func(r scenarioResult) string {
+			if r.SeedWrites == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%s for %s (%s/bind)", fmtSec(r.SeedSeconds), commas(r.SeedWrites), fmtSec(r.SeedSeconds/float64(r.SeedWrites)))
+		}), "one write per bind; bind cost grows with N"},
+		{costs, "idle pass: time", cell(ix.scen, func(r scenarioResult) string { return fmtSec(r.Steady.Seconds) }), ""},
+		{costs, "idle pass: CPU (controller + in-process store, EC2)", cell(ix.scen, func(r scenarioResult) string { return fmtSec(r.IdleCPUPerPassMs / 1000) }), "scenario process CPU; agents idle; controller alone: see at scale"},
+		{costs, "idle pass: ledger writes", cell(ix.scen, func(r scenarioResult) string { return fmt.Sprintf("%.1f", r.Steady.Writes) }), "target 0"},
+		{costs, "idle pass: ledger reads (records read)", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%.0f (%.0f) + %.0f rev", r.Steady.Reads, r.Steady.DocsRead, r.Steady.RevReads)
+		}), ""},
+		{costs, "idle pass: EC2 calls", cell(ix.scen, func(r scenarioResult) string { return fmt.Sprintf("%.1f", r.Steady.EC2Calls) }), "1,000 instances a page"},
+		{costs, "churn: ledger writes (binds + releases)", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%d (%d + %d)", r.ControllerWrites, r.ControllerBinds, r.ControllerFrees)
+		}), "target ~1 per bind or release"},
+		{costs, "churn: pass time / EC2 calls per pass (failed)", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%s / %.1f (%d of %d)", fmtSec(r.Churn.Seconds), r.Churn.EC2Calls, r.Churn.Errors, r.Churn.Passes)
+		}), "a failed pass (e.g. lost CAS) re-plans next tick"},
+		{costs, "store: one read of all records / delta / write", cell(ix.scen, func(r scenarioResult) string {
+			o := r.StoreOps
+			return fmt.Sprintf("%s / %s / %s", fmtSec(o.ReadMs/1000), fmtSec(o.DeltaMs/1000), fmtSec(o.WriteMs/1000))
+		}), "mean, queueing on the one store included"},
+		{costs, "register: claim time p50 (writes/claim)", cell(ix.scen, func(r scenarioResult) string {
+			if r.Claims == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%s (%.1f, %d lost CAS)", fmtSec(r.ClaimTime.P50), float64(r.ClaimWrites)/float64(r.Claims), r.ClaimConflicts)
+		}), "during churn: queued behind passes and feed reads"},
+		{costs, "register alone on the store (writes/claim)", cell(ix.scen, func(r scenarioResult) string {
+			if len(r.ClaimQuiet) == 0 {
+				return "—"
+			}
+			q := slices.Clone(r.ClaimQuiet)
+			slices.Sort(q)
+			return fmt.Sprintf("%s, 3 store ops", fmtSec(q[len(q)/2]))
+		}), "read service + rev + CAS write; vs 1.x below"},
+	}
+}
+
+// legacyModelRows: 1.x's queries replayed on the same store.
+func legacyModelRows(cfg config, ix resultsByN) []row {
+	model := fmt.Sprintf("Model of 1.x (its queries replayed on the same store; %v server + %v client polls)", cfg.legacyServerPoll, cfg.legacyClientPoll)
+	return []row{
+		{model, "model of 1.x: register, gap path", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%s, %d queries", fmtSec(r.Legacy.RegisterGapMs/1000), r.Legacy.RegisterGapOps)
+		}), "gap sorted as strings, no claim"},
+		{model, "model of 1.x: register, count path", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%s, %d queries", fmtSec(r.Legacy.RegisterCountMs/1000), r.Legacy.RegisterCountOps)
+		}), "count of named records, insert"},
+		{model, "model of 1.x: server pass (EC2 calls, writes)", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%s (%d, %d)", fmtSec(r.Legacy.ServerPassMs/1000), r.Legacy.ServerEC2Calls, r.Legacy.ServerPassWrites)
+		}), "every 60 s"},
+		{model, "model of 1.x: updater read per node per poll", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%s, %s", fmtSec(r.Legacy.UpdaterReadMs/1000), fmtBytes(r.Legacy.UpdaterBytes))
+		}), "every 60 s, changed or not"},
+	}
+}
+
+// plannerRows: naming.Plan alone.
+func plannerRows(ix resultsByN) []row {
+	planS := "Planner (naming.Plan, one service; CPU time, wall in brackets)"
+	return []row{
+		{planS, "idle pass: CPU (wall), allocs", cell(ix.plan, func(r plannerResult) string {
+			return fmt.Sprintf("%s (%s), %d", fmtSec(r.SteadyCPUMs/1000), fmtSec(r.SteadyMs/1000), r.SteadyAllocs)
+		}), "target 50,000 < 100 ms"},
+		{planS, "churn pass: CPU (wall), allocs", cell(ix.plan, func(r plannerResult) string {
+			return fmt.Sprintf("%s (%s), %d", fmtSec(r.ChurnCPUMs/1000), fmtSec(r.ChurnMs/1000), r.ChurnAllocs)
+		}), "10% dead, 10% new, 20% gaps"},
+		{planS, "churn pass: CPU per instance", cell(ix.plan, func(r plannerResult) string {
+			return fmt.Sprintf("%.0f ns", r.NsPerInst)
+		}), "flat = linear in N"},
+	}
+}
+
+// agentRows: what an agent costs: bytes, CPU, memory.
+func agentRows(cfg config, res results, ix resultsByN) []row {
+	agentS := "Agent"
+	return []row{
+		{agentS, "bytes per change per agent: delta", cell(ix.scen, func(r scenarioResult) string { return fmtBytes(int64(r.DeltaBytesPerAgent)) }), "target O(changed records)"},
+		{agentS, "full snapshot (first sync / 1.x every poll)", cell(ix.scen, func(r scenarioResult) string { return fmtBytes(r.FullSnapshotBytes) }), ""},
+		{agentS, "idle: bytes per agent per minute", cell(ix.scen, func(r scenarioResult) string { return fmtBytes(int64(r.IdleBytesPerMinute)) }), fmt.Sprintf("%v long-polls time out", cfg.feedWait)},
+		{agentS, "render + write after a change (p50 / p99)", cell(ix.scen, func(r scenarioResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.AgentRender.P50), fmtSec(r.AgentRender.P99))
+		}), fmt.Sprintf("10,000-name bench: %.1f ms, %d allocs", res.Render.Ms, res.Render.Allocs)},
+		{agentS, "agent process: CPU idle / per change", cell(ix.scen, func(r scenarioResult) string {
+			idle := fmt.Sprintf("%.0f ms/min", r.AgentProcIdleCPUms)
+			if r.AgentProcIdleCPUms == 0 && r.IdleWindowS > 0 {
+				idle = fmt.Sprintf("< %.0f ms/min", 10/(r.IdleWindowS/60)) // one 10 ms clock tick in the window
+			}
+			return fmt.Sprintf("%s / %.1f ms", idle, r.AgentProcChurnCPUms)
+		}), "a real agent in its own process"},
+		{agentS, "all in-process: CPU per ledger change", cell(ix.scen, func(r scenarioResult) string { return fmtSec(r.ChurnCPUPerChangeMs / 1000) }), "controller, store, feed, claims, every agent"},
+		{agentS, "agent process: peak RSS", cell(ix.scen, func(r scenarioResult) string { return fmtBytes(r.AgentProcPeakRSS) }), "VmHWM"},
+		{agentS, "controller process peak RSS (+ store, feed)", cell(ix.scen, func(r scenarioResult) string { return fmtBytes(r.ControllerPeakRSS) }), "VmHWM before agents start; store in-process"},
+		{agentS, "whole scenario process peak RSS", cell(ix.scen, func(r scenarioResult) string { return fmtBytes(r.ScenarioPeakRSS) }), "+ in-process agents, fake EC2"},
+	}
+}
+
+// bootstrapRows: the controller naming a whole fleet on an empty ledger.
+func bootstrapRows(ix resultsByN) []row {
+	bootS := "Bootstrap (controller alone, empty ledger)"
+	return []row{
+		{bootS, "every instance named (passes, writes)", cell(ix.boot, func(r bootstrapResult) string {
+			return fmt.Sprintf("%s (%d, %s)", fmtSec(r.Seconds), r.Passes, commas(r.Writes))
+		}), "≤ 60 s at 10,000"},
+		{bootS, "CPU / peak RSS", cell(ix.boot, func(r bootstrapResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.CPUms/1000), fmtBytes(r.PeakRSS))
+		}), "controller + in-process store"},
+	}
+}
+
+// scaleRows: the controller and its feed alone at scale.
+func scaleRows(ix resultsByN) []row {
+	scaleS := "Controller at scale (bulk names, no agents; store and EC2 in another process)"
+	return []row{
+		{scaleS, "first pass (whole read) / feed's first sync", cell(ix.scale, func(r scaleResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.FirstPassS), fmtSec(r.FeedSyncS))
+		}), "names inserted in bulk"},
+		{scaleS, "idle pass: CPU / wall", cell(ix.scale, func(r scaleResult) string {
+			return fmt.Sprintf("%s / %s", fmtSec(r.IdlePassCPU/1000), fmtSec(r.IdlePassS))
+		}), "controller + feed alone; target ≤ 150 ms at 10,000; wall includes the EC2 call budget"},
+		{scaleS, "controller process RSS: peak / after idle passes", cell(ix.scale, func(r scaleResult) string {
+			return fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
+		}), "< 200 MB at 50,000; controller + feed alone"},
+		{scaleS, "GOMEMLIMIT of the controller process", cell(ix.scale, func(r scaleResult) string {
+			if r.GoMemLimit == 0 {
+				return "none"
+			}
+			return fmtBytes(r.GoMemLimit)
+		}), "from the bench's environment; the chart sets 90 % of the container limit"},
+	}
 }
 
 // writeMarkdown prints an aligned Markdown table; a one-cell line is a
