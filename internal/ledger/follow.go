@@ -68,8 +68,8 @@ type Follower struct {
 	synced  bool
 	lastRev int64 // highest store rev returned by the last read
 	obs     []observation
-	// readFrom is the safe mark at the last read, or what the store said
-	// was settled if higher: every rev at or below it has been read.
+	// readFrom is the safe mark at the last read: every rev at or below it
+	// has been read.
 	readFrom int64
 	// recheckAt is when the window above readFrom is next re-read while the
 	// store rev stands still; recheck paces those re-reads.
@@ -89,8 +89,6 @@ type Follower struct {
 	// followers, which never drain it, do not grow it.
 	touched      []string
 	trackTouched bool
-	// settles: the store tells which revs have committed (SettledStore).
-	settles bool
 }
 
 type observation struct {
@@ -109,8 +107,7 @@ func NewFollower(store Store, opts FollowerOptions) *Follower {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	_, settles := keeps[SettledStore](store)
-	return &Follower{store: store, opts: opts, records: map[string]*naming.Record{}, settles: settles}
+	return &Follower{store: store, opts: opts, records: map[string]*naming.Record{}}
 }
 
 // Poll brings the copy up to date and returns the hostnames whose record
@@ -119,7 +116,7 @@ func NewFollower(store Store, opts FollowerOptions) *Follower {
 func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	now := f.opts.Clock.Now()
 	if !f.synced || !now.Before(f.nextFull) {
-		return f.fullThenSettle(ctx, now)
+		return f.full(ctx, now)
 	}
 	rev, err := f.store.Rev(ctx)
 	if err != nil {
@@ -127,7 +124,7 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	}
 	if rev < f.lastRev {
 		// The counter went back: the store was replaced. Start over.
-		return f.fullThenSettle(ctx, now)
+		return f.full(ctx, now)
 	}
 	f.observe(f.opts.Clock.Now(), rev)
 	mark := f.safeMark(now)
@@ -139,18 +136,12 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	case mark < f.lastRev && now.Before(f.recheckAt):
 		return nil, nil // an out-of-order commit waits for the backoff
 	}
-	return f.delta(ctx, now, mark, rev)
-}
-
-// delta reads the changes above readFrom; mark is the safe mark now and
-// rev the counter read before.
-func (f *Follower) delta(ctx context.Context, now time.Time, mark, rev int64) (changed []string, err error) {
-	recs, storeRev, settled, err := changesSettled(ctx, f.store, f.readFrom)
+	recs, storeRev, err := f.store.Changes(ctx, f.readFrom)
 	if err != nil {
 		return nil, fmt.Errorf("reading ledger changes since rev %d: %w", f.readFrom, err)
 	}
 	f.deltas++
-	f.readFrom = max(f.readFrom, mark, settled)
+	f.readFrom = max(f.readFrom, mark)
 	f.recheckAt = now.Add(f.recheck.Step())
 	for i := range recs {
 		r := &recs[i]
@@ -164,24 +155,6 @@ func (f *Follower) delta(ctx context.Context, now time.Time, mark, rev int64) (c
 	}
 	f.lastRev = max(f.lastRev, storeRev, rev)
 	return changed, nil
-}
-
-// fullThenSettle reads everything and, on a store that tells which revs
-// have committed, reads the delta above the safe mark at once, so Settled
-// vouches for the full read's revs from the first Poll instead of after
-// the next one (or Overlap). A failed delta leaves that to the next Poll.
-func (f *Follower) fullThenSettle(ctx context.Context, now time.Time) ([]string, error) {
-	changed, err := f.full(ctx, now)
-	if err != nil || !f.settles || f.readFrom >= f.lastRev {
-		return changed, err
-	}
-	more, err := f.delta(ctx, now, f.readFrom, f.lastRev)
-	if err != nil {
-		return changed, nil
-	}
-	changed = append(changed, more...)
-	slices.Sort(changed)
-	return slices.Compact(changed), nil
 }
 
 // recheckBackoff re-reads an unchanged window after 1s, 2s, 4s … up to
@@ -214,8 +187,7 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	slices.Sort(changed)
 	f.records = next
 	f.touched = f.touched[:0]
-	replaced := rev < f.lastRev
-	if replaced {
+	if rev < f.lastRev {
 		f.obs = nil
 	}
 	f.lastRev = rev
@@ -230,12 +202,8 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 		f.provisional, f.provisionalUntil = max(0, rev-followUpRevs), now.Add(f.opts.Overlap)
 	}
 	f.nextFull = now.Add(f.opts.ResyncEvery)
-	// Everything safe by now had committed before this read, and so had
-	// what was settled before it (unless the store was replaced).
-	if replaced {
-		f.readFrom = 0
-	}
-	f.readFrom = max(f.readFrom, f.safeMark(now))
+	// Everything safe by now had committed before this read.
+	f.readFrom = f.safeMark(now)
 	f.recheckAt, f.recheck = now, f.recheckBackoff()
 	return changed, nil
 }
@@ -349,19 +317,8 @@ func (f *Follower) drainTouched() []string {
 // Synced reports whether a full read has succeeded.
 func (f *Follower) Synced() bool { return f.synced }
 
-// Rev returns the highest store rev seen. Writes below it may still be in
-// flight (revs are taken before commit); see Settled.
+// Rev returns the highest store rev seen.
 func (f *Follower) Rev() int64 { return f.lastRev }
-
-// Settled returns the rev at or below which every write has committed and
-// is in the copy: what a hosts file written from the copy holds for sure.
-// It trails Rev while a write below Rev is in flight, and by up to Overlap
-// on a store that cannot tell committed revs apart (see SettledStore) or
-// past a rev that never commits (a lost compare-and-set). The one
-// exception is the overlap rule's own: a write that committed but left no
-// change log entry (its writer crashed between the two) is in the copy
-// only after the next full read.
-func (f *Follower) Settled() int64 { return f.readFrom }
 
 // Reads returns how many full and delta reads were made (for metrics and benchmarks).
 func (f *Follower) Reads() (fulls, deltas int) { return f.fulls, f.deltas }
