@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
 	"github.com/aerostat-io/aerostat/internal/naming"
 )
@@ -26,13 +27,11 @@ func BenchmarkApplyBind(b *testing.B) {
 	}
 }
 
-// Reading and decoding one service of 1,000 records.
-func BenchmarkRecords(b *testing.B) {
-	const n = 1000
-	ctx := context.Background()
-	m := ledgertest.New(b)
-	// Inserted raw in one batch: through Apply, 1,000 single-document
-	// writes on FerretDB's SQLite backend take minutes (see README notes).
+// insertBound inserts n bound records of service web, web-0 to web-<n-1>,
+// raw in one batch: through Apply, n single-document writes on FerretDB's
+// SQLite backend take minutes.
+func insertBound(b *testing.B, m *ledger.Mongo, n int) {
+	b.Helper()
 	now := time.Now().UTC()
 	docs := make([]any, n)
 	for i := range docs {
@@ -43,9 +42,17 @@ func BenchmarkRecords(b *testing.B) {
 			"rev": int64(i + 1), "updated_at": now, "claimed_at": now,
 		}
 	}
-	if _, err := servers(m).InsertMany(ctx, docs); err != nil {
+	if _, err := servers(m).InsertMany(context.Background(), docs); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// Reading and decoding one service of 1,000 records.
+func BenchmarkRecords(b *testing.B) {
+	const n = 1000
+	ctx := context.Background()
+	m := ledgertest.New(b)
+	insertBound(b, m, n)
 	for b.Loop() {
 		recs, err := m.Records(ctx, "web")
 		if err != nil {

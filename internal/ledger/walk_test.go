@@ -203,16 +203,7 @@ func BenchmarkFollowerFullRead10k(b *testing.B) {
 	const n = 10000
 	ctx := context.Background()
 	m := ledgertest.New(b)
-	now := time.Now().UTC()
-	docs := make([]any, n)
-	for i := range docs {
-		docs[i] = bson.M{"_id": bson.NewObjectID(), "hostname": fmt.Sprintf("web-%d", i), "service": "web",
-			"service_type": "iterative", "ordinal": int64(i), "instance_id": fmt.Sprintf("i-%017x", i),
-			"ip": fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), "rev": int64(i + 1), "updated_at": now, "claimed_at": now}
-	}
-	if _, err := servers(m).InsertMany(ctx, docs); err != nil {
-		b.Fatal(err)
-	}
+	insertBound(b, m, n)
 	for name, st := range map[string]ledger.Store{"walk": m, "records": sliceOnly{m}} {
 		b.Run(name, func(b *testing.B) {
 			f := ledger.NewFollower(st, ledger.FollowerOptions{})
