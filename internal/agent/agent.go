@@ -106,8 +106,10 @@ func (s *LedgerSource) Released(hostname string) bool {
 	return ok && r.Free()
 }
 
-// Rev implements Source.
-func (s *LedgerSource) Rev() int64 { return s.f.Rev() }
+// Rev implements Source: the follower's settled rev, below which every
+// write is in Records (a higher write may be, but one below it may still
+// be in flight).
+func (s *LedgerSource) Rev() int64 { return s.f.Settled() }
 
 // Registry is where metrics go (controller-runtime's metrics.Registry fits).
 type Registry interface {
@@ -227,6 +229,10 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 		}
 		a.wrote(res, now)
 	}
+	// The file holds the source's names now, written or not: a rev that
+	// settled without a change to them (a late commit of a record already
+	// read, a lost compare-and-set passing the overlap) is applied too.
+	a.m.appliedRev.Set(float64(a.opts.Source.Rev()))
 	a.markApplied()
 	a.succeed(now)
 	return nil
@@ -292,8 +298,8 @@ func (a *Agent) writeFailed(err error) error {
 	return fmt.Errorf("hosts file: %w", err)
 }
 
-// wrote records a successful sync: the file's stamp (so an untouched
-// file's re-check can be skipped), the next re-check and the applied rev.
+// wrote records a successful write: the file's stamp (so an untouched
+// file's re-check can be skipped) and the next re-check.
 func (a *Agent) wrote(res hostsfile.Result, now time.Time) {
 	if res.Changed && !a.opts.DryRun {
 		a.m.writes.Inc()
@@ -306,7 +312,6 @@ func (a *Agent) wrote(res hostsfile.Result, now time.Time) {
 		a.stamp = statFile(a.opts.Writer.Path)
 	}
 	a.mu.Unlock()
-	a.m.appliedRev.Set(float64(a.opts.Source.Rev()))
 }
 
 // markApplied tells a reporting source that the file holds its names. A
@@ -513,7 +518,7 @@ func newMetrics(reg prometheus.Registerer) (*agentMetrics, error) {
 		sourceUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_source_up",
 			Help: "1 if the last read of the ledger or feed succeeded."}),
 		appliedRev: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_applied_rev",
-			Help: "Source rev of the names last written to the hosts file."}),
+			Help: "Source rev the hosts file holds: from the ledger, the settled rev (every write at or below it is in the file); from a feed, the feed's rev."}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful sync."}),
 		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aerostat_agent_degraded",

@@ -242,6 +242,47 @@ func TestAgentOutOfOrderWriters(t *testing.T) {
 	}
 }
 
+// The applied rev is the follower's settled rev: while rev 2 is in flight
+// a file holding rev 3's name is at rev 1; the late commit brings it to 3.
+// A rev that never commits is passed once the overlap has, without a write
+// (the file already holds every name).
+func TestAgentAppliedRevIsSettled(t *testing.T) {
+	st := feedtest.New()
+	st.Bind("web-0", "web", "i-0", "10.0.0.1") // rev 1
+	f := newFixture(t, ledgerSource(st), Options{})
+	applied := func(want int64, step string) {
+		t.Helper()
+		if err := f.sync(t); err != nil {
+			t.Fatal(err)
+		}
+		if v := testutil.ToFloat64(f.agent.m.appliedRev); v != float64(want) {
+			t.Fatalf("%s: applied rev = %v, want %d (block %s)", step, v, want, f.block(t))
+		}
+	}
+	applied(1, "first sync")
+
+	held := st.TakeRev()                       // rev 2: in flight
+	st.Bind("web-1", "web", "i-1", "10.0.0.2") // rev 3
+	applied(1, "rev 2 in flight")
+	if got := f.block(t); got != "10.0.0.1 web-0,10.0.0.2 web-1" {
+		t.Fatalf("block = %s", got)
+	}
+	st.Commit(naming.Record{Hostname: "web-2", Service: "web", InstanceID: "i-2", IP: "10.0.0.3"}, held)
+	applied(3, "rev 2 committed")
+
+	st.TakeRev()                               // rev 4: never commits
+	st.Bind("web-3", "web", "i-3", "10.0.0.4") // rev 5
+	applied(3, "rev 4 abandoned")
+	writes := testutil.ToFloat64(f.agent.m.writes)
+	for range 4 { // 1s to 4s after rev 5 was first seen; the overlap is 5s
+		applied(3, "within the overlap")
+	}
+	applied(5, "past the overlap")
+	if got := testutil.ToFloat64(f.agent.m.writes); got != writes {
+		t.Errorf("%v writes while the abandoned rev settled, want none", got-writes)
+	}
+}
+
 func TestAgentOverFeed(t *testing.T) {
 	ctx := context.Background()
 	st := feedtest.New()

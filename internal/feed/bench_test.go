@@ -80,3 +80,4 @@ type everyName struct {
 func (e everyName) Poll(context.Context) ([]string, error) { return e.hosts, nil }
 func (e everyName) Record(h string) (naming.Record, bool)  { return e.f.Record(h) }
 func (e everyName) Rev() int64                             { return e.f.Rev() }
+func (e everyName) Settled() int64                         { return e.f.Settled() }

@@ -40,6 +40,10 @@ type Entry struct {
 // store changes one at a time (after the overlap rule), so a client that
 // asks for ?since=Rev gets exactly what changed after it. Epoch changes when
 // the feed restarts; a client whose epoch differs gets a full response.
+// StoreRev is the follower's settled rev: every ledger write at or below it
+// is in the entries. Writes above it may be too, but one below them may
+// still be in flight, so a node that applied this response holds StoreRev,
+// not the ledger's counter.
 type Response struct {
 	Epoch    string  `json:"epoch"`
 	Rev      int64   `json:"rev"`
@@ -54,12 +58,16 @@ type Response struct {
 //
 // Error contract: Poll returns the hostnames whose record changed,
 // appeared or disappeared since the previous Poll; on error it changes
-// nothing and the next Poll still returns them. Record and Rev answer as of
-// the last successful Poll.
+// nothing and the next Poll still returns them. Record, Rev and Settled
+// answer as of the last successful Poll. Settled is the rev at or below
+// which every ledger write is known committed and was returned by Poll so
+// far: the rev a node that applied the feed holds (Rev may be higher while
+// a write below it is in flight).
 type Follow interface {
 	Poll(ctx context.Context) (changed []string, err error)
 	Record(hostname string) (naming.Record, bool)
 	Rev() int64
+	Settled() int64
 }
 
 // Options tune a Handler.
@@ -205,7 +213,7 @@ func (h *Handler) SyncOnce(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.storeRv = h.follower.Rev()
+	h.storeRv = h.follower.Settled()
 	first := !h.synced
 	h.synced = true
 	now := h.opts.Clock.Now()

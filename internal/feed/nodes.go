@@ -100,7 +100,8 @@ func (c Convergence) Summary() string {
 }
 
 // published is one feed rev: the ledger rev it stood for while it was the
-// latest, and when it was served first.
+// latest (the follower's settled rev: every write at or below it is in the
+// names), and when it was served first.
 type published struct {
 	seq, storeRev int64
 	at            time.Time
@@ -136,7 +137,9 @@ func newNodeTable(ttl time.Duration, maxNodes int) *nodeTable {
 
 // publish records that feed rev seq (standing for storeRev) is the latest.
 // Called on every store poll, so the latest seq's storeRev follows the
-// ledger even when the names did not change.
+// ledger even when the names did not change: a write that commits late
+// with a record the feed already served settles the rev of the nodes that
+// applied it.
 func (t *nodeTable) publish(seq, storeRev int64, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

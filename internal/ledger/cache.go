@@ -142,6 +142,12 @@ func (c *Cache) Changes(ctx context.Context, since int64) ([]naming.Record, int6
 	return c.store.Changes(ctx, since)
 }
 
+// ChangesSettled implements SettledStore through the underlying store
+// (settled is since when that store cannot tell; see keeps).
+func (c *Cache) ChangesSettled(ctx context.Context, since int64) ([]naming.Record, int64, int64, error) {
+	return changesSettled(ctx, c.store, since)
+}
+
 // Rev implements Store.
 func (c *Cache) Rev(ctx context.Context) (int64, error) { return c.store.Rev(ctx) }
 

@@ -10,7 +10,7 @@ import (
 // CacheFeed lets a second reader (the controller's feed) follow the
 // ledger through a Cache's Follower instead of keeping a second copy of
 // every record beside it (about 20 MB at 10,000 names). Get one with
-// Cache.Feed. Its Poll, Record and Rev mean what the Follower's do for
+// Cache.Feed. Its Poll, Record, Rev and Settled mean what the Follower's do for
 // this reader alone: Poll returns every hostname changed since this
 // reader's last Poll, whichever of the two readers' polls read the change,
 // and Rev is the rev as of that Poll. Safe for use by one goroutine at a
@@ -18,8 +18,8 @@ import (
 type CacheFeed struct {
 	c *Cache
 	// Held under c.mu.
-	rev  int64
-	seen map[string]*naming.Record // the changed records as of the last Poll
+	rev, settled int64
+	seen         map[string]*naming.Record // the changed records as of the last Poll
 }
 
 // Feed attaches the one CacheFeed of c (later calls return the same).
@@ -64,7 +64,9 @@ func (v *CacheFeed) Poll(ctx context.Context) ([]string, error) {
 	if err := c.poll(ctx); err != nil {
 		return nil, err
 	}
-	v.rev = c.f.Rev()
+	// Every hostname the follower changed, whichever reader polled it, is
+	// returned below, so what the follower vouches for is the feed's too.
+	v.rev, v.settled = c.f.Rev(), c.f.Settled()
 	v.seen = nil
 	if len(c.feedPending) == 0 {
 		return nil, nil
@@ -101,4 +103,13 @@ func (v *CacheFeed) Rev() int64 {
 	v.c.mu.Lock()
 	defer v.c.mu.Unlock()
 	return v.rev
+}
+
+// Settled returns the follower's settled rev as of the feed's last Poll
+// (see Follower.Settled): every write at or below it was in what that Poll
+// and the ones before it returned.
+func (v *CacheFeed) Settled() int64 {
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	return v.settled
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -120,15 +121,19 @@ func (m *Mongo) pushBucket(ctx context.Context, b int64, entries bson.A) error {
 }
 
 // logged reads the log entries with since < rev, from the buckets up to
-// and including the one of upTo (the counter read before). ok is false
-// when the log does not reach down to since: the caller reads the
+// and including the one of upTo (the counter read before). settled is the
+// highest rev r such that every rev in (since, r] has an entry. ok is
+// false when the log does not reach down to since: the caller reads the
 // servers collection instead.
-func (m *Mongo) logged(ctx context.Context, since, upTo int64) (recs []naming.Record, ok bool, err error) {
+func (m *Mongo) logged(ctx context.Context, since, upTo int64) (recs []naming.Record, settled int64, ok bool, err error) {
 	if upTo-since > changeWindow {
-		return nil, false, nil
+		return nil, since, false, nil
 	}
 	latest := map[string]naming.Record{}
-	var problems []string
+	var (
+		problems []string
+		revs     []int64
+	)
 	for b := bucketOf(since + 1); b <= bucketOf(upTo)+1; b++ {
 		var doc bson.Raw
 		err := m.changes.FindOne(ctx, bson.D{{Key: "_id", Value: bucketID(b)}}).Decode(&doc)
@@ -136,15 +141,15 @@ func (m *Mongo) logged(ctx context.Context, since, upTo int64) (recs []naming.Re
 			continue // no write committed in it (yet), or all lost their compare-and-set
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("reading change log bucket %d: %w", b, err)
+			return nil, since, false, fmt.Errorf("reading change log bucket %d: %w", b, err)
 		}
 		arr, isArr := doc.Lookup("e").ArrayOK()
 		if !isArr {
-			return nil, false, nil // not ours to interpret: read the collection
+			return nil, since, false, nil // not ours to interpret: read the collection
 		}
 		vals, verr := arr.Values()
 		if verr != nil {
-			return nil, false, nil
+			return nil, since, false, nil
 		}
 		for _, v := range vals {
 			e, isDoc := v.DocumentOK()
@@ -156,6 +161,7 @@ func (m *Mongo) logged(ctx context.Context, since, upTo int64) (recs []naming.Re
 			if rev <= since || !isDoc {
 				continue
 			}
+			revs = append(revs, rev)
 			rec, probs, good := decodeRecord(d)
 			problems = append(problems, probs...)
 			if !good {
@@ -172,10 +178,10 @@ func (m *Mongo) logged(ctx context.Context, since, upTo int64) (recs []naming.Re
 	// nothing, and the caller reads the collection.
 	after, err := m.Rev(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, since, false, err
 	}
 	if bucketOf(after)-changeKeep >= bucketOf(since+1) {
-		return nil, false, nil
+		return nil, since, false, nil
 	}
 	for _, p := range problems {
 		m.log.Info("ledger problem", "problem", p)
@@ -185,7 +191,21 @@ func (m *Mongo) logged(ctx context.Context, since, upTo int64) (recs []naming.Re
 		recs = append(recs, r)
 	}
 	sortRecords(recs)
-	return recs, true, nil
+	return recs, contiguous(since, revs), true, nil
+}
+
+// contiguous returns the highest r such that every rev in (since, r] is
+// in revs (which may repeat a rev: a write settled twice).
+func contiguous(since int64, revs []int64) int64 {
+	slices.Sort(revs)
+	settled := since
+	for _, r := range revs {
+		if r > settled+1 {
+			break
+		}
+		settled = max(settled, r)
+	}
+	return settled
 }
 
 // unsure is a write whose outcome the writer could not learn (its reply

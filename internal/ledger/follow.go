@@ -68,8 +68,8 @@ type Follower struct {
 	synced  bool
 	lastRev int64 // highest store rev returned by the last read
 	obs     []observation
-	// readFrom is the safe mark at the last read: every rev at or below it
-	// has been read.
+	// readFrom is the safe mark at the last read, or what the store said
+	// was settled if higher: every rev at or below it has been read.
 	readFrom int64
 	// recheckAt is when the window above readFrom is next re-read while the
 	// store rev stands still; recheck paces those re-reads.
@@ -89,6 +89,8 @@ type Follower struct {
 	// followers, which never drain it, do not grow it.
 	touched      []string
 	trackTouched bool
+	// settles: the store tells which revs have committed (SettledStore).
+	settles bool
 }
 
 type observation struct {
@@ -107,7 +109,8 @@ func NewFollower(store Store, opts FollowerOptions) *Follower {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	return &Follower{store: store, opts: opts, records: map[string]*naming.Record{}}
+	_, settles := keeps[SettledStore](store)
+	return &Follower{store: store, opts: opts, records: map[string]*naming.Record{}, settles: settles}
 }
 
 // Poll brings the copy up to date and returns the hostnames whose record
@@ -116,7 +119,7 @@ func NewFollower(store Store, opts FollowerOptions) *Follower {
 func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	now := f.opts.Clock.Now()
 	if !f.synced || !now.Before(f.nextFull) {
-		return f.full(ctx, now)
+		return f.fullThenSettle(ctx, now)
 	}
 	rev, err := f.store.Rev(ctx)
 	if err != nil {
@@ -124,7 +127,7 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	}
 	if rev < f.lastRev {
 		// The counter went back: the store was replaced. Start over.
-		return f.full(ctx, now)
+		return f.fullThenSettle(ctx, now)
 	}
 	f.observe(f.opts.Clock.Now(), rev)
 	mark := f.safeMark(now)
@@ -136,12 +139,18 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	case mark < f.lastRev && now.Before(f.recheckAt):
 		return nil, nil // an out-of-order commit waits for the backoff
 	}
-	recs, storeRev, err := f.store.Changes(ctx, f.readFrom)
+	return f.delta(ctx, now, mark, rev)
+}
+
+// delta reads the changes above readFrom; mark is the safe mark now and
+// rev the counter read before.
+func (f *Follower) delta(ctx context.Context, now time.Time, mark, rev int64) (changed []string, err error) {
+	recs, storeRev, settled, err := changesSettled(ctx, f.store, f.readFrom)
 	if err != nil {
 		return nil, fmt.Errorf("reading ledger changes since rev %d: %w", f.readFrom, err)
 	}
 	f.deltas++
-	f.readFrom = max(f.readFrom, mark)
+	f.readFrom = max(f.readFrom, mark, settled)
 	f.recheckAt = now.Add(f.recheck.Step())
 	for i := range recs {
 		r := &recs[i]
@@ -155,6 +164,57 @@ func (f *Follower) Poll(ctx context.Context) (changed []string, err error) {
 	}
 	f.lastRev = max(f.lastRev, storeRev, rev)
 	return changed, nil
+}
+
+// fullThenSettle reads everything and, on a store that tells which revs
+// have committed, makes Settled vouch for the full read's revs from the
+// first Poll instead of after the next one (or Overlap).
+func (f *Follower) fullThenSettle(ctx context.Context, now time.Time) ([]string, error) {
+	settled, known := f.settledBefore(ctx)
+	changed, err := f.full(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	if known {
+		f.readFrom = max(f.readFrom, settled)
+	}
+	return changed, nil
+}
+
+// settledBefore reads, just before a full read, how far the store's
+// writes are known committed. Before, not after: every write the change
+// log shows committed is then in the full read, or overwritten there.
+// Its entries are not applied, because the full read is newer than each
+// of them: a 1.x client edits records in place and keeps their rev
+// (change-master clears the old master's hostname), so a log entry
+// applied after the full read would put back in the copy what 1.x has
+// since changed. known is false when the store cannot tell, the read
+// fails, or the counter went back (a replaced store, read from scratch);
+// the overlap rule then vouches alone. The read is skipped, too, when it
+// would reach further back than a first full read's follow-up window:
+// below the change log the store would read the whole collection a
+// second time for nothing (see Mongo.ChangesSettled).
+func (f *Follower) settledBefore(ctx context.Context) (settled int64, known bool) {
+	if !f.settles {
+		return 0, false
+	}
+	rev, err := f.store.Rev(ctx)
+	if err != nil || rev < f.lastRev {
+		return 0, false
+	}
+	since := f.readFrom
+	if !f.synced {
+		since = max(0, rev-followUpRevs)
+	}
+	if rev-since > followUpRevs {
+		return 0, false
+	}
+	_, _, settled, err = changesSettled(ctx, f.store, since)
+	if err != nil {
+		return 0, false
+	}
+	f.deltas++
+	return settled, true
 }
 
 // recheckBackoff re-reads an unchanged window after 1s, 2s, 4s … up to
@@ -187,7 +247,8 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 	slices.Sort(changed)
 	f.records = next
 	f.touched = f.touched[:0]
-	if rev < f.lastRev {
+	replaced := rev < f.lastRev
+	if replaced {
 		f.obs = nil
 	}
 	f.lastRev = rev
@@ -202,8 +263,12 @@ func (f *Follower) full(ctx context.Context, now time.Time) ([]string, error) {
 		f.provisional, f.provisionalUntil = max(0, rev-followUpRevs), now.Add(f.opts.Overlap)
 	}
 	f.nextFull = now.Add(f.opts.ResyncEvery)
-	// Everything safe by now had committed before this read.
-	f.readFrom = f.safeMark(now)
+	// Everything safe by now had committed before this read, and so had
+	// what was settled before it (unless the store was replaced).
+	if replaced {
+		f.readFrom = 0
+	}
+	f.readFrom = max(f.readFrom, f.safeMark(now))
 	f.recheckAt, f.recheck = now, f.recheckBackoff()
 	return changed, nil
 }
@@ -317,8 +382,19 @@ func (f *Follower) drainTouched() []string {
 // Synced reports whether a full read has succeeded.
 func (f *Follower) Synced() bool { return f.synced }
 
-// Rev returns the highest store rev seen.
+// Rev returns the highest store rev seen. Writes below it may still be in
+// flight (revs are taken before commit); see Settled.
 func (f *Follower) Rev() int64 { return f.lastRev }
+
+// Settled returns the rev at or below which every write has committed and
+// is in the copy: what a hosts file written from the copy holds for sure.
+// It trails Rev while a write below Rev is in flight, and by up to Overlap
+// on a store that cannot tell committed revs apart (see SettledStore) or
+// past a rev that never commits (a lost compare-and-set). The one
+// exception is the overlap rule's own: a write that committed but left no
+// change log entry (its writer crashed between the two) is in the copy
+// only after the next full read.
+func (f *Follower) Settled() int64 { return f.readFrom }
 
 // Reads returns how many full and delta reads were made (for metrics and benchmarks).
 func (f *Follower) Reads() (fulls, deltas int) { return f.fulls, f.deltas }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/ledger"
@@ -159,5 +161,124 @@ func TestFollowerFirstReadCoversWritesInFlight(t *testing.T) {
 	}
 	if inner.fulls != 1 {
 		t.Errorf("%d full reads, want 1 (the late commit found by a delta)", inner.fulls)
+	}
+}
+
+// On the real store a rev taken but not committed stops the settled rev
+// below it, for Changes and for a follower, while the follower's copy
+// already holds the higher write; the late commit settles everything.
+func TestSettledStopsAtInFlightRev(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	m := ledgertest.New(t)
+	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1")) // rev 1
+	// An overlap far longer than the test: only the change log moves the
+	// settled rev.
+	f := ledger.NewFollower(m, ledger.FollowerOptions{Overlap: time.Hour, ResyncEvery: 24 * time.Hour, Clock: clk})
+	// The first Poll's full read is followed by a delta read of the
+	// change log, which vouches for rev 1 at once.
+	if _, err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.Settled() != 1 {
+		t.Fatalf("settled = %d after rev 1, want 1", f.Settled())
+	}
+
+	held, err := m.TakeRev(ctx) // rev 2: in flight
+	if err != nil || held != 2 {
+		t.Fatalf("TakeRev = %d, %v; want 2", held, err)
+	}
+	mustApply(t, m, bind("web-1", 1, "i-1", "10.0.0.2")) // rev 3
+	if recs, rev, settled, err := m.ChangesSettled(ctx, 0); err != nil || len(recs) != 2 || rev != 3 || settled != 1 {
+		t.Fatalf("ChangesSettled(0) = %d records, rev %d, settled %d, %v; want 2, 3, 1", len(recs), rev, settled, err)
+	}
+	if _, err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Record("web-1"); !ok || f.Rev() != 3 || f.Settled() != 1 {
+		t.Fatalf("follower: web-1 %v, rev %d, settled %d; want web-1, rev 3, settled 1", ok, f.Rev(), f.Settled())
+	}
+
+	if err := m.WriteWithRev(ctx, bind("web-2", 2, "i-2", "10.0.0.3"), held); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, settled, err := m.ChangesSettled(ctx, 1); err != nil || settled != 3 {
+		t.Fatalf("ChangesSettled(1) settled %d, %v; want 3", settled, err)
+	}
+	clk.SetTime(clk.Now().Add(time.Second)) // the first re-read of an unchanged window
+	if changed, err := f.Poll(ctx); err != nil || strings.Join(changed, ",") != "web-2" || f.Settled() != 3 {
+		t.Fatalf("Poll after the late commit = %v, %v, settled %d; want web-2, settled 3", changed, err, f.Settled())
+	}
+	// Everything settled: an idle follower stops re-reading the window.
+	_, deltas := f.Reads()
+	for range 3 {
+		clk.SetTime(clk.Now().Add(time.Minute))
+		if _, err := f.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, after := f.Reads(); after != deltas {
+		t.Errorf("idle settled follower made %d delta reads, want 0", after-deltas)
+	}
+}
+
+// A store that cannot tell committed revs apart (no SettledStore) settles
+// by the overlap rule alone.
+func TestSettledByOverlapWithoutLog(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	m := ledgertest.New(t)
+	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"))
+	mustApply(t, m, bind("web-1", 1, "i-1", "10.0.0.2"))
+	f := ledger.NewFollower(plainStore{m}, ledger.FollowerOptions{Overlap: 30 * time.Second, ResyncEvery: 24 * time.Hour, Clock: clk})
+	poll := func(step time.Duration) {
+		t.Helper()
+		clk.SetTime(clk.Now().Add(step))
+		if _, err := f.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(0)
+	poll(time.Second)
+	if f.Settled() != 0 || f.Rev() != 2 {
+		t.Fatalf("settled = %d (rev %d) within the overlap, want 0 (2)", f.Settled(), f.Rev())
+	}
+	poll(31 * time.Second)
+	if f.Settled() != 2 {
+		t.Errorf("settled = %d past the overlap, want 2", f.Settled())
+	}
+}
+
+// plainStore hides the ledger's SettledStore.
+type plainStore struct{ ledger.Store }
+
+// A 1.x client edits a record in place and keeps its rev (change-master
+// clears the old master's hostname). A follower's first Poll must keep
+// that edit: the change log still holds the write as made, and it is the
+// older of the two.
+func TestFollowerKeepsOnexInPlaceEdit(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	m := ledgertest.New(t)
+	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"), bind("web-1", 1, "i-1", "10.0.0.2"))
+	if _, err := servers(m).UpdateOne(ctx, bson.D{{Key: "hostname", Value: "web-0"}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "hostname", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+	f := ledger.NewFollower(m, ledger.FollowerOptions{Overlap: time.Hour, ResyncEvery: 24 * time.Hour, Clock: clk})
+	for i := range 3 {
+		if _, err := f.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := f.Record("web-0"); ok {
+			t.Fatalf("poll %d: the copy holds web-0 = %+v, which 1.x cleared", i, r)
+		}
+		if _, ok := f.Record("web-1"); !ok {
+			t.Fatalf("poll %d: web-1 missing", i)
+		}
+		clk.SetTime(clk.Now().Add(time.Minute))
+	}
+	if f.Settled() != 2 {
+		t.Errorf("settled = %d, want 2 (both writes are logged)", f.Settled())
 	}
 }

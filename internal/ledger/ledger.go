@@ -107,3 +107,26 @@ type Store interface {
 type RecordWalker interface {
 	WalkRecords(ctx context.Context, service string, fn func(naming.Record)) error
 }
+
+// SettledStore is a Store that can also tell how far its writes are known
+// committed (Mongo can, from its change log). A store that cannot leaves
+// its readers to the overlap rule alone (see Follower).
+type SettledStore interface {
+	Store
+	// ChangesSettled is Changes plus settled (since <= settled <= rev):
+	// every write with a rev at or below settled has committed and is in
+	// this result or a read below since. A rev that was taken but has no
+	// committed write (in flight, a lost compare-and-set, a crashed
+	// writer) stops settled below it; errors as Changes.
+	ChangesSettled(ctx context.Context, since int64) (records []naming.Record, rev, settled int64, err error)
+}
+
+// changesSettled reads Changes from store, with settled where the store
+// knows it and since (nothing known beyond the caller's mark) where not.
+func changesSettled(ctx context.Context, store Store, since int64) ([]naming.Record, int64, int64, error) {
+	if s, ok := keeps[SettledStore](store); ok {
+		return s.ChangesSettled(ctx, since)
+	}
+	recs, rev, err := store.Changes(ctx, since)
+	return recs, rev, since, err
+}

@@ -256,27 +256,37 @@ func (m *Mongo) Records(ctx context.Context, service string) ([]naming.Record, e
 // the overlap rule). Within the change log's window it reads only the log
 // (see changelog.go); below it, the servers collection.
 func (m *Mongo) Changes(ctx context.Context, since int64) ([]naming.Record, int64, error) {
+	recs, rev, _, err := m.ChangesSettled(ctx, since)
+	return recs, rev, err
+}
+
+// ChangesSettled implements SettledStore: settled is where the first rev
+// above since without a change log entry begins (a log entry is written
+// after its record, so an entry proves the write committed). Read from the
+// servers collection (below the log's window) it is since.
+func (m *Mongo) ChangesSettled(ctx context.Context, since int64) ([]naming.Record, int64, int64, error) {
 	m.settle(ctx)
 	rev, err := m.Rev(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	recs, logged, err := m.logged(ctx, since, rev)
+	recs, settled, logged, err := m.logged(ctx, since, rev)
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading changes since rev %d: %w", since, err)
+		return nil, 0, 0, fmt.Errorf("reading changes since rev %d: %w", since, err)
 	}
 	if !logged {
 		// Below the log's floor: the whole collection, filtered by rev.
 		recs, err = m.find(ctx, bson.D{{Key: "rev", Value: bson.D{{Key: "$gt", Value: since}}}})
 		if err != nil {
-			return nil, 0, fmt.Errorf("reading changes since rev %d: %w", since, err)
+			return nil, 0, 0, fmt.Errorf("reading changes since rev %d: %w", since, err)
 		}
+		settled = since
 	}
 	// Writes that took a rev after our counter read may already be here.
 	for _, r := range recs {
 		rev = max(rev, r.Rev)
 	}
-	return recs, rev, nil
+	return recs, rev, min(settled, rev), nil
 }
 
 // Rev implements Store: the highest rev handed out, 0 for a fresh or 1.x store.

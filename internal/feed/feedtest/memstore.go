@@ -18,6 +18,7 @@ var ErrDown = errors.New("memstore: down")
 type MemStore struct {
 	mu      sync.Mutex
 	rev     int64
+	pending map[int64]bool // revs taken, not committed
 	records map[string]naming.Record
 	down    bool
 	// Calls counts reads by kind: "Rev", "Records", "Changes".
@@ -26,7 +27,7 @@ type MemStore struct {
 
 // New returns an empty store.
 func New() *MemStore {
-	return &MemStore{records: map[string]naming.Record{}, calls: map[string]int{}}
+	return &MemStore{records: map[string]naming.Record{}, calls: map[string]int{}, pending: map[int64]bool{}}
 }
 
 // SetDown makes every call fail with ErrDown until SetDown(false).
@@ -49,6 +50,7 @@ func (m *MemStore) TakeRev() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rev++
+	m.pending[m.rev] = true
 	return m.rev
 }
 
@@ -57,6 +59,7 @@ func (m *MemStore) Commit(r naming.Record, rev int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.Rev = rev
+	delete(m.pending, rev)
 	r.Aliases = slices.Clone(r.Aliases)
 	m.records[r.Hostname] = r
 }
@@ -145,11 +148,18 @@ func (m *MemStore) Apply(_ context.Context, changes []naming.Change) (int, error
 }
 
 // Changes implements ledger.Store.
-func (m *MemStore) Changes(_ context.Context, since int64) ([]naming.Record, int64, error) {
+func (m *MemStore) Changes(ctx context.Context, since int64) ([]naming.Record, int64, error) {
+	recs, rev, _, err := m.ChangesSettled(ctx, since)
+	return recs, rev, err
+}
+
+// ChangesSettled implements ledger.SettledStore: settled stops below the
+// lowest rev taken and not committed.
+func (m *MemStore) ChangesSettled(_ context.Context, since int64) ([]naming.Record, int64, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enter("Changes"); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	var out []naming.Record
 	for _, r := range m.records {
@@ -158,7 +168,11 @@ func (m *MemStore) Changes(_ context.Context, since int64) ([]naming.Record, int
 			out = append(out, r)
 		}
 	}
-	return out, m.rev, nil
+	settled := m.rev
+	for rev := range m.pending {
+		settled = min(settled, rev-1)
+	}
+	return out, m.rev, max(settled, since), nil
 }
 
 // Rev implements ledger.Store.
