@@ -1,11 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -109,6 +109,11 @@ type scaleResult struct {
 	GoHeapInuse  uint64  `json:"go_heap_inuse_bytes"`
 	IdleChanges  int     `json:"idle_pass_changes"`
 	IdleFullRead int     `json:"idle_full_reads"`
+	// ChurnChanges names were bound by the churn passes, at
+	// ChurnCPUPerChangeMs of this process's CPU each above an idle pass
+	// (see churn).
+	ChurnChanges        int     `json:"churn_changes"`
+	ChurnCPUPerChangeMs float64 `json:"churn_cpu_per_change_ms"`
 	// GoMemLimit is the runtime's soft memory limit the child ran with
 	// (GOMEMLIMIT in the bench's environment; 0: none).
 	GoMemLimit int64 `json:"go_mem_limit_bytes,omitempty"`
@@ -184,9 +189,71 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	if res.IdleChanges != 0 {
 		return res, errors.New("idle passes changed the ledger")
 	}
-	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, peak RSS %d MiB, GOMEMLIMIT %d MiB (0: none)\n",
-		n, res.FirstPassS, res.IdlePassCPU, res.PeakRSS>>20, res.GoMemLimit>>20)
+	if err := w.churnAlone(ctx, infra, &res); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, %.2f ms CPU per change, peak RSS %d MiB, GOMEMLIMIT %d MiB (0: none)\n",
+		n, res.FirstPassS, res.IdlePassCPU, res.ChurnCPUPerChangeMs, res.PeakRSS>>20, res.GoMemLimit>>20)
 	return res, nil
+}
+
+// churnRounds passes of churnBatch launches each measure the cost of one
+// change to the controller alone, after the peak RSS is taken.
+const (
+	churnRounds = 3
+	churnBatch  = 100
+)
+
+// churnAlone measures what one change costs the controller process (its pass
+// and its feed): the infra child launches churnBatch tagged instances, one
+// pass binds them, the feed serves them; the CPU of that above an idle
+// pass, divided by the binds. Its ratio across fleet sizes shows whether a
+// change costs more in a bigger fleet (the planner and the listing are
+// per pass, in the idle pass's CPU; a write, a feed delta and the
+// agents' deltas should not grow with N).
+func (w *world) churnAlone(ctx context.Context, infra *childProc, res *scaleResult) error {
+	var cpu time.Duration
+	for range churnRounds {
+		if err := infraLaunch(ctx, infra, churnBatch); err != nil {
+			return err
+		}
+		cpu0 := procCPU("self")
+		sum, err := w.sa.Pass(ctx)
+		if err != nil {
+			return fmt.Errorf("churn pass: %w", err)
+		}
+		if err := w.fh.SyncOnce(ctx); err != nil {
+			return fmt.Errorf("churn feed sync: %w", err)
+		}
+		cpu += procCPU("self") - cpu0
+		res.ChurnChanges += sum.Changes
+	}
+	if res.ChurnChanges != churnRounds*churnBatch {
+		return fmt.Errorf("churn passes made %d changes, want %d binds", res.ChurnChanges, churnRounds*churnBatch)
+	}
+	above := float64(cpu.Milliseconds()) - churnRounds*res.IdlePassCPU
+	res.ChurnCPUPerChangeMs = max(0, above) / float64(res.ChurnChanges)
+	return nil
+}
+
+// infraLaunch has the infra child launch k tagged instances and waits for
+// its reply.
+func infraLaunch(ctx context.Context, infra *childProc, k int) error {
+	if _, err := fmt.Fprintf(infra.stdin, "launch %d\n", k); err != nil {
+		return fmt.Errorf("asking the infra process to launch: %w", err)
+	}
+	want := fmt.Sprintf("launched %d", k)
+	select {
+	case l := <-infra.lines:
+		if l != want {
+			return fmt.Errorf("infra process replied %q, want %q", l, want)
+		}
+		return nil
+	case <-time.After(time.Minute):
+		return errors.New("infra process: no reply to launch within 1m")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // infraAddrs is what an infra child prints once its store and EC2 serve.
@@ -200,15 +267,28 @@ type infraAddrs struct {
 func runInfra(ctx context.Context, cfg config, n int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
 	w := &world{cfg: cfg, n: n}
 	defer w.close()
 	if err := w.start(ctx); err != nil {
 		return err
 	}
+	// Commands from the scale child, one a line ("launch k"), until stdin
+	// closes; each is answered on stdout after the addresses.
+	go func() {
+		defer cancel()
+		s := bufio.NewScanner(os.Stdin)
+		for s.Scan() {
+			var k int
+			if _, err := fmt.Sscanf(s.Text(), "launch %d", &k); err != nil {
+				fmt.Fprintf(os.Stderr, "bench[infra]: command %q: want launch <n>\n", s.Text())
+				continue
+			}
+			for range k {
+				w.fleet.Launch(1, tags())
+			}
+			fmt.Printf("launched %d\n", k)
+		}
+	}()
 	for range n {
 		w.fleet.Launch(1, tags())
 	}

@@ -104,7 +104,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.mode, "mode", "", "internal: poll|events mode of an events child")
 	quick := fs.Bool("quick", false, "small run (about a minute): sizes 100,1000; planner to 10,000; 5 agents; 6 changes; 2s polls")
 	bootstrapSizes := fs.String("bootstrap-n", "1000,10000", "fleet sizes named from an empty ledger by the controller alone (empty: none)")
-	scaleSizes := fs.String("scale-n", "10000,50000", "ledger sizes for the controller's memory and idle pass cost alone, store and EC2 in another process (empty: none)")
+	scaleSizes := fs.String("scale-n", "1000,10000,50000", "ledger sizes for the controller's memory, idle pass and per-change cost alone, store and EC2 in another process (empty: none)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each child to this path (suffixed with the child's kind and size)")
 	fs.StringVar(&c.memProfile, "memprofile", "", "write heap profiles of each scale child to this path (suffixed like -cpuprofile): after its idle passes, and (.peak) at its highest live heap")
 	fs.StringVar(&c.child, "child", "", "internal: scenario|events|bootstrap|scale|infra|agent")

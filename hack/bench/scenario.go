@@ -807,6 +807,9 @@ func (w *world) checkFiles(ctx context.Context) error {
 type childProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	// lines are the lines the child prints after its first (a reply to a
+	// command on its stdin); one not read before the next arrives is dropped.
+	lines chan string
 }
 
 func (c *childProc) pid() string { return strconv.Itoa(c.cmd.Process.Pid) }
@@ -849,7 +852,7 @@ func startChildProc(ctx context.Context, timeout time.Duration, args ...string) 
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
-	child := &childProc{cmd: cmd, stdin: in}
+	child := &childProc{cmd: cmd, stdin: in, lines: make(chan string, 1)}
 	line := make(chan string, 1)
 	go func() {
 		s := bufio.NewScanner(out)
@@ -857,6 +860,10 @@ func startChildProc(ctx context.Context, timeout time.Duration, args ...string) 
 		s.Scan()
 		line <- s.Text()
 		for s.Scan() {
+			select {
+			case child.lines <- s.Text():
+			default:
+			}
 		}
 	}()
 	select {

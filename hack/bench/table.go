@@ -253,6 +253,13 @@ func scaleRows(ix resultsByN) []row {
 		{scaleS, "idle pass: CPU / wall", cell(ix.scale, func(r scaleResult) string {
 			return fmt.Sprintf("%s / %s", fmtSec(r.IdlePassCPU/1000), fmtSec(r.IdlePassS))
 		}), "controller + feed alone; target ≤ 150 ms at 10,000; wall includes the EC2 call budget"},
+		{scaleS, "CPU per change above an idle pass (ratio to 1,000)", cell(ix.scale, func(r scaleResult) string {
+			out := fmt.Sprintf("%.2f ms", r.ChurnCPUPerChangeMs)
+			if base, ok := ix.scale[1000]; ok && r.N != 1000 && base.ChurnCPUPerChangeMs > 0 {
+				out += fmt.Sprintf(" (×%.1f)", r.ChurnCPUPerChangeMs/base.ChurnCPUPerChangeMs)
+			}
+			return out
+		}), fmt.Sprintf("%d launches a pass bound, pass + feed; target 10,000 / 1,000 ≤ 2", churnBatch)},
 		{scaleS, "controller process RSS: peak / after idle passes", cell(ix.scale, func(r scaleResult) string {
 			return fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
 		}), "< 200 MB at 50,000; controller + feed alone"},
