@@ -259,7 +259,7 @@ func scaleRows(ix resultsByN) []row {
 				out += fmt.Sprintf(" (×%.1f)", r.ChurnCPUPerChangeMs/base.ChurnCPUPerChangeMs)
 			}
 			return out
-		}), fmt.Sprintf("%d launches a pass bound, pass + feed; target 10,000 / 1,000 ≤ 2", churnBatch)},
+		}), fmt.Sprintf("median of %d rounds of %d launches bound by one pass, pass + feed, minus an idle pass; target 10,000 / 1,000 ≤ 2", churnRounds, churnBatch)},
 		{scaleS, "controller process RSS: peak / after idle passes", cell(ix.scale, func(r scaleResult) string {
 			return fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
 		}), "< 200 MB at 50,000; controller + feed alone"},

@@ -90,31 +90,75 @@ func (c *Cache) Records(ctx context.Context, service string) ([]naming.Record, e
 }
 
 // cacheRebuildTouched is how many hostnames stored by deltas since the
-// last Records make resort rebuild the sorted copy instead of moving each
-// one (each move is a linear search and a shift).
+// last Records make resort rebuild the sorted copy (a sort of every
+// record) instead of moving each one, at least; a sixteenth of the copy
+// if more. A move costs a binary search, and a shift of the copy only when
+// the record's place changed, so a pass that binds or releases k names
+// costs k searches rather than a sort of the fleet: the controller's cost
+// per change then barely grows with the fleet.
 const cacheRebuildTouched = 64
 
 // resort brings c.sorted up to date with the follower's records.
 func (c *Cache) resort() {
 	fulls, _ := c.f.Reads()
 	touched := c.f.drainTouched()
-	if fulls != c.sortedFulls || len(touched) > cacheRebuildTouched {
-		c.sortedFulls = fulls
-		c.sorted = make([]*naming.Record, 0, len(c.f.records))
-		for _, r := range c.f.records {
-			c.sorted = append(c.sorted, r)
-		}
-		slices.SortFunc(c.sorted, cmpRecordPtrs)
+	if fulls != c.sortedFulls || len(touched) > max(cacheRebuildTouched, len(c.sorted)/16) {
+		c.rebuild(fulls)
 		return
 	}
-	for _, h := range touched {
-		if i := slices.IndexFunc(c.sorted, func(r *naming.Record) bool { return r.Hostname == h }); i >= 0 {
-			c.sorted = slices.Delete(c.sorted, i, i+1)
-		}
-		r := c.f.records[h]
-		i, _ := slices.BinarySearchFunc(c.sorted, r, cmpRecordPtrs)
-		c.sorted = slices.Insert(c.sorted, i, r)
+	var seen map[string]bool
+	if len(touched) > 1 {
+		seen = make(map[string]bool, len(touched))
 	}
+	for _, t := range touched {
+		// The first touch of a hostname names the record c.sorted holds.
+		if seen != nil {
+			if seen[t.host] {
+				continue
+			}
+			seen[t.host] = true
+		}
+		if !c.move(t) {
+			c.rebuild(fulls)
+			return
+		}
+	}
+}
+
+// rebuild sorts every record of the follower into c.sorted.
+func (c *Cache) rebuild(fulls int) {
+	c.sortedFulls = fulls
+	c.sorted = make([]*naming.Record, 0, len(c.f.records))
+	for _, r := range c.f.records {
+		c.sorted = append(c.sorted, r)
+	}
+	slices.SortFunc(c.sorted, cmpRecordPtrs)
+}
+
+// move puts the follower's record of t.host where it belongs in c.sorted,
+// in t.old's place when the order allows (a bind or a release changes the
+// instance, not the service, role, ordinal or hostname the order is by).
+// It reports false when t.old is not in c.sorted, which only a bug makes
+// happen: resort then rebuilds.
+func (c *Cache) move(t touch) bool {
+	r := c.f.records[t.host]
+	if r == nil {
+		return false
+	}
+	if t.old != nil {
+		i, found := slices.BinarySearchFunc(c.sorted, t.old, cmpRecordPtrs)
+		if !found || c.sorted[i] != t.old {
+			return false
+		}
+		if (i == 0 || cmpRecordPtrs(c.sorted[i-1], r) < 0) && (i == len(c.sorted)-1 || cmpRecordPtrs(r, c.sorted[i+1]) < 0) {
+			c.sorted[i] = r
+			return true
+		}
+		c.sorted = slices.Delete(c.sorted, i, i+1)
+	}
+	i, _ := slices.BinarySearchFunc(c.sorted, r, cmpRecordPtrs)
+	c.sorted = slices.Insert(c.sorted, i, r)
+	return true
 }
 
 // Apply implements Store. A lost compare-and-set makes the next Records

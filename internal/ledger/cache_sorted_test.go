@@ -79,8 +79,16 @@ func TestCacheSortedCopyFollowsDeltas(t *testing.T) {
 			r.ReleasedAt, r.LastInstanceID = followT0.Add(time.Duration(rng.IntN(1000))*time.Second), "i-old"
 			st.Put(r)
 		},
+		// A record whose place in the order changes (a 1.x rename moves
+		// role and ordinal): moved, not replaced in place.
+		"reorder": func() {
+			recs, _ := st.Records(ctx, "web")
+			r := recs[rng.IntN(len(recs))]
+			r.Ordinal = rng.IntN(60)
+			st.Put(r)
+		},
 	}
-	names := []string{"bind", "release", "service", "holdback"}
+	names := []string{"bind", "release", "service", "holdback", "reorder"}
 	for i := range 200 {
 		name := names[rng.IntN(len(names))]
 		for range 1 + rng.IntN(3) {
@@ -92,6 +100,10 @@ func TestCacheSortedCopyFollowsDeltas(t *testing.T) {
 		st.Bind(fmt.Sprintf("web-%d", 100+i), "web", fmt.Sprintf("i-b%d", i), "10.0.0.3")
 	}
 	check("burst")
+	for i := range 40 { // fewer than the patch limit, each inserted
+		st.Bind(fmt.Sprintf("web-%d", 300+i), "web", fmt.Sprintf("i-c%d", i), "10.0.0.4")
+	}
+	check("small burst")
 	st.Delete("web-3")
 	fc.Step(time.Hour) // the periodic full re-read drops it
 	check("deletion")

@@ -81,13 +81,13 @@ type Follower struct {
 	provisional      int64
 	provisionalUntil time.Time
 	fulls, deltas    int
-	// touched lists the hostnames a delta read stored since the last
+	// touched lists the records a delta read stored since the last
 	// drainTouched, whether or not SameRecord saw a change (a hold-back
 	// field may have moved): what a sorted copy kept beside this one must
 	// re-read. A full read resets it (fulls tells a copy to rebuild).
 	// Kept only with trackTouched (a Cache's follower), so that other
 	// followers, which never drain it, do not grow it.
-	touched      []string
+	touched      []touch
 	trackTouched bool
 	// settles: the store tells which revs have committed (SettledStore).
 	settles bool
@@ -154,12 +154,13 @@ func (f *Follower) delta(ctx context.Context, now time.Time, mark, rev int64) (c
 	f.recheckAt = now.Add(f.recheck.Step())
 	for i := range recs {
 		r := &recs[i]
-		if old, ok := f.records[r.Hostname]; !ok || !naming.SameRecord(*old, *r) {
+		old := f.records[r.Hostname]
+		if old == nil || !naming.SameRecord(*old, *r) {
 			changed = append(changed, r.Hostname)
 		}
 		f.records[r.Hostname] = r
 		if f.trackTouched {
-			f.touched = append(f.touched, r.Hostname)
+			f.touched = append(f.touched, touch{host: r.Hostname, old: old})
 		}
 	}
 	f.lastRev = max(f.lastRev, storeRev, rev)
@@ -371,9 +372,16 @@ func (f *Follower) Record(hostname string) (naming.Record, bool) {
 	return *r, true
 }
 
-// drainTouched returns the hostnames stored by deltas since the last call
+// touch is one record a delta stored: its hostname, and the record it
+// replaced in the copy (nil: a new hostname).
+type touch struct {
+	host string
+	old  *naming.Record
+}
+
+// drainTouched returns the records stored by deltas since the last call
 // (see touched) and forgets them.
-func (f *Follower) drainTouched() []string {
+func (f *Follower) drainTouched() []touch {
 	t := f.touched
 	f.touched = nil
 	return t
