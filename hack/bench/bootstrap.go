@@ -43,9 +43,7 @@ func runBootstrap(ctx context.Context, cfg config, n int) (bootstrapResult, erro
 	if err := w.start(ctx); err != nil {
 		return res, err
 	}
-	for range n {
-		w.fleet.Launch(1, tags())
-	}
+	w.launchTagged(n)
 	cpu0, t0 := procCPU("self"), time.Now()
 	deadline := t0.Add(cfg.timeout)
 	for {
@@ -110,9 +108,9 @@ type scaleResult struct {
 	GoHeapInuse  uint64  `json:"go_heap_inuse_bytes"`
 	IdleChanges  int     `json:"idle_pass_changes"`
 	IdleFullRead int     `json:"idle_full_reads"`
-	// ChurnChanges names were bound by the churn passes, at
-	// ChurnCPUPerChangeMs of this process's CPU each above an idle pass
-	// (see churn).
+	// ChurnChanges names were bound by the churn passes;
+	// ChurnCPUPerChangeMs is the median round's CPU of this process per
+	// bind above an idle pass (see churnAlone).
 	ChurnChanges        int     `json:"churn_changes"`
 	ChurnCPUPerChangeMs float64 `json:"churn_cpu_per_change_ms"`
 	// GoMemLimit is the runtime's soft memory limit the child ran with
@@ -294,15 +292,11 @@ func runInfra(ctx context.Context, cfg config, n int) error {
 				fmt.Fprintf(os.Stderr, "bench[infra]: command %q: want launch <n>\n", s.Text())
 				continue
 			}
-			for range k {
-				w.fleet.Launch(1, tags())
-			}
+			w.launchTagged(k)
 			fmt.Printf("launched %d\n", k)
 		}
 	}()
-	for range n {
-		w.fleet.Launch(1, tags())
-	}
+	w.launchTagged(n)
 	if err := w.bulkSeed(ctx, n); err != nil {
 		return err
 	}

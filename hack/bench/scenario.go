@@ -427,6 +427,14 @@ func tags() map[string]string {
 	return map[string]string{controllers.TagService: service, controllers.TagServiceType: "iterative"}
 }
 
+// launchTagged launches k instances of the service, each in a reservation
+// of its own, as an Auto Scaling group launches them one at a time.
+func (w *world) launchTagged(k int) {
+	for range k {
+		w.fleet.Launch(1, tags())
+	}
+}
+
 // seed names the initial fleet. FerretDB's SQLite backend scans the
 // collection on every keyed write, so naming a whole large fleet one
 // compare-and-set at a time is quadratic (about an hour at 10,000). The
@@ -436,9 +444,7 @@ func tags() map[string]string {
 // this fleet size, and the passes after it must change nothing, which
 // checks the bulk records.
 func (w *world) seed(ctx context.Context) error {
-	for range w.n {
-		w.fleet.Launch(1, tags())
-	}
+	w.launchTagged(w.n)
 	bulk := max(0, w.n-w.cfg.initialMax)
 	t0 := time.Now()
 	if bulk > 0 {
