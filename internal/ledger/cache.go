@@ -163,11 +163,18 @@ func (c *Cache) move(t touch) bool {
 
 // Apply implements Store. A lost compare-and-set makes the next Records
 // read the store (a delta, or after cacheLostFull losses in a row a whole
-// re-read), so a retried plan sees the write it lost to.
+// re-read), so a retried plan sees the write it lost to. So does a write
+// that committed: a poll that ran while it was in flight (the feed's,
+// which shares the follower) saw the counter move but not the change log
+// entries yet, and the follower's backoff would skip the window for up to
+// a second, so the next plan bound the same names again and lost them.
 func (c *Cache) Apply(ctx context.Context, changes []naming.Change) (int, error) {
 	n, err := c.store.Apply(ctx, changes)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if n > 0 {
+		c.f.Refresh(false)
+	}
 	switch {
 	case errors.Is(err, ErrConflict):
 		c.lost++

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
@@ -61,5 +64,66 @@ func TestCachePlansFromDeltas(t *testing.T) {
 	}
 	if inner.fulls != 1 {
 		t.Errorf("the store was read whole %d times, want once (then deltas)", inner.fulls)
+	}
+}
+
+// inFlight is a store whose change log the test can hide, as a reader
+// sees it while a writer's records have committed and their log entries
+// not yet; during runs after Apply's writes, before Apply returns.
+type inFlight struct {
+	ledger.Store
+	hide   bool
+	during func()
+}
+
+func (s *inFlight) Changes(ctx context.Context, since int64) ([]naming.Record, int64, error) {
+	recs, rev, err := s.Store.Changes(ctx, since)
+	if s.hide {
+		recs = nil
+	}
+	return recs, rev, err
+}
+
+func (s *inFlight) Apply(ctx context.Context, changes []naming.Change) (int, error) {
+	n, err := s.Store.Apply(ctx, changes)
+	if s.during != nil {
+		s.during()
+	}
+	return n, err
+}
+
+// A Cache's next Records holds what its own Apply wrote, even when a poll
+// ran while the write was in flight (the feed's, sharing the follower): it
+// saw the counter move and no log entries, and the follower's backoff
+// would skip that window, so the controller's next pass planned the same
+// binds again and lost them ("record already exists").
+func TestCacheSeesItsOwnWrites(t *testing.T) {
+	ctx := context.Background()
+	m := ledgertest.Open(t, ledger.Options{Database: ledgertest.Database(t)})
+	mustApply(t, m, bind("web-0", 0, "i-0", "10.0.0.1"))
+	st := &inFlight{Store: m}
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC))
+	c := ledger.NewCache(st, ledger.FollowerOptions{Clock: clk, ResyncEvery: time.Hour})
+	if _, err := c.Records(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	st.during = func() {
+		st.hide = true
+		recs, err := c.Records(ctx, "") // the concurrent poll
+		st.hide = false
+		if err != nil || len(recs) != 1 {
+			t.Errorf("poll during the write = %v, %v; want web-0 alone (the log hidden)", hostRevs(recs), err)
+		}
+	}
+	if _, err := c.Apply(ctx, []naming.Change{bind("web-1", 1, "i-1", "10.0.0.2"), bind("web-2", 2, "i-2", "10.0.0.3")}); err != nil {
+		t.Fatal(err)
+	}
+	st.during = nil
+	recs, err := c.Records(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := hostRevs(recs), []string{"web-0@1", "web-1@2", "web-2@3"}; !slices.Equal(got, want) {
+		t.Fatalf("Records after its own Apply = %v, want %v", got, want)
 	}
 }
