@@ -75,16 +75,19 @@ cluster: ## Build kubelet, controller-manager, scheduler, kube-proxy, CoreDNS fo
 TEST_LDFLAGS := -ldflags=-w
 
 .PHONY: test
-test: cluster-background lint verify envtest ## Run every test that can run here (builds envtest binaries once), the cluster e2e last (root, Linux; AEROSTAT_SKIP_E2E=<why> skips it on purpose).
+test: lint verify envtest cluster-background ## Run every test that can run here (builds envtest binaries once), the cluster e2e last (root, Linux; AEROSTAT_SKIP_E2E=<why> skips it on purpose).
 	@# The race packages run once, under -race only.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" AEROSTAT_REQUIRE_PYMONGO=1 go test -count=1 $(TEST_LDFLAGS) $$(go list ./... | grep -vxF -f <(go list $(RACE_PKGS)))
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" AEROSTAT_REQUIRE_PYMONGO=1 CGO_ENABLED=1 go test -count=1 $(TEST_LDFLAGS) -race $(RACE_PKGS)
 	@if [ -n "$${AEROSTAT_SKIP_E2E:-}" ]; then echo "SKIPPING the one-node cluster e2e: AEROSTAT_SKIP_E2E=$$AEROSTAT_SKIP_E2E"; else $(MAKE) --no-print-directory e2e; fi
 
 # On a cold machine the e2e's Kubernetes binaries take minutes to build:
-# test starts that build at once, niced, so it uses the CPU the tests leave
-# idle. The e2e's own setup-cluster.sh then waits on its lock, and rebuilds
-# (reporting any error) if the background build failed.
+# test starts that build in the background, niced, so it uses the CPU the
+# tests leave idle. It starts after go vet and envtest, which compile the
+# packages it shares with them (hack/lib/k8s-module.sh): started beside
+# them it compiled the same packages at the same time. The e2e's own
+# setup-cluster.sh then waits on its lock, and rebuilds (reporting any
+# error) if the background build failed.
 .PHONY: cluster-background
 cluster-background:
 	@if [ -z "$${AEROSTAT_SKIP_E2E:-}" ]; then (nice -n 10 hack/setup-cluster.sh >/dev/null 2>&1 &); fi

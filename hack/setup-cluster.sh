@@ -9,9 +9,9 @@
 # place atomically.
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+# shellcheck source=hack/lib/k8s-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/k8s-module.sh"
 CACHE="${AEROSTAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aerostat}"
-COREDNS_VERSION="${COREDNS_VERSION:-v1.14.0}"
 DEST="$CACHE/cluster/k8s-${K8S_VERSION}-coredns-${COREDNS_VERSION}-$(go env GOOS)-$(go env GOARCH)"
 CMDS=(kubelet kube-controller-manager kube-scheduler kube-proxy)
 
@@ -43,44 +43,11 @@ fi
 WORK="$(mktemp -d "$CACHE/cluster/build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 log() { echo "setup-cluster: $*" >&2; }
-export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0
-# shellcheck source=hack/lib/k8s-module.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/k8s-module.sh"
-
 pkgs=()
 for c in "${CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-k8s_module "$WORK/mod" "$K8S_VERSION" "${pkgs[@]}"
-for c in "${CMDS[@]}"; do
-	log "building $c $K8S_VERSION (first run only; minutes on 2 cores)"
-	k8s_build "$WORK/mod" "$K8S_VERSION" "k8s.io/kubernetes/cmd/$c" "$WORK/out/$c"
-done
-
-# CoreDNS as its docs describe a custom build: a main that imports only the
-# plugins wanted and lists them in dnsserver.Directives, so the build skips
-# the cloud DNS providers and tracing libraries of the full binary.
-log "building coredns $COREDNS_VERSION (kubernetes plugin only)"
-mkdir -p "$WORK/coredns"
-cd "$WORK/coredns"
-go mod init aerostat.local/coredns >/dev/null 2>&1
-echo "require github.com/coredns/coredns $COREDNS_VERSION" >>go.mod
-cat >main.go <<'GO'
-package main
-
-import (
-	"github.com/coredns/coredns/core/dnsserver"
-	"github.com/coredns/coredns/coremain"
-	_ "github.com/coredns/coredns/plugin/bind"
-	_ "github.com/coredns/coredns/plugin/errors"
-	_ "github.com/coredns/coredns/plugin/kubernetes"
-	_ "github.com/coredns/coredns/plugin/ready"
-)
-
-func init() { dnsserver.Directives = []string{"bind", "errors", "ready", "kubernetes"} }
-
-func main() { coremain.Run() }
-GO
-go mod tidy >/dev/null 2>&1 || go mod tidy
-go build -trimpath -ldflags "-s -w" -o "$WORK/out/coredns" .
+log "building ${CMDS[*]} $K8S_VERSION and coredns $COREDNS_VERSION (first run only; minutes on 2 cores)"
+k8s_module "$WORK/mod"
+k8s_build "$WORK/mod" "$WORK/out" "${pkgs[@]}" ./coredns
 
 mkdir -p "$(dirname "$DEST")"
 rm -rf "$DEST.tmp" && mv "$WORK/out" "$DEST.tmp" && mv -T "$DEST.tmp" "$DEST" 2>/dev/null || true

@@ -7,8 +7,8 @@
 # temp directory that is moved into place atomically.
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.34.4}"
-ETCD_VERSION="${ETCD_VERSION:-v3.6.5}"
+# shellcheck source=hack/lib/k8s-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/k8s-module.sh"
 CACHE="${AEROSTAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aerostat}"
 DEST="$CACHE/envtest/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-$(go env GOOS)-$(go env GOARCH)"
 
@@ -29,28 +29,10 @@ fi
 WORK="$(mktemp -d "$CACHE/envtest/build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 log() { echo "setup-envtest: $*" >&2; }
-export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0
-
-# shellcheck source=hack/lib/k8s-module.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/k8s-module.sh"
-log "building kube-apiserver $K8S_VERSION (first run only; ~13 min on 2 cores)"
-k8s_module "$WORK/apiserver" "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver
-k8s_build "$WORK/apiserver" "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$WORK/out/kube-apiserver"
-
-log "building etcd $ETCD_VERSION"
-mkdir -p "$WORK/etcd"
-cd "$WORK/etcd"
-go mod init aerostat.local/envtest-etcd >/dev/null 2>&1
-echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION" >>go.mod
-cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "go.etcd.io/etcd/server/v3"
-GO
-go mod tidy >/dev/null 2>&1 || go mod tidy
-go build -trimpath -ldflags "-s -w" -o "$WORK/out/etcd" go.etcd.io/etcd/server/v3
+log "building kube-apiserver $K8S_VERSION and etcd $ETCD_VERSION (first run only; minutes on 2 cores)"
+k8s_module "$WORK/mod"
+k8s_build "$WORK/mod" "$WORK/out" k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3
+mv "$WORK/out/server" "$WORK/out/etcd"
 
 mkdir -p "$(dirname "$DEST")"
 rm -rf "$DEST.tmp" && mv "$WORK/out" "$DEST.tmp" && mv -T "$DEST.tmp" "$DEST" 2>/dev/null || true
