@@ -9,7 +9,7 @@
 # flags and (without -trimpath) its directory in the module cache. So
 #   - one go.mod holds kubernetes, etcd and CoreDNS (one version of grpc,
 #     x/net, ... for all of them),
-#   - it also requires every module of our own build list, so a package both
+#   - it also requires the module of every package we build, so one both
 #     sides import (k8s.io/api, client-go, protobuf, x/net, ...) resolves to
 #     the same version on both sides; go.mod keeps our versions at least as
 #     high as these commands' (k8s.io/* at K8S_VERSION's v0.Y.Z),
@@ -44,7 +44,9 @@ k8s_module() {
 			echo "require k8s.io/kubernetes $K8S_VERSION"
 			echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
 			echo "require github.com/coredns/coredns $COREDNS_VERSION"
-			(cd "$AEROSTAT_ROOT" && go list -m -f '{{if not .Main}}{{if not .Replace}}require {{.Path}} {{.Version}}{{end}}{{end}}' all)
+			# The modules our packages come from, not `go list -m all`: that
+			# graph's old go.mod files made tidy fetch thousands more.
+			(cd "$AEROSTAT_ROOT" && go list -deps -test -tags e2e -f '{{with .Module}}{{if not .Main}}{{if not .Replace}}require {{.Path}} {{.Version}}{{end}}{{end}}{{end}}' ./... | sort -u)
 			grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" |
 				awk -v v="v0.${K8S_VERSION#v1.}" '{print "replace " $1 " => " $1 " " v}'
 		} >>go.mod
