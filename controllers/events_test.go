@@ -357,8 +357,14 @@ func TestBrokenQueueFallsBackToPolling(t *testing.T) {
 func TestSilentQueueFallsBackToPolling(t *testing.T) {
 	r := newEventRig(t, eventOpts{src: events.SourceOptions{MissLimit: 1}})
 	r.launch(2, "web")
+	// The launch messages of the first two are received and handled
+	// before the queue goes silent: received after the poll below, they
+	// would make the source healthy again (the pipeline delivers).
+	r.start(t, true)
+	if ok, why := r.src.Health(); !ok {
+		t.Fatalf("unhealthy before the queue went silent: %s", why)
+	}
 	r.sqs.Silence(true)
-	r.start(t, false)
 	first := r.launch(1, "web")[0]
 	r.clock.Step(controllers.DefaultPollInterval)
 	r.clock.Step(controllers.DefaultEventsPollInterval - controllers.DefaultPollInterval)
