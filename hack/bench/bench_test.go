@@ -86,3 +86,22 @@ func TestTrackerWaitsForEveryAgent(t *testing.T) {
 		t.Errorf("results = %v %v %v %d", toBound, toFiles, boundToFiles, unfinished)
 	}
 }
+
+// TestProcStatusParts: the parts of this process's RSS add up to it (no
+// shared memory here) and the peak is at least the current figure.
+func TestProcStatusParts(t *testing.T) {
+	m := procStatus("self")
+	if m.RSS <= 0 || m.Anon <= 0 || m.File <= 0 {
+		t.Fatalf("procStatus(self) = %+v, want every figure above zero", m)
+	}
+	if m.PeakRSS < m.RSS {
+		t.Errorf("peak RSS %d below RSS %d", m.PeakRSS, m.RSS)
+	}
+	// Read at one instant by the kernel: anon + file (+ shmem, none here).
+	if m.Anon+m.File > m.RSS {
+		t.Errorf("anon %d + file %d > RSS %d", m.Anon, m.File, m.RSS)
+	}
+	if m := procStatus("no-such-pid"); m != (procMem{}) {
+		t.Errorf("procStatus of a missing process = %+v, want zeros", m)
+	}
+}

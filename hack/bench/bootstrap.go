@@ -69,7 +69,7 @@ func runBootstrap(ctx context.Context, cfg config, n int) (bootstrapResult, erro
 	res.Seconds = time.Since(t0).Seconds()
 	res.CPUms = float64((procCPU("self") - cpu0).Milliseconds())
 	res.Writes = w.ctrl.counts().Writes
-	res.PeakRSS, _ = procStatus("self")
+	res.PeakRSS = procStatus("self").PeakRSS
 	fmt.Fprintf(os.Stderr, "bench[bootstrap n=%d] every instance named in %.1fs, %d passes, %d writes\n", n, res.Seconds, res.Passes, res.Writes)
 	return res, nil
 }
@@ -96,18 +96,23 @@ func (w *world) bound(ctx context.Context) (int, error) {
 // and the embedded store, as `aerostat controller --standalone` with the
 // embedded store does.
 type scaleResult struct {
-	N            int     `json:"n"`
-	SeedS        float64 `json:"seed_bulk_s"`
-	FirstPassS   float64 `json:"first_pass_s"`
-	FeedSyncS    float64 `json:"feed_first_sync_s"`
-	IdlePasses   int     `json:"idle_passes"`
-	IdlePassS    float64 `json:"idle_pass_s"`
-	IdlePassCPU  float64 `json:"idle_pass_cpu_ms"`
-	PeakRSS      int64   `json:"process_peak_rss_bytes"`
-	RSS          int64   `json:"process_rss_bytes"`
-	GoHeapInuse  uint64  `json:"go_heap_inuse_bytes"`
-	IdleChanges  int     `json:"idle_pass_changes"`
-	IdleFullRead int     `json:"idle_full_reads"`
+	N           int     `json:"n"`
+	SeedS       float64 `json:"seed_bulk_s"`
+	FirstPassS  float64 `json:"first_pass_s"`
+	FeedSyncS   float64 `json:"feed_first_sync_s"`
+	IdlePasses  int     `json:"idle_passes"`
+	IdlePassS   float64 `json:"idle_pass_s"`
+	IdlePassCPU float64 `json:"idle_pass_cpu_ms"`
+	PeakRSS     int64   `json:"process_peak_rss_bytes"`
+	RSS         int64   `json:"process_rss_bytes"`
+	// RSSAnon and RSSFile are RSS's two parts after the idle passes: the
+	// heap, stacks and runtime; the binary's pages (shared with the page
+	// cache, reclaimable).
+	RSSAnon      int64  `json:"process_rss_anon_bytes"`
+	RSSFile      int64  `json:"process_rss_file_bytes"`
+	GoHeapInuse  uint64 `json:"go_heap_inuse_bytes"`
+	IdleChanges  int    `json:"idle_pass_changes"`
+	IdleFullRead int    `json:"idle_full_reads"`
 	// ChurnChanges names were bound by the churn passes;
 	// ChurnCPUPerChangeMs is the median round's CPU of this process per
 	// bind above an idle pass (see churnAlone).
@@ -177,7 +182,8 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	res.IdlePassS = time.Since(t3).Seconds() / float64(cfg.steadyPasses)
 	res.IdlePassCPU = float64((procCPU("self") - cpu0).Milliseconds()) / float64(cfg.steadyPasses)
 	res.IdleFullRead = w.ctrl.counts().Reads - full0
-	res.PeakRSS, res.RSS = procStatus("self")
+	mem := procStatus("self")
+	res.PeakRSS, res.RSS, res.RSSAnon, res.RSSFile = mem.PeakRSS, mem.RSS, mem.Anon, mem.File
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.GoHeapInuse = ms.HeapInuse
@@ -191,8 +197,8 @@ func runScale(ctx context.Context, cfg config, n int) (scaleResult, error) {
 	if err := w.churnAlone(ctx, infra, &res); err != nil {
 		return res, err
 	}
-	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, %.2f ms CPU per change, peak RSS %d MiB, GOMEMLIMIT %d MiB (0: none)\n",
-		n, res.FirstPassS, res.IdlePassCPU, res.ChurnCPUPerChangeMs, res.PeakRSS>>20, res.GoMemLimit>>20)
+	fmt.Fprintf(os.Stderr, "bench[scale n=%d] first pass %.1fs, idle pass %.0f ms CPU, %.2f ms CPU per change, peak RSS %d MiB (after idle passes %d MiB anon + %d MiB file), GOMEMLIMIT %d MiB (0: none)\n",
+		n, res.FirstPassS, res.IdlePassCPU, res.ChurnCPUPerChangeMs, res.PeakRSS>>20, res.RSSAnon>>20, res.RSSFile>>20, res.GoMemLimit>>20)
 	return res, nil
 }
 

@@ -175,12 +175,21 @@ func (s *countingStore) Rev(ctx context.Context) (int64, error) {
 	return s.inner.Rev(ctx)
 }
 
-// procStatus reads VmHWM (peak RSS) and VmRSS of a process, in bytes
-// ("self" for this one).
-func procStatus(pid string) (hwm, rss int64) {
+// procMem is a process's resident memory from /proc/<pid>/status, in
+// bytes: the peak (VmHWM), the current RSS and its two parts. The file
+// part is mostly the binary's own pages (shared with the page cache and
+// reclaimable); the anonymous part is the heap, stacks and runtime.
+type procMem struct {
+	PeakRSS, RSS, Anon, File int64
+}
+
+// procStatus reads the resident memory of a process ("self" for this one);
+// zeros when it cannot.
+func procStatus(pid string) procMem {
+	var m procMem
 	data, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
@@ -191,12 +200,16 @@ func procStatus(pid string) (hwm, rss int64) {
 		n, _ := strconv.ParseInt(f[1], 10, 64)
 		switch f[0] {
 		case "VmHWM:":
-			hwm = n << 10
+			m.PeakRSS = n << 10
 		case "VmRSS:":
-			rss = n << 10
+			m.RSS = n << 10
+		case "RssAnon:":
+			m.Anon = n << 10
+		case "RssFile:":
+			m.File = n << 10
 		}
 	}
-	return hwm, rss
+	return m
 }
 
 // procCPU is the user+system CPU time a process has used.

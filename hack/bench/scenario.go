@@ -223,7 +223,7 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 	}
 	go w.controllerLoop(ctx)
 	w.waitPasses(ctx, "seed", 1)
-	w.res.ControllerPeakRSS, _ = procStatus("self")
+	w.res.ControllerPeakRSS = procStatus("self").PeakRSS
 
 	child, err := w.startAgentProcess(ctx)
 	if err != nil {
@@ -243,13 +243,13 @@ func runScenario(ctx context.Context, cfg config, n int) (scenarioResult, error)
 		w.res.Notes = append(w.res.Notes, err.Error())
 	}
 	if child != nil {
-		w.res.AgentProcPeakRSS, _ = procStatus(child.pid())
+		w.res.AgentProcPeakRSS = procStatus(child.pid()).PeakRSS
 		stopChild(child)
 	}
 	cancel()
 
 	w.measureQuiet()
-	w.res.ScenarioPeakRSS, _ = procStatus("self")
+	w.res.ScenarioPeakRSS = procStatus("self").PeakRSS
 	w.res.Seconds = time.Since(start).Seconds()
 	return w.res, nil
 }

@@ -260,9 +260,13 @@ func scaleRows(ix resultsByN) []row {
 			}
 			return out
 		}), fmt.Sprintf("median of %d rounds of %d launches bound by one pass, pass + feed, minus an idle pass; target 10,000 / 1,000 ≤ 2", churnRounds, churnBatch)},
-		{scaleS, "controller process RSS: peak / after idle passes", cell(ix.scale, func(r scaleResult) string {
-			return fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
-		}), "< 200 MB at 50,000; controller + feed alone"},
+		{scaleS, "controller process RSS: peak / after idle passes (anon + file)", cell(ix.scale, func(r scaleResult) string {
+			out := fmt.Sprintf("%s / %s", fmtBytes(r.PeakRSS), fmtBytes(r.RSS))
+			if r.RSSAnon > 0 {
+				out += fmt.Sprintf(" (%s + %s)", fmtBytes(r.RSSAnon), fmtBytes(r.RSSFile))
+			}
+			return out
+		}), "< 200 MB at 50,000; controller + feed alone; file: the binary's pages"},
 		{scaleS, "GOMEMLIMIT of the controller process", cell(ix.scale, func(r scaleResult) string {
 			if r.GoMemLimit == 0 {
 				return "none"

@@ -3,6 +3,7 @@ package cloud
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"strconv"
 	"sync"
@@ -126,7 +127,13 @@ type leanPage struct {
 	nextToken *string
 	instances []naming.Instance
 	sc        scanner
-	strs      map[string]string // interned: a fleet repeats a few tag keys
+	strs      map[string]string // interned: a fleet repeats tag keys, values and states
+	// Instances whose tags came in the same order with the same values
+	// share one map (see tagSet); pairs is the current instance's tags,
+	// key then value, and setKey their encoding.
+	sets   map[string]map[string]string
+	pairs  []string
+	setKey []byte
 }
 
 // decode reports false when the page must go to the SDK's decoder.
@@ -189,7 +196,8 @@ func (p *leanPage) instanceItem(name []byte) bool {
 	if !nameIs(name, "item") {
 		return p.sc.skip()
 	}
-	in := naming.Instance{Tags: map[string]string{}}
+	var in naming.Instance
+	p.pairs = p.pairs[:0]
 	ok := p.children(func(name []byte) bool {
 		var ok bool
 		switch {
@@ -217,18 +225,47 @@ func (p *leanPage) instanceItem(name []byte) bool {
 				if !nameIs(name, "item") {
 					return p.sc.skip()
 				}
-				return p.tag(in.Tags)
+				return p.tag()
 			})
 		default:
 			ok = p.sc.skip()
 		}
 		return ok
 	})
+	in.Tags = p.tagSet()
 	p.instances = append(p.instances, in)
 	return ok
 }
 
-func (p *leanPage) tag(tags map[string]string) bool {
+// tagSet is the map of the current instance's tags. It is shared with
+// every earlier instance of the page whose tags came in the same order
+// with the same values, as the instances of one Auto Scaling group or
+// launch template do: a map of a few tags is about 300 bytes, and one
+// per instance was the biggest part of a 50,000-instance listing. The
+// maps are read-only (naming.Instance.Tags says so); later duplicates of
+// a key win, as in the SDK's decoding.
+func (p *leanPage) tagSet() map[string]string {
+	p.setKey = p.setKey[:0]
+	for _, s := range p.pairs {
+		// Length-prefixed, so no two different lists encode alike.
+		p.setKey = binary.AppendUvarint(p.setKey, uint64(len(s)))
+		p.setKey = append(p.setKey, s...)
+	}
+	if m, ok := p.sets[string(p.setKey)]; ok {
+		return m
+	}
+	m := make(map[string]string, len(p.pairs)/2)
+	for i := 0; i+1 < len(p.pairs); i += 2 {
+		m[p.intern(p.pairs[i])] = p.intern(p.pairs[i+1])
+	}
+	if p.sets == nil {
+		p.sets = map[string]map[string]string{}
+	}
+	p.sets[string(p.setKey)] = m
+	return m
+}
+
+func (p *leanPage) tag() bool {
 	var key, value string
 	ok := p.children(func(name []byte) bool {
 		var ok bool
@@ -242,7 +279,7 @@ func (p *leanPage) tag(tags map[string]string) bool {
 		}
 		return ok
 	})
-	tags[p.intern(key)] = value
+	p.pairs = append(p.pairs, key, value)
 	return ok
 }
 

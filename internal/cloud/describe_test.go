@@ -250,6 +250,56 @@ func TestLeanDecoderAgreesWithSDK(t *testing.T) {
 	}
 }
 
+// TestLeanDecoderSharesIdenticalTagSets: instances whose tags came in
+// the same order with the same values share one map (a fleet of 50,000
+// had one map each, most of a listing's memory); any difference in a key,
+// a value or the order keeps them apart, and "ab"+"c" is not "a"+"bc".
+func TestLeanDecoderSharesIdenticalTagSets(t *testing.T) {
+	tags := func(kv ...string) string {
+		s := "<tagSet>"
+		for i := 0; i+1 < len(kv); i += 2 {
+			s += "<item><key>" + kv[i] + "</key><value>" + kv[i+1] + "</value></item>"
+		}
+		return s + "</tagSet>"
+	}
+	_, got, ok := cloud.DecodeLean([]byte(page(reservation(
+		instance("i-1", tags("svc", "web", "type", "iterative")),
+		instance("i-2", tags("svc", "web", "type", "iterative")),
+		instance("i-3", tags("svc", "web", "type", "masterful")),
+		instance("i-4", tags("type", "iterative", "svc", "web")),
+		instance("i-5", tags("ab", "c")),
+		instance("i-6", tags("a", "bc")),
+		instance("i-7", ""),
+		instance("i-8", ""),
+	))))
+	if !ok || len(got) != 8 {
+		t.Fatalf("decoded %d instances (ok %v), want 8", len(got), ok)
+	}
+	same := func(a, b int) bool {
+		return reflect.ValueOf(got[a].Tags).UnsafePointer() == reflect.ValueOf(got[b].Tags).UnsafePointer()
+	}
+	for name, tc := range map[string]struct {
+		a, b         int
+		share, equal bool
+	}{
+		"same tags, same order":   {0, 1, true, true},
+		"a value differs":         {0, 2, false, false},
+		"same tags, other order":  {0, 3, false, true},
+		"same bytes, split apart": {4, 5, false, false},
+		"no tags":                 {6, 7, true, true},
+	} {
+		if same(tc.a, tc.b) != tc.share {
+			t.Errorf("%s: %s and %s share a map: %v, want %v", name, got[tc.a].ID, got[tc.b].ID, !tc.share, tc.share)
+		}
+		if reflect.DeepEqual(got[tc.a].Tags, got[tc.b].Tags) != tc.equal {
+			t.Errorf("%s: tags %v and %v, want equal %v", name, got[tc.a].Tags, got[tc.b].Tags, tc.equal)
+		}
+	}
+	if want := map[string]string{"type": "iterative", "svc": "web"}; !reflect.DeepEqual(got[3].Tags, want) {
+		t.Errorf("i-4 tags = %v, want %v", got[3].Tags, want)
+	}
+}
+
 func str(p *string) string {
 	if p == nil {
 		return "<nil>"

@@ -68,7 +68,9 @@ type Instance struct {
 	PrivateIP  string
 	State      InstanceState
 	LaunchTime time.Time
-	Tags       map[string]string
+	// Tags are read-only: instances of one listing may share one map
+	// (cloud.EC2.List gives instances with identical tags the same map).
+	Tags map[string]string
 }
 
 // Observation is what one listing of the cloud returned for a service.
