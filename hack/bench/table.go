@@ -254,6 +254,11 @@ func scaleRows(ix resultsByN) []row {
 			return fmt.Sprintf("%s / %s", fmtSec(r.IdlePassCPU/1000), fmtSec(r.IdlePassS))
 		}), "controller + feed alone; target ≤ 150 ms at 10,000; wall includes the EC2 call budget"},
 		{scaleS, "CPU per change above an idle pass (ratio to 1,000)", cell(ix.scale, func(r scaleResult) string {
+			if r.ChurnCPUPerChangeMs == 0 {
+				// Rounds are clamped at zero: the binds cost less than
+				// the idle pass varies by (a GC cycle more or less).
+				return "below the idle pass's noise"
+			}
 			out := fmt.Sprintf("%.2f ms", r.ChurnCPUPerChangeMs)
 			if base, ok := ix.scale[1000]; ok && r.N != 1000 && base.ChurnCPUPerChangeMs > 0 {
 				out += fmt.Sprintf(" (×%.1f)", r.ChurnCPUPerChangeMs/base.ChurnCPUPerChangeMs)
