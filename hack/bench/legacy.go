@@ -17,7 +17,7 @@ import (
 )
 
 // legacyResult is a MODEL of Aerostat 1.x: its query pattern (from the
-// 1.x README and DESIGN.md), replayed with the Go driver against the same
+// 1.x README, urbanairship/aerostat), replayed with the Go driver against the same
 // embedded store and the same records. It is not 1.x's code.
 type legacyResult struct {
 	// Registration that refills a gap: is this instance registered (find

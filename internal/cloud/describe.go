@@ -32,7 +32,7 @@ import (
 // Contract with the SDK's decoder, which the table and fuzz tests check:
 //   - A response that is not a 2xx, or a transport error, goes to the SDK's
 //     own deserializer untouched, so API errors, throttling (IsThrottled) and
-//     retries behave exactly as before.
+//     retries behave exactly as without the lean decoder.
 //   - The lean decoder accepts a strict subset of XML (no comments, CDATA,
 //     DOCTYPE, namespace prefixes on elements, non-ASCII names, \r in text,
 //     anything but a UTF-8 "xml" declaration before the root). On anything

@@ -33,14 +33,14 @@ import (
 // The log entry is written after the record, so a reader can see a record
 // before its entry but never an entry before its record. Readers already
 // re-read an overlap window for writers that took their rev before
-// committing (DESIGN.md); a writer that crashes between the two writes, a
+// committing (see Follower); a writer that crashes between the two writes, a
 // 1.x client (no rev) and an older 2.x binary (no log) leave no entry and
-// are caught by the readers' periodic full read, as before.
+// are caught by the readers' periodic full read.
 //
 // The log keeps changeKeep buckets: whoever creates a bucket deletes the
 // one changeKeep below it. A delta that reaches below what is certainly
 // kept (changeWindow revs under the counter) reads the servers collection
-// instead, as before the log existed: correct, only slower.
+// instead: correct, only slower.
 const (
 	changesCollection = "changes"
 	changeBucket      = 64

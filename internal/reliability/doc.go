@@ -1,5 +1,5 @@
 // Package reliability holds Aerostat's cross-component reliability and
-// security suite (issue 8) and the few tools it shares with the soak
+// security suite and the few tools it shares with the soak
 // program (hack/soak): a TCP proxy that injects store faults, a ledger
 // wrapper that stops a controller after k writes, and the invariant
 // checks. The tests start real components: the embedded store (or

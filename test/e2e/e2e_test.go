@@ -168,8 +168,8 @@ type imageSpec struct {
 	tags    []string
 	ldflags string
 	image   cluster.Image
-	// report: log the image's size as a REPORT line (issue 15's target
-	// for the agent image is under 25 MB).
+	// report: log the image's size as a REPORT line (the agent image's
+	// budget is 25 MB).
 	report bool
 }
 
