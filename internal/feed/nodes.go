@@ -2,6 +2,7 @@ package feed
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -325,20 +326,33 @@ type convergenceCollector struct {
 	oldest, live, atRev *prometheus.Desc
 }
 
+func newConvergenceDescs() (oldest, live, atRev *prometheus.Desc) {
+	return prometheus.NewDesc("aerostat_oldest_applied_rev_age_seconds",
+			"Seconds since the feed first served a change that some live host has not applied yet; 0 when every live host is current.", nil, nil),
+		prometheus.NewDesc("aerostat_hosts_live",
+			"Hosts whose agent asked the feed within the node TTL.", nil, nil),
+		prometheus.NewDesc("aerostat_hosts_at_rev",
+			"Live hosts whose hosts file holds the feed's latest names.", nil, nil)
+}
+
 // RegisterMetrics exports the convergence of h's agents on reg:
 // aerostat_oldest_applied_rev_age_seconds (how long the oldest names on a
 // live host have been out of date; 0 when all are current),
-// aerostat_hosts_live and aerostat_hosts_at_rev.
+// aerostat_hosts_live and aerostat_hosts_at_rev. A handler registered
+// earlier on reg (a controller built twice in one process, as a test
+// run with -count does on controller-runtime's global registry) is
+// replaced: the metrics describe the newest handler, not a stopped one.
 func RegisterMetrics(reg prometheus.Registerer, h *Handler) error {
-	c := &convergenceCollector{h: h,
-		oldest: prometheus.NewDesc("aerostat_oldest_applied_rev_age_seconds",
-			"Seconds since the feed first served a change that some live host has not applied yet; 0 when every live host is current.", nil, nil),
-		live: prometheus.NewDesc("aerostat_hosts_live",
-			"Hosts whose agent asked the feed within the node TTL.", nil, nil),
-		atRev: prometheus.NewDesc("aerostat_hosts_at_rev",
-			"Live hosts whose hosts file holds the feed's latest names.", nil, nil),
+	c := &convergenceCollector{h: h}
+	c.oldest, c.live, c.atRev = newConvergenceDescs()
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if _, ok := are.ExistingCollector.(*convergenceCollector); ok && reg.Unregister(are.ExistingCollector) {
+			err = reg.Register(c)
+		}
 	}
-	if err := reg.Register(c); err != nil {
+	if err != nil {
 		return fmt.Errorf("registering convergence metrics: %w", err)
 	}
 	return nil
