@@ -22,8 +22,7 @@ func TestRegisterMetricsTwiceReportsTheNewest(t *testing.T) {
 	if err := RegisterMetrics(reg, h2); err != nil {
 		t.Fatalf("second RegisterMetrics: %v, want the first replaced", err)
 	}
-	probe := &convergenceCollector{h: h1}
-	probe.oldest, probe.live, probe.atRev = newConvergenceDescs()
+	probe := newConvergenceCollector(h1)
 	var are prometheus.AlreadyRegisteredError
 	if err := reg.Register(probe); !errors.As(err, &are) {
 		t.Fatalf("registering a third = %v, want AlreadyRegisteredError", err)

@@ -2,7 +2,6 @@ package feed
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aerostat-io/aerostat/internal/ledger"
+	"github.com/aerostat-io/aerostat/internal/promreg"
 )
 
 // Agents say who they are and what their hosts file holds in request
@@ -326,13 +326,15 @@ type convergenceCollector struct {
 	oldest, live, atRev *prometheus.Desc
 }
 
-func newConvergenceDescs() (oldest, live, atRev *prometheus.Desc) {
-	return prometheus.NewDesc("aerostat_oldest_applied_rev_age_seconds",
+func newConvergenceCollector(h *Handler) *convergenceCollector {
+	return &convergenceCollector{h: h,
+		oldest: prometheus.NewDesc("aerostat_oldest_applied_rev_age_seconds",
 			"Seconds since the feed first served a change that some live host has not applied yet; 0 when every live host is current.", nil, nil),
-		prometheus.NewDesc("aerostat_hosts_live",
+		live: prometheus.NewDesc("aerostat_hosts_live",
 			"Hosts whose agent asked the feed within the node TTL.", nil, nil),
-		prometheus.NewDesc("aerostat_hosts_at_rev",
-			"Live hosts whose hosts file holds the feed's latest names.", nil, nil)
+		atRev: prometheus.NewDesc("aerostat_hosts_at_rev",
+			"Live hosts whose hosts file holds the feed's latest names.", nil, nil),
+	}
 }
 
 // RegisterMetrics exports the convergence of h's agents on reg:
@@ -343,16 +345,7 @@ func newConvergenceDescs() (oldest, live, atRev *prometheus.Desc) {
 // run with -count does on controller-runtime's global registry) is
 // replaced: the metrics describe the newest handler, not a stopped one.
 func RegisterMetrics(reg prometheus.Registerer, h *Handler) error {
-	c := &convergenceCollector{h: h}
-	c.oldest, c.live, c.atRev = newConvergenceDescs()
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if _, ok := are.ExistingCollector.(*convergenceCollector); ok && reg.Unregister(are.ExistingCollector) {
-			err = reg.Register(c)
-		}
-	}
-	if err != nil {
+	if err := promreg.Replace(reg, newConvergenceCollector(h)); err != nil {
 		return fmt.Errorf("registering convergence metrics: %w", err)
 	}
 	return nil

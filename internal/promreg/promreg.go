@@ -37,3 +37,20 @@ func Reuse[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
 	*c = got
 	return err
 }
+
+// Replace registers c on reg in place of a collector of the same type
+// already registered under c's description. It is for collectors that
+// read one instance's state (a feed handler's node table): sharing the
+// first one's, as Register does, would report an instance that stopped.
+// Errors: Register's, for a clash with a collector of another type, help
+// or labels.
+func Replace[C prometheus.Collector](reg prometheus.Registerer, c C) error {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if _, ok := are.ExistingCollector.(C); ok && reg.Unregister(are.ExistingCollector) {
+			err = reg.Register(c)
+		}
+	}
+	return err
+}

@@ -58,3 +58,29 @@ func TestReuseSharesTheFirstCollector(t *testing.T) {
 		t.Errorf("counter = %v after one Inc on each instance, want 2", got)
 	}
 }
+
+// Replace puts the newest instance in place of an earlier one of the same
+// type, and still refuses a clash with another type.
+func TestReplace(t *testing.T) {
+	opts := prometheus.GaugeOpts{Name: "aerostat_test_value", Help: "A test value."}
+	newFunc := func(v float64) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(opts, func() float64 { return v })
+	}
+	reg := prometheus.NewRegistry()
+	if err := errors.Join(promreg.Replace(reg, newFunc(1)), promreg.Replace(reg, newFunc(2))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := testutil.GatherAndCount(reg, opts.Name); err != nil || got != 1 {
+		t.Fatalf("series after two Replace = %d, %v; want 1", got, err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mfs[0].GetMetric()[0].GetGauge().GetValue(); got != 2 {
+		t.Errorf("value = %v, want 2 (the second instance's)", got)
+	}
+	if err := promreg.Replace(reg, prometheus.NewGauge(opts)); err == nil {
+		t.Error("Replace of a GaugeFunc by a Gauge under the same description succeeded, want the clash refused")
+	}
+}
