@@ -418,9 +418,15 @@ func (q *SQS) receive(w http.ResponseWriter, r *http.Request, in sqsInput) {
 			writeSQSJSON(w, map[string]any{"Messages": out})
 			return
 		}
+		if !next.IsZero() && !next.After(now) {
+			// The clock moved between take and now: the message is
+			// visible already. A timer made now would wait for the next
+			// step of a fake clock, which may never come.
+			continue
+		}
 		d := deadline.Sub(now)
 		if !next.IsZero() && next.Sub(now) < d {
-			d = max(next.Sub(now), time.Millisecond)
+			d = next.Sub(now)
 		}
 		t := q.clock.NewTimer(d)
 		select {
