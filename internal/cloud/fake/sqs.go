@@ -410,25 +410,26 @@ func (q *SQS) receive(w http.ResponseWriter, r *http.Request, in sqsInput) {
 	deadline := q.clock.Now().Add(wait)
 	for {
 		q.mu.Lock()
-		out, next := q.take(maxN, vis)
+		now := q.clock.Now()
+		out, next := q.take(now, maxN, vis)
 		wake := q.wake
 		q.mu.Unlock()
-		now := q.clock.Now()
 		if len(out) > 0 || !now.Before(deadline) {
 			writeSQSJSON(w, map[string]any{"Messages": out})
 			return
-		}
-		if !next.IsZero() && !next.After(now) {
-			// The clock moved between take and now: the message is
-			// visible already. A timer made now would wait for the next
-			// step of a fake clock, which may never come.
-			continue
 		}
 		d := deadline.Sub(now)
 		if !next.IsZero() && next.Sub(now) < d {
 			d = next.Sub(now)
 		}
 		t := q.clock.NewTimer(d)
+		if q.steppedSince(now) {
+			// A timer fires d after the clock's time when it is made,
+			// not after now: made after a fake clock's step, it would
+			// wait for a further step that may never come.
+			t.Stop()
+			continue
+		}
 		select {
 		case <-wake:
 		case <-t.C():
@@ -440,11 +441,21 @@ func (q *SQS) receive(w http.ResponseWriter, r *http.Request, in sqsInput) {
 	}
 }
 
+// steppedSince reports whether a clock other than the real one has moved
+// since now. A fake clock moves only when a test steps it, so a move means
+// a step; the real clock moves all the time, by microseconds here, which
+// delays a timer by as much and no more.
+func (q *SQS) steppedSince(now time.Time) bool {
+	if _, isReal := q.clock.(clock.RealClock); isReal {
+		return false
+	}
+	return !q.clock.Now().Equal(now)
+}
+
 // take delivers up to n visible messages and hides them for vis; it also
 // returns when the next hidden message becomes visible (zero: none).
 // q.mu is held.
-func (q *SQS) take(n int, vis time.Duration) ([]sqsMessageOut, time.Time) {
-	now := q.clock.Now()
+func (q *SQS) take(now time.Time, n int, vis time.Duration) ([]sqsMessageOut, time.Time) {
 	var visible []*sqsMessage
 	var next time.Time
 	for _, m := range q.msgs {
