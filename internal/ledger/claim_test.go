@@ -30,7 +30,7 @@ func (s *countingStore) Apply(ctx context.Context, changes []naming.Change) (int
 	return n, err
 }
 
-// Issue 3: 50 instances of one service register at once, each planning
+// 50 instances of one service register at once, each planning
 // with only itself observed (as a booting node does). Every instance ends
 // with its own name, the names are exactly web-0..web-49, none is lost.
 func TestClaimConcurrentRegistrations(t *testing.T) {

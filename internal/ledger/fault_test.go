@@ -9,7 +9,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/store/embedded"
 )
 
-// Issue 8, store faults: the store stops between two passes. Writes and
+// Store faults: the store stops between two passes. Writes and
 // reads fail with an error (never partial data), nothing half-written is
 // left, and after a restart the ledger holds exactly what was committed.
 func TestStoreStoppedMidPass(t *testing.T) {
