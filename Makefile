@@ -7,7 +7,7 @@ export GOFLAGS ?= -mod=mod
 # Dockerfile builds them, and the e2e's image build then links from the
 # compile cache that go vet and go test filled. A different CGO_ENABLED
 # changes the cache key of net and of every package above it, so the image
-# build used to compile the whole tree a second time (19 minutes under load).
+# build would compile the whole tree a second time (19 minutes under load).
 export CGO_ENABLED ?= 0
 
 LOCALBIN ?= $(CURDIR)/bin

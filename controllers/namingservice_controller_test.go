@@ -46,10 +46,10 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// TestIterativeLifecycle walks one iterative service through the issue's
-// scenarios: a fresh fleet of 20 is named, a steady pass writes nothing,
-// terminated instances are released at once and vanished ones after the
-// grace period, and new instances fill the smallest gaps.
+// TestIterativeLifecycle walks one iterative service through its life:
+// a fresh fleet of 20 is named, a steady pass writes nothing, terminated
+// instances are released at once and vanished ones after the grace
+// period, and new instances fill the smallest gaps.
 func TestIterativeLifecycle(t *testing.T) {
 	_, c := envtestClient(t)
 	r := newRig(t)

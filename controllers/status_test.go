@@ -55,9 +55,8 @@ func countingClient(t *testing.T) (client.Client, *statusWrites) {
 
 // TestIdlePassesWriteNoStatus: a pass that changes nothing a user sees
 // sends no status write, even while time passes and another service's
-// writes move the store's rev (the two things that used to make every
-// pass rewrite the status); the first pass after a real change writes
-// once.
+// writes move the store's rev (neither is shown to a user); the first
+// pass after a real change writes once.
 func TestIdlePassesWriteNoStatus(t *testing.T) {
 	c, writes := countingClient(t)
 	r := newRig(t)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aerostat-io/aerostat/client"
 	"github.com/aerostat-io/aerostat/internal/agent"
@@ -69,7 +71,7 @@ type agentFlags struct {
 	maxShrink                         float64
 	listen                            string
 	daemon                            bool
-	// checkCredentials refuses --server credentials that can write unless
+	// checkCredentials refuses --ledger credentials that can write unless
 	// allowWrite (the agent command; 1.x's update keeps its shared user).
 	checkCredentials, allowWrite bool
 	feedClient                   feedClientFlags
@@ -79,7 +81,7 @@ func (f *agentFlags) register(fl *pflag.FlagSet) {
 	f.nodeFlags.register(fl)
 	fl.StringVar(&f.feedURL, "feed", "", "read names from the controller's feed (https://host:port) instead of the ledger; needs no database credentials")
 	f.feedClient.register(fl)
-	fl.StringVar(&f.nodeName, "node-name", defaultNodeName(), "with --feed: the name this node reports to the controller, so `aerostat get nodes` can show which names it holds (env NODE_NAME, else the hostname; empty reports nothing)")
+	fl.StringVar(&f.nodeName, "node-name", defaultNodeName(), "with --feed: the name this node reports to the controller, so aerostat get nodes can show which names it holds (env NODE_NAME, else the hostname; empty reports nothing)")
 	fl.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file to keep current")
 	fl.StringVar(&f.backupFile, "backup-file", "", "copy of the hosts file before Aerostat first changed it (default <hosts-file>.bak)")
 	fl.StringVar(&f.legacyUpdater, "legacy-updater", "", "program run before each update; its output file (--legacy-file) goes before the Aerostat block (as 1.x)")
@@ -103,9 +105,9 @@ func newAgentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Keep /etc/hosts current on this node (the DaemonSet; 1.x --update --daemon)",
-		Long: `Follows the ledger read-only (--server) or the controller's HTTP feed
+		Long: `Follows the ledger read-only (--ledger) or the controller's HTTP feed
 (--feed) and keeps the "# AEROSTAT" block of --hosts-file current. Lines
-outside the block are kept as they are. With --server it is woken by the
+outside the block are kept as they are. With --ledger it is woken by the
 ledger's change stream where MongoDB has one (replica set), else it polls
 the rev counter every --interval and reads only what changed. When the
 source is down the file is left as it was and /readyz reports Degraded.`,
@@ -121,7 +123,7 @@ source is down the file is left as it was and /readyz reports Degraded.`,
 	fl.DurationVar(&f.overlap, "overlap", ledger.DefaultOverlap, "how far back deltas re-read, for writes that commit out of order")
 	fl.DurationVar(&f.resync, "resync", ledger.DefaultResyncEvery, "period of full re-reads of the ledger (anti-entropy)")
 	fl.StringVar(&f.listen, "listen", ":9101", "address of /metrics, /healthz and /readyz; empty disables")
-	fl.BoolVar(&f.allowWrite, "allow-write-credentials", false, "with --server: start even when its credentials can write the ledger (1.x migration mode); by default the agent refuses them")
+	fl.BoolVar(&f.allowWrite, "allow-write-credentials", false, "with --ledger: start even when its credentials can write the ledger (1.x migration mode); by default the agent refuses them")
 	f.checkCredentials = true
 	return cmd
 }
@@ -183,20 +185,40 @@ func runAgent(ctx context.Context, f *agentFlags, once bool, out io.Writer) erro
 		}
 		return nil
 	}
-	if f.listen != "" {
-		srv := &http.Server{Addr: f.listen, Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 8 << 10}
-		go func() {
-			<-ctx.Done()
-			_ = srv.Close()
-		}()
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error(err, "serving agent endpoints", "address", f.listen)
-			}
-		}()
-	}
 	log.Info("agent started", "hostsFile", f.hostsFile, "feed", f.feedURL != "")
-	return a.Run(ctx)
+	if f.listen == "" {
+		return a.Run(ctx)
+	}
+	return serveWhile(ctx, f.listen, a.Handler(), a.Run)
+}
+
+// serveWhile binds addr now, so a port in use fails the command at start
+// rather than leaving an agent without probes, then serves handler for as
+// long as run runs. A server that fails ends run (through its context)
+// and the command with its error; run returning closes the server.
+func serveWhile(ctx context.Context, addr string, handler http.Handler, run func(context.Context) error) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 8 << 10}
+	g, ctx := errgroup.WithContext(ctx)
+	ctx, stop := context.WithCancel(ctx)
+	g.Go(func() error {
+		<-ctx.Done()
+		return srv.Close()
+	})
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving %s: %w", addr, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer stop()
+		return run(ctx)
+	})
+	return g.Wait()
 }
 
 // source is where the agent reads names: the feed at --feed, else the

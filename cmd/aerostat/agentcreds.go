@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/go-logr/logr"
 
@@ -28,7 +27,7 @@ func checkAgentCredentials(ctx context.Context, store *ledger.Mongo, allow bool,
 	case canWrite && allow:
 		log.Info("the ledger credentials can write; accepted by --allow-write-credentials")
 	case canWrite:
-		return fmt.Errorf("--ledger %w", errWritableCredentials)
+		return errWritableCredentials
 	}
 	return nil
 }

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -49,6 +48,7 @@ import (
 type controllerFlags struct {
 	standalone, once                 bool
 	server, database, dataDir        string
+	flags                            *pflag.FlagSet // tells whether --data-dir or --ledger was given
 	ec2Endpoint, region              string
 	pollInterval                     time.Duration
 	sqsQueueURL, sqsEndpoint         string
@@ -85,11 +85,10 @@ services nodes registered in the ledger.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&f.standalone, "standalone", false, "run without Kubernetes: policies from EC2 instance tags and the ledger")
 	fl.BoolVar(&f.once, "once", false, "run one full pass and exit (non-zero if EC2 could not be observed)")
-	// The controller alone defaults to no ledger: it hosts the embedded
-	// store the other commands reach with --ledger or --data-dir.
-	addLedgerFlag(fl, &f.server, cmp.Or(os.Getenv("AEROSTAT_LEDGER"), os.Getenv("AEROSTAT_SERVER")), "ledger MongoDB: a hostname (port 27017) or a mongodb:// URI; empty starts the embedded store in --data-dir (env AEROSTAT_LEDGER, then AEROSTAT_SERVER)", true)
+	f.flags = fl
+	addLedgerFlag(fl, &f.server, defaultLedger(), ledgerFlagHelp+"; --data-dir without --ledger starts the embedded store there instead", true)
 	fl.StringVar(&f.database, "database", ledger.DefaultDatabase, "ledger database")
-	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory, used when --ledger is empty")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "embedded store directory (created if missing): used when given without --ledger (or with --ledger \"\")")
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
 	fl.DurationVar(&f.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often EC2 is listed")
@@ -202,7 +201,7 @@ func runController(ctx context.Context, f controllerFlags) error {
 		always = append(always, fh, feedSrv)
 	}
 	if f.attest.enabled && (f.feedAddr == "" || f.once) {
-		return errors.New("--attest-nodes: needs the feed (--feed-addr, not --once), which serves it")
+		return errors.New("--attest-nodes: needs the feed (--feed-bind-address, not --once), which serves it")
 	}
 	syncer := controllers.NewSyncer(opts)
 
@@ -373,7 +372,7 @@ func eventSource(ctx context.Context, f controllerFlags, logger logr.Logger) (*e
 }
 
 func openLedger(ctx context.Context, f controllerFlags, logger logr.Logger, onCommit func()) (ledger.Store, func(), error) {
-	sf := storeFlags{server: f.server, dataDir: f.dataDir, database: f.database, createDataDir: true, onCommit: onCommit}
+	sf := storeFlags{server: f.server, dataDir: f.dataDir, database: f.database, fl: f.flags, createDataDir: true, onCommit: onCommit}
 	return sf.open(ctx, false, logger)
 }
 

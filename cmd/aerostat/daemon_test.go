@@ -83,5 +83,25 @@ func TestUpdateDaemon(t *testing.T) {
 	if b, _ := os.ReadFile(hosts); !strings.HasPrefix(string(b), "127.0.0.1 localhost\n# AEROSTAT\n") {
 		t.Errorf("hosts = %q", b)
 	}
+}
 
+// An agent whose --listen address is taken fails at start with an error
+// naming the flag and the address, instead of syncing on without probes
+// (a kubelet would then restart a healthy agent forever).
+func TestAgentFailsWhenItsPortIsTaken(t *testing.T) {
+	e := newNodeEnv(t, "web\n")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard: the error comes at start
+	defer cancel()
+	var stderr bytes.Buffer
+	code := run(ctx, []string{"agent", "--server", ledgertest.URI(t), "--database", e.db, "--hosts-file", hosts,
+		"--allow-write-credentials", "--listen", taken.Addr().String(), "--loglevel", "ERROR"}, io.Discard, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "--listen \""+taken.Addr().String()+"\"") || !strings.Contains(stderr.String(), "address already in use") {
+		t.Fatalf("agent with its --listen address taken: exit %d, stderr %q; want a failure naming --listen, the address and address already in use", code, stderr.String())
+	}
 }

@@ -30,7 +30,7 @@ func (f *feedServeFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.certFile, "feed-tls-cert-file", "", "feed TLS certificate (PEM); with neither file a self-signed one is made (see --feed-tls-write-cert)")
 	fl.StringVar(&f.keyFile, "feed-tls-key-file", "", "feed TLS private key (PEM)")
 	fl.StringVar(&f.writeCert, "feed-tls-write-cert", "", "where to write the generated self-signed certificate, for agents' --feed-ca-file")
-	fl.StringVar(&f.tokensFile, "feed-tokens-file", "", "standalone: bearer tokens allowed to read the feed, one a line: `<token> <name> [<node>]` (a token with a node may report only as that node)")
+	fl.StringVar(&f.tokensFile, "feed-tokens-file", "", "standalone: bearer tokens allowed to read the feed, one a line: <token> <name> [<node>] (a token with a node may report only as that node)")
 	fl.StringSliceVar(&f.serviceAccounts, "feed-service-accounts", nil, "Kubernetes: ServiceAccounts (namespace/name) whose projected tokens may read the feed, checked with TokenReview")
 	fl.StringVar(&f.audience, "feed-audience", feed.DefaultAudience, "audience the agents' projected tokens must be issued for")
 	fl.IntVar(&f.maxPerClient, "feed-max-per-client", 4, "requests one client may have in flight")

@@ -7,7 +7,7 @@ import (
 )
 
 // ledgerFlagHelp is the one description of --ledger every command shows.
-const ledgerFlagHelp = "ledger MongoDB: a hostname (1.x style, port 27017) or a mongodb:// URI (env AEROSTAT_LEDGER, then AEROSTAT_SERVER; default " + defaultServer + ")"
+const ledgerFlagHelp = "ledger MongoDB: a hostname (1.x style, port 27017) or a mongodb:// URI (env AEROSTAT_LEDGER, then AEROSTAT_SERVER)"
 
 // defaultLedger is --ledger's default for every command: $AEROSTAT_LEDGER,
 // then 1.x's $AEROSTAT_SERVER, then 1.x's admin-master.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"slices"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -65,5 +67,32 @@ func TestLedgerServerAlias(t *testing.T) {
 				t.Error("--server shows in help; it is 1.x's alias only")
 			}
 		})
+	}
+}
+
+// Every command that reads or writes the ledger has --ledger with the one
+// default, so plain "aerostat get names", "aerostat plan" and "aerostat
+// controller" all mean the same ledger.
+func TestEveryCommandHasOneLedgerDefault(t *testing.T) {
+	t.Setenv("AEROSTAT_LEDGER", "")
+	t.Setenv("AEROSTAT_SERVER", "")
+	var seen []string
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if f := c.LocalFlags().Lookup("ledger"); f != nil {
+			seen = append(seen, c.CommandPath())
+			if f.DefValue != defaultServer {
+				t.Errorf("%s --ledger defaults to %q, want %q like every command", c.CommandPath(), f.DefValue, defaultServer)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	for _, want := range []string{"aerostat controller", "aerostat plan", "aerostat get", "aerostat agent", "aerostat register"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("%s has no --ledger (commands with one: %v)", want, seen)
+		}
 	}
 }

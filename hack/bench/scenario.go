@@ -410,7 +410,7 @@ func (w *world) connect(ctx context.Context, storeURI, ec2URL string) error {
 }
 
 // startFeed serves the feed following the controller's store, as
-// `aerostat controller --feed-addr` does, through its own counters.
+// `aerostat controller --feed-bind-address` does, through its own counters.
 func (w *world) startFeed(ctx context.Context) error {
 	w.fh = feed.NewHandler(w.feedDB, feed.Options{PollInterval: w.cfg.feedPoll})
 	if err := w.fh.SyncOnce(ctx); err != nil {

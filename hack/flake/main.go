@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 )
 
 // event is one line of `go test -json` (test2json).
@@ -141,14 +142,20 @@ func main() {
 	n := flag.Int("n", 20, "runs of each test (go test -count)")
 	race := flag.Bool("race", true, "run under the race detector")
 	run := flag.String("run", "", "go test -run pattern (default every test)")
-	timeout := flag.String("timeout", "60m", "go test -timeout (per package binary)")
+	timeout := flag.Duration("timeout", 0, "go test -timeout, per package binary, which runs all n runs (default 10m a run)")
 	verbose := flag.Bool("v", true, "print the output of each failing test's first failure")
 	flag.Parse()
 	pkgs := flag.Args()
 	if len(pkgs) == 0 {
 		pkgs = []string{"./..."}
 	}
-	args := []string{"test", "-json", fmt.Sprintf("-count=%d", *n), "-timeout=" + *timeout}
+	if *timeout == 0 {
+		// One binary runs every run of its package: the slowest package
+		// (cmd/aerostat, ~3 min a run under -race on 2 cores) would hit
+		// a fixed limit at large n.
+		*timeout = time.Duration(max(*n, 1)) * 10 * time.Minute
+	}
+	args := []string{"test", "-json", fmt.Sprintf("-count=%d", *n), "-timeout=" + timeout.String()}
 	if *race {
 		args = append(args, "-race")
 	}

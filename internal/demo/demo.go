@@ -254,7 +254,7 @@ func build(ctx context.Context, opts Options, uri, dataDir string) (_ *world, _ 
 	closers = append(closers, func() { _ = reader.Close(context.Background()) })
 
 	w := &world{opts: opts, out: opts.Out, uri: uri, steps: 6, report: Report{Names: map[string][]client.Name{}}}
-	// The controller's feed, as `aerostat controller --feed-addr` serves
+	// The controller's feed, as `aerostat controller --feed-bind-address` serves
 	// it, on a loopback port; the controller's writes wake it.
 	w.feed = feed.NewHandler(feedStore, feed.Options{Logger: opts.Logger})
 	if w.feedLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
