@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -59,6 +60,7 @@ again finishes the work.`,
 	}
 	fl := cmd.Flags()
 	f.storeFlags.register(fl)
+	f.log.registerForReport(fl)
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
 	fl.BoolVar(&f.noEC2, "no-ec2", false, "do not call EC2: duplicates are resolved by age, no tags are read")
@@ -101,7 +103,12 @@ func runAdopt(ctx context.Context, f adoptFlags, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// A dry run opens read-only: not even the index setup is written.
-	store, closeStore, err := f.storeFlags.open(ctx, !f.apply, logr.Discard())
+	log, err := f.log.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	ctx = logr.NewContext(ctx, log)
+	store, closeStore, err := f.storeFlags.open(ctx, !f.apply, log)
 	if err != nil {
 		return err
 	}

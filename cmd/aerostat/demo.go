@@ -18,6 +18,7 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	var o demo.Options
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the whole system on this machine: store, fleet, controller, feed, agents",
@@ -36,8 +37,16 @@ install: this is what make run does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Everything the demo has to say is the story; the components'
-			// logs would drown it.
-			ctrllog.SetLogger(logr.Discard())
+			// logs would drown it, unless a log level is asked for.
+			log := logr.Discard()
+			if logs.given() {
+				var err error
+				if log, err = logs.logger(cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+			}
+			ctrllog.SetLogger(log)
+			o.Logger = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			o.Out = cmd.OutOrStdout()
@@ -57,6 +66,7 @@ install: this is what make run does.`,
 	fl.IntVar(&o.DB, "db", 3, "db (masterful) fleet size")
 	fl.DurationVar(&o.StepDelay, "step-delay", time.Second, "pause after each step of the story (0: none)")
 	fl.DurationVar(&o.ChurnEvery, "churn-every", 5*time.Second, "after the story, replace a web node this often")
+	logs.registerForReport(fl)
 	fl.BoolVar(&o.Once, "once", false, "exit after the story; status 0 only if every invariant held")
 	fl.StringVar(&o.DataDir, "data-dir", "", "store directory (default: a temp dir, removed at exit)")
 	return cmd

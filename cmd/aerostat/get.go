@@ -46,6 +46,7 @@ type sourceFlags struct {
 	kube             *genericclioptions.ConfigFlags
 	timeout          time.Duration
 	pollInterval     time.Duration
+	log              logFlags
 	// plugin: run as kubectl-aerostat, where the cluster is the default.
 	plugin bool
 }
@@ -62,6 +63,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	timeout := "10s"
 	f.kube.Timeout = &timeout
 	f.kube.AddFlags(fl)
+	f.log.registerForReport(fl)
 	f.plugin = isKubectlPlugin(os.Args[0])
 }
 
@@ -98,7 +100,11 @@ func (f *sourceFlags) parseTimeout() error {
 func (f *sourceFlags) openLedgerClient(ctx context.Context) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	c, err := client.New(ctx, f.server, client.Options{Database: f.database, PollInterval: f.pollInterval})
+	log, err := f.log.logger(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(ctx, f.server, client.Options{Database: f.database, PollInterval: f.pollInterval, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--ledger %q: %w", ledger.RedactURI(f.server), err)
 	}

@@ -24,6 +24,19 @@ type logFlags struct {
 	fl      *pflag.FlagSet
 }
 
+// registerForReport is register for a command whose output is the
+// answer (plan, adopt, get, describe, demo): it logs only errors, to
+// stderr, unless a level is given.
+func (f *logFlags) registerForReport(fl *pflag.FlagSet) {
+	f.register(fl)
+	f.zap.Level = zapcore.ErrorLevel
+}
+
+// given reports whether a log level was given on the command line.
+func (f *logFlags) given() bool {
+	return f.fl != nil && (f.fl.Changed("zap-log-level") || f.fl.Changed("loglevel"))
+}
+
 func (f *logFlags) register(fl *pflag.FlagSet) {
 	f.fl = fl
 	// A failed pass or a store outage is one log line, not one line and a

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 
@@ -52,6 +53,7 @@ counted since it first saw them, so it may act on them earlier than shown.`,
 	}
 	fl := cmd.Flags()
 	f.storeFlags.register(fl)
+	f.log.registerForReport(fl)
 	fl.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL (default: AWS_ENDPOINT_URL_EC2 or the region's endpoint)")
 	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the shared config)")
 	fl.StringSliceVar(&f.services, "service", nil, "only these services (repeat or comma-separate; default all)")
@@ -77,7 +79,12 @@ func runPlan(ctx context.Context, f planFlags, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	store, closeStore, err := f.storeFlags.open(ctx, true, logr.Discard())
+	log, err := f.log.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	ctx = logr.NewContext(ctx, log)
+	store, closeStore, err := f.storeFlags.open(ctx, true, log)
 	if err != nil {
 		return err
 	}
