@@ -6,14 +6,12 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"k8s.io/utils/clock"
 
 	"github.com/aerostat-io/aerostat/internal/imds"
@@ -57,8 +55,8 @@ func (f *registerFlags) register(fl *pflag.FlagSet) {
 }
 
 // holdBackFor is the hold-back this node applies to service: --hold-back
-// when given, else the policy stored in the ledger by the controller,
-// else the controller's default. It returns where the value came from.
+// when given, else the controller's (nodeclaim.HoldBack). It returns
+// where the value came from.
 func (f *registerFlags) holdBackFor(ctx context.Context, store ledger.PolicyStore, service string) (time.Duration, string, error) {
 	if f.holdBackSet {
 		if f.holdBack < 0 {
@@ -66,14 +64,7 @@ func (f *registerFlags) holdBackFor(ctx context.Context, store ledger.PolicyStor
 		}
 		return f.holdBack, "--hold-back", nil
 	}
-	p, found, err := store.Policy(ctx, service)
-	if err != nil {
-		return 0, "", err
-	}
-	if !found {
-		return ledger.DefaultHoldBack, "default", nil
-	}
-	return p.HoldBack, "ledger policy set by " + p.Source, nil
+	return nodeclaim.HoldBack(ctx, store, service, ledger.DefaultHoldBack)
 }
 
 func newRegisterCmd() *cobra.Command {
@@ -173,10 +164,13 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 	if err != nil {
 		return err
 	}
-	if promote && info.Scheme != naming.Masterful {
-		return fmt.Errorf("service %s is %s: %w; only masterful services have a master", info.Service, strings.ToLower(string(info.Scheme)), nodeclaim.ErrNotMasterful)
+	if promote {
+		if err := nodeclaim.CheckPromote(info); err != nil {
+			return err
+		}
 	}
-	once, retryable := func() (string, error) { return f.attested(ctx, info, promote) }, retryableAttest
+	var name string
+	once, retryable := func() (err error) { name, err = f.attested(ctx, info, promote); return err }, retryableAttest
 	if f.attest.controller != "" {
 		if err := f.checkAttested(); err != nil {
 			return err
@@ -186,25 +180,16 @@ func runClaim(ctx context.Context, f *registerFlags, promote bool, out io.Writer
 		if err != nil {
 			return err
 		}
-		once = func() (string, error) { return claimOnce(ctx, f, info, id, ip, promote, log, out) }
-		retryable = transient
+		once = func() (err error) { name, err = claimOnce(ctx, f, info, id, ip, promote, log, out); return err }
+		retryable = ledger.Transient
 	}
-	var name string
+	// A booting fleet can swamp the store or the controller for a moment;
+	// retry until --timeout rather than leave the machine without a name.
 	// Pauses in [d/2, 3d/2) for d doubling from 100ms up to 5s.
-	clk := clock.RealClock{}
-	backoff := retry.New(clk, retry.Exponential(50*time.Millisecond, 2500*time.Millisecond, 2))
-	for {
-		name, err = once()
-		if err == nil || !retryable(err) || ctx.Err() != nil {
-			break
-		}
-		// A booting fleet can swamp the store or the controller for a
-		// moment; retry until --timeout rather than leave the machine
-		// without a name.
-		pause := backoff.Next()
+	backoff := retry.New(clock.RealClock{}, retry.Exponential(50*time.Millisecond, 2500*time.Millisecond, 2))
+	err = backoff.Until(ctx, once, retryable, func(err error, pause time.Duration) {
 		log.Info("claim failed; retrying", "error", err.Error(), "in", pause)
-		_ = retry.Sleep(ctx, clk, pause) // ctx's end is seen at the top
-	}
+	})
 	if err != nil || name == "" {
 		return err
 	}
@@ -243,46 +228,27 @@ func claimOnce(ctx context.Context, f *registerFlags, info naming.Info, id, ip s
 		return "", fmt.Errorf("alias rules: %w", err)
 	}
 	rules := func(all []naming.Record) naming.AliasRules { return guard.Rules(all, nil) }
+	opts := nodeclaim.Options{Store: store, AliasRules: rules}
 	if f.dryRun {
-		plan, err := nodeclaim.Planner(ctx, claim, store, rules, clock.RealClock{})
+		changes, name, err := nodeclaim.Preview(ctx, claim, opts)
 		if err != nil {
 			return "", err
 		}
-		recs, err := store.Records(ctx, info.Service)
-		if err != nil {
-			return "", fmt.Errorf("reading ledger: %w", err)
-		}
-		res, err := plan(recs)
-		if err != nil {
-			return "", err
-		}
-		after, err := naming.Apply(recs, res.Changes, time.Now())
-		if err != nil {
-			return "", fmt.Errorf("previewing the plan: %w", err)
-		}
-		return "", printPlan(out, res.Changes, after, id)
+		return "", printPlan(out, changes, id, name)
 	}
-	return nodeclaim.Claim(logr.NewContext(ctx, log), claim, nodeclaim.Options{Store: store, AliasRules: rules})
+	return nodeclaim.Claim(logr.NewContext(ctx, log), claim, opts)
 }
 
-// transient reports store errors worth retrying: unreachable, timed out,
-// connection pool exhausted. Bad input, planner refusals and lost
-// compare-and-sets (Claim already retried those) are not.
-func transient(err error) bool {
-	// Server selection and pool waits time out wrapping DeadlineExceeded.
-	return mongo.IsNetworkError(err) || mongo.IsTimeout(err)
-}
-
-// printPlan prints the changes of a --dry-run and the name this instance
-// would hold once they are applied (after).
-func printPlan(out io.Writer, changes []naming.Change, after []naming.Record, id string) error {
+// printPlan prints the changes of a --dry-run and the name instance id
+// would hold once they are applied ("" if none).
+func printPlan(out io.Writer, changes []naming.Change, id, name string) error {
 	for _, c := range changes {
 		fmt.Fprintf(out, "would %s\n", naming.Describe(c))
 	}
 	if len(changes) == 0 {
 		fmt.Fprintln(out, "no changes")
 	}
-	if name, ok := naming.HeldBy(after, id); ok {
+	if name != "" {
 		_, err := fmt.Fprintf(out, "%s would hold %s\n", id, name)
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/cloud"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/naming"
+	"github.com/aerostat-io/aerostat/internal/nodeclaim"
 )
 
 // Tags adopt reads. TagService and TagServiceType are the controller's;
@@ -520,14 +521,11 @@ func policies(ctx context.Context, l ledger.PolicyStore, records []naming.Record
 	}
 	out := map[string]Policy{}
 	for _, svc := range slices.Sorted(maps.Keys(names)) {
-		p, found, err := l.Policy(ctx, svc)
+		d, from, err := nodeclaim.HoldBack(ctx, l, svc, ledger.DefaultHoldBack) // as register and the controller
 		if err != nil {
 			return nil, err
 		}
-		pol := Policy{Service: svc, HoldBack: ledger.DefaultHoldBack, Source: "default"} // as register and the controller
-		if found {
-			pol.HoldBack, pol.Source = p.HoldBack, "ledger policy set by "+p.Source
-		}
+		pol := Policy{Service: svc, HoldBack: d, Source: from}
 		out[svc] = pol
 		rep.Policies = append(rep.Policies, pol)
 	}

@@ -179,7 +179,7 @@ func (h *Handler) Attest(ctx context.Context, req Request, promote bool) (string
 	if err := h.bindNonce(ctx, doc, req.Nonce); err != nil {
 		return "", err
 	}
-	holdBack, err := nodeclaim.HoldBack(ctx, h.o.Store, info.Service, h.o.DefaultHoldBack)
+	holdBack, _, err := nodeclaim.HoldBack(ctx, h.o.Store, info.Service, h.o.DefaultHoldBack)
 	if err != nil {
 		return "", err
 	}

@@ -90,8 +90,10 @@ func Claim(ctx context.Context, c naming.NodeClaim, opts Options) (string, error
 // With aliasRules it reads every service's records once to build them.
 func Planner(ctx context.Context, c naming.NodeClaim, store ledger.Store, aliasRules func([]naming.Record) naming.AliasRules, clk clock.PassiveClock) (func([]naming.Record) (naming.Result, error), error) {
 	promote := c.DesiredMaster != ""
-	if promote && c.Info.Scheme != naming.Masterful {
-		return nil, fmt.Errorf("service %s is %s: %w; only masterful services have a master", c.Info.Service, strings.ToLower(string(c.Info.Scheme)), ErrNotMasterful)
+	if promote {
+		if err := CheckPromote(c.Info); err != nil {
+			return nil, err
+		}
 	}
 	var rules naming.AliasRules
 	if aliasRules != nil {
@@ -114,15 +116,53 @@ func Planner(ctx context.Context, c naming.NodeClaim, store ledger.Store, aliasR
 	}, nil
 }
 
+// CheckPromote refuses (ErrNotMasterful, wrapped) a promote in a service
+// without a master, before anything is read or asked.
+func CheckPromote(info naming.Info) error {
+	if info.Scheme != naming.Masterful {
+		return fmt.Errorf("service %s is %s: %w; only masterful services have a master", info.Service, strings.ToLower(string(info.Scheme)), ErrNotMasterful)
+	}
+	return nil
+}
+
 // HoldBack is the hold-back the controller applies to service: its stored
-// policy, else def.
-func HoldBack(ctx context.Context, store ledger.PolicyStore, service string, def time.Duration) (time.Duration, error) {
+// policy, else def. from says which, for logs and reports ("default", or
+// "ledger policy set by <source>").
+func HoldBack(ctx context.Context, store ledger.PolicyStore, service string, def time.Duration) (d time.Duration, from string, err error) {
 	p, found, err := store.Policy(ctx, service)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if !found {
-		return def, nil
+		return def, "default", nil
 	}
-	return p.HoldBack, nil
+	return p.HoldBack, "ledger policy set by " + p.Source, nil
+}
+
+// Preview is Claim without the write (`register --dry-run`): the changes
+// Claim would make now and the name the instance would hold after them
+// ("" if none).
+func Preview(ctx context.Context, c naming.NodeClaim, opts Options) ([]naming.Change, string, error) {
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	plan, err := Planner(ctx, c, opts.Store, opts.AliasRules, clk)
+	if err != nil {
+		return nil, "", err
+	}
+	recs, err := opts.Store.Records(ctx, c.Info.Service)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading ledger: %w", err)
+	}
+	res, err := plan(recs)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := naming.Apply(recs, res.Changes, clk.Now())
+	if err != nil {
+		return nil, "", fmt.Errorf("previewing the plan: %w", err)
+	}
+	name, _ := naming.HeldBy(after, c.InstanceID)
+	return res.Changes, name, nil
 }

@@ -88,7 +88,20 @@ func TestClaim(t *testing.T) {
 				t.Fatal(err)
 			}
 			opts.AliasRules = tc.rules
+			// Preview (register --dry-run) foretells the claim and writes nothing.
+			changes, previewed, err := nodeclaim.Preview(ctx, tc.claim, opts)
+			if !errors.Is(err, tc.wantErr) || previewed != tc.want {
+				t.Errorf("Preview = %q, %v; want %q, %v", previewed, err, tc.want, tc.wantErr)
+			}
+			if after, _ := store.Rev(ctx); after != rev {
+				t.Fatalf("Preview moved the rev from %d to %d", rev, after)
+			}
 			got, err := nodeclaim.Claim(ctx, tc.claim, opts)
+			if err == nil && len(changes) == 0 {
+				if after, _ := store.Rev(ctx); after != rev {
+					t.Errorf("Preview foresaw no change, Claim moved the rev from %d to %d", rev, after)
+				}
+			}
 			switch {
 			case tc.wantErr != nil:
 				if !errors.Is(err, tc.wantErr) {
@@ -134,13 +147,14 @@ func equalMaps(a, b map[string]string) bool {
 
 func TestHoldBack(t *testing.T) {
 	tests := map[string]struct {
-		stored *ledger.Policy
-		want   time.Duration
+		stored   *ledger.Policy
+		want     time.Duration
+		wantFrom string
 	}{
-		"no stored policy: the default": {want: 7 * time.Minute},
-		"the controller's policy":       {stored: &ledger.Policy{Service: "web", HoldBack: 3 * time.Minute}, want: 3 * time.Minute},
-		"a stored zero is zero":         {stored: &ledger.Policy{Service: "web"}, want: 0},
-		"another service's policy":      {stored: &ledger.Policy{Service: "db", HoldBack: time.Hour}, want: 7 * time.Minute},
+		"no stored policy: the default": {want: 7 * time.Minute, wantFrom: "default"},
+		"the controller's policy":       {stored: &ledger.Policy{Service: "web", HoldBack: 3 * time.Minute, Source: "NamingService web"}, want: 3 * time.Minute, wantFrom: "ledger policy set by NamingService web"},
+		"a stored zero is zero":         {stored: &ledger.Policy{Service: "web", Source: "x"}, want: 0, wantFrom: "ledger policy set by x"},
+		"another service's policy":      {stored: &ledger.Policy{Service: "db", HoldBack: time.Hour}, want: 7 * time.Minute, wantFrom: "default"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -151,9 +165,9 @@ func TestHoldBack(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := nodeclaim.HoldBack(ctx, store, "web", 7*time.Minute)
-			if err != nil || got != tc.want {
-				t.Fatalf("HoldBack = %v, %v; want %v", got, err, tc.want)
+			got, from, err := nodeclaim.HoldBack(ctx, store, "web", 7*time.Minute)
+			if err != nil || got != tc.want || from != tc.wantFrom {
+				t.Fatalf("HoldBack = %v, %q, %v; want %v, %q", got, from, err, tc.want, tc.wantFrom)
 			}
 		})
 	}

@@ -32,7 +32,7 @@ func Register(ctx context.Context, store ledger.Store, service string, scheme na
 	holdBack := ledger.DefaultHoldBack
 	if ps, ok := ledger.PolicyStoreOf(store); ok {
 		var err error
-		if holdBack, err = nodeclaim.HoldBack(ctx, ps, service, ledger.DefaultHoldBack); err != nil {
+		if holdBack, _, err = nodeclaim.HoldBack(ctx, ps, service, ledger.DefaultHoldBack); err != nil {
 			return "", err
 		}
 	}

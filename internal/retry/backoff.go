@@ -71,3 +71,22 @@ func Sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
 		return nil
 	}
 }
+
+// Until calls fn until it succeeds, fails with an error retryable refuses,
+// or ctx ends, pausing the next backoff between calls, and returns fn's
+// last error. onRetry, when not nil, hears each error about to be retried
+// and the pause before the next call. A pause cut short by ctx is followed
+// by one more call, whose error (ctx's, as fn reports it) is returned.
+func (b *Backoff) Until(ctx context.Context, fn func() error, retryable func(error) bool, onRetry func(err error, pause time.Duration)) error {
+	for {
+		err := fn()
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		pause := b.Next()
+		if onRetry != nil {
+			onRetry(err, pause)
+		}
+		_ = Sleep(ctx, b.clock, pause)
+	}
+}

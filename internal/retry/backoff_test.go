@@ -98,3 +98,63 @@ func TestBackoffWaitEndsWithContext(t *testing.T) {
 		t.Errorf("Sleep on an ended context = %v, want context.Canceled", err)
 	}
 }
+
+// Until retries what retryable accepts, with the backoff's pauses on the
+// clock, and stops at a success, a final error or the context's end.
+func TestUntil(t *testing.T) {
+	errBusy, errBad := errors.New("busy"), errors.New("bad input")
+	tests := map[string]struct {
+		results    []error // fn's results in turn; the last repeats
+		cancelAt   int     // cancel the context during this pause (1-based; 0 never)
+		want       error
+		wantCalls  int
+		wantPauses []time.Duration
+	}{
+		"success at once":                   {results: []error{nil}, wantCalls: 1},
+		"success after two busy":            {results: []error{errBusy, errBusy, nil}, wantCalls: 3, wantPauses: []time.Duration{time.Second, 2 * time.Second}},
+		"a final error is not retried":      {results: []error{errBad}, want: errBad, wantCalls: 1},
+		"busy, then final":                  {results: []error{errBusy, errBad}, want: errBad, wantCalls: 2, wantPauses: []time.Duration{time.Second}},
+		"context ends during the 2nd pause": {results: []error{errBusy}, cancelAt: 2, want: errBusy, wantCalls: 3, wantPauses: []time.Duration{time.Second, 2 * time.Second}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			clk := fakeclock.New(time.Unix(0, 0))
+			b := retry.New(clk, retry.Exponential(time.Second, time.Minute, 0))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			calls := 0
+			fn := func() error {
+				calls++
+				return tc.results[min(calls, len(tc.results))-1]
+			}
+			var pauses []time.Duration
+			done := make(chan error, 1)
+			go func() {
+				done <- b.Until(ctx, fn, func(err error) bool { return errors.Is(err, errBusy) },
+					func(_ error, d time.Duration) { pauses = append(pauses, d) })
+			}()
+			for i, d := range tc.wantPauses {
+				clk.WaitArmed(t, d)
+				if i+1 == tc.cancelAt {
+					cancel()
+					break
+				}
+				clk.Step(d)
+			}
+			if err := <-done; !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Errorf("Until = %v, want %v", err, tc.want)
+			}
+			if calls != tc.wantCalls || len(pauses) != len(tc.wantPauses) {
+				t.Fatalf("%d calls, pauses %v; want %d calls, pauses %v", calls, pauses, tc.wantCalls, tc.wantPauses)
+			}
+			for i := range pauses {
+				if pauses[i] != tc.wantPauses[i] {
+					t.Errorf("pauses %v, want %v", pauses, tc.wantPauses)
+				}
+			}
+			if clk.HasWaiters() {
+				t.Error("a timer was left armed")
+			}
+		})
+	}
+}
