@@ -238,20 +238,14 @@ func selectNames(recs []naming.Record, sel Selector) []Name {
 	return out
 }
 
-// SortNames orders names by service, masters first, then by number (web-2
-// before web-10), then by hostname for names outside the scheme.
+// SortNames orders names as naming.CompareNames does (by service, masters
+// first, then by number: web-2 before web-10), a gap after a bound name
+// of the same hostname.
 func SortNames(names []Name) {
 	slices.SortStableFunc(names, func(a, b Name) int {
-		if c := strings.Compare(a.Service, b.Service); c != 0 {
-			return c
-		}
-		if c := boolCmp(a.Role != RoleMaster, b.Role != RoleMaster); c != 0 {
-			return c
-		}
-		if c := a.Ordinal - b.Ordinal; c != 0 {
-			return c
-		}
-		if c := naming.CompareHostnames(a.Hostname, b.Hostname); c != 0 {
+		ka := naming.Record{Service: a.Service, Role: naming.Role(a.Role), Ordinal: a.Ordinal, Hostname: a.Hostname}
+		kb := naming.Record{Service: b.Service, Role: naming.Role(b.Role), Ordinal: b.Ordinal, Hostname: b.Hostname}
+		if c := naming.CompareNames(&ka, &kb); c != 0 {
 			return c
 		}
 		return boolCmp(a.State == Free, b.State == Free)

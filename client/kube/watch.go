@@ -164,6 +164,9 @@ func (w *watcher) diff(nsName string, names []client.Name) []client.Event {
 		switch {
 		case !had:
 			events = append(events, client.Event{Type: client.Added, Name: n})
+		// A NamingService's status has no aliases and one rev for the
+		// whole service: a name changes when its holder, address or
+		// state does.
 		case prev.InstanceID != n.InstanceID || prev.IP != n.IP || prev.State != n.State:
 			events = append(events, client.Event{Type: client.Modified, Name: n})
 		}

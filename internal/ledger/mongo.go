@@ -373,17 +373,10 @@ func sortRecords(recs []naming.Record) { slices.SortFunc(recs, cmpRecords) }
 
 func cmpRecords(a, b naming.Record) int { return cmpRecordPtrs(&a, &b) }
 
+// cmpRecordPtrs is naming.CompareNames, then the holder: duplicate
+// records of one hostname (a 1.x race) still sort the same every read.
 func cmpRecordPtrs(a, b *naming.Record) int {
-	if c := strings.Compare(a.Service, b.Service); c != 0 {
-		return c
-	}
-	if c := strings.Compare(string(a.Role), string(b.Role)); c != 0 {
-		return c
-	}
-	if a.Ordinal != b.Ordinal {
-		return a.Ordinal - b.Ordinal
-	}
-	if c := naming.CompareHostnames(a.Hostname, b.Hostname); c != 0 {
+	if c := naming.CompareNames(a, b); c != 0 {
 		return c
 	}
 	return strings.Compare(a.InstanceID, b.InstanceID)

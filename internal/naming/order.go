@@ -37,6 +37,31 @@ func CompareHostnames(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// CompareNames is the one order of a ledger's names: by service, the
+// master first, then by number (web-2 before web-10), then by hostname
+// (CompareHostnames) for names outside the scheme. Only those four fields
+// count.
+func CompareNames(a, b *Record) int {
+	if c := strings.Compare(a.Service, b.Service); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(rank(a.Role), rank(b.Role)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Ordinal, b.Ordinal); c != 0 {
+		return c
+	}
+	return CompareHostnames(a.Hostname, b.Hostname)
+}
+
+// rank puts a master before everything else of its service.
+func rank(r Role) int {
+	if r == RoleMaster {
+		return 0
+	}
+	return 1
+}
+
 // SortByHostname sorts records in CompareHostnames order.
 func SortByHostname(recs []Record) {
 	slices.SortFunc(recs, func(a, b Record) int { return CompareHostnames(a.Hostname, b.Hostname) })

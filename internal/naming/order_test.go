@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -44,6 +45,36 @@ func TestSortByHostname(t *testing.T) {
 	if want := []string{"db-master", "web-0", "web-2", "web-10"}; !slices.Equal(got, want) {
 		t.Errorf("order = %v, want %v", got, want)
 	}
+}
+
+// A ledger's names: by service, the master first, slaves and iterative
+// names by number, names outside the scheme by hostname.
+func TestCompareNames(t *testing.T) {
+	want := []Record{
+		{Service: "db", Role: RoleMaster, Hostname: "db-master"},
+		{Service: "db", Role: RoleSlave, Ordinal: 2, Hostname: "db-slave-2"},
+		{Service: "db", Role: RoleSlave, Ordinal: 10, Hostname: "db-slave-10"},
+		{Service: "web", Ordinal: 0, Hostname: "web-0"},
+		{Service: "web", Ordinal: 0, Hostname: "web-x"},
+		{Service: "web", Ordinal: 2, Hostname: "web-2"},
+		{Service: "web", Ordinal: 10, Hostname: "web-10"},
+	}
+	for seed := range uint64(20) {
+		got := slices.Clone(want)
+		rand.New(rand.NewPCG(seed, seed)).Shuffle(len(got), func(i, j int) { got[i], got[j] = got[j], got[i] })
+		slices.SortFunc(got, func(a, b Record) int { return CompareNames(&a, &b) })
+		if !slices.EqualFunc(got, want, func(a, b Record) bool { return a.Hostname == b.Hostname }) {
+			t.Fatalf("seed %d: order %v, want %v", seed, hostnames(got), hostnames(want))
+		}
+	}
+}
+
+func hostnames(recs []Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Hostname
+	}
+	return out
 }
 
 // A total order: antisymmetric, zero only for equal strings, transitive.
