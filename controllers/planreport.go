@@ -46,7 +46,12 @@ type PlanChange struct {
 	From     string   `json:"from,omitempty"` // the holder it replaces or releases
 	IP       string   `json:"ip,omitempty"`
 	Aliases  []string `json:"aliases,omitempty"`
-	Reason   string   `json:"reason"`
+	// Cause is the planner's typed cause (naming.Cause: "new instance",
+	// "released", "master change-over", ...), for scripts; Reason is the
+	// whole human text, with what freed or held the name.
+	Cause        naming.Cause       `json:"cause"`
+	MovedAliases []naming.AliasMove `json:"movedAliases,omitempty"`
+	Reason       string             `json:"reason"`
 }
 
 // PlanHold is one name kept from the instances waiting for one.
@@ -121,7 +126,8 @@ func unnamedOf(svc string, pass Pass) []PlanUnnamed {
 
 // planChange labels one planned change with the action a reader knows it by.
 func planChange(svc string, c naming.Change) PlanChange {
-	pc := PlanChange{Service: svc, Name: c.Hostname, Instance: c.InstanceID, From: c.ExpectInstanceID, IP: c.IP, Aliases: c.Aliases, Reason: c.Reason}
+	pc := PlanChange{Service: svc, Name: c.Hostname, Instance: c.InstanceID, From: c.ExpectInstanceID, IP: c.IP, Aliases: c.Aliases,
+		Cause: c.Cause, MovedAliases: c.MovedAliases, Reason: c.Reason}
 	switch c.Type {
 	case naming.Release:
 		pc.Action, pc.IP, pc.Aliases = "release", "", nil

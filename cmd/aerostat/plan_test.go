@@ -19,6 +19,7 @@ import (
 	"github.com/aerostat-io/aerostat/internal/cloud/fake"
 	"github.com/aerostat-io/aerostat/internal/ledger"
 	"github.com/aerostat-io/aerostat/internal/ledger/ledgertest"
+	"github.com/aerostat-io/aerostat/internal/naming"
 )
 
 // cliFleet is a fake EC2 fleet behind the wire-level fake server, a fresh
@@ -115,6 +116,11 @@ func TestPlanCommand(t *testing.T) {
 	if got := actions(rep); got != "bind db-master, bind db-slave-1, bind web-0, bind web-1, bind web-2" || rep.Pending != 5 {
 		t.Errorf("fresh fleet: %q (pending %d)", got, rep.Pending)
 	}
+	for _, c := range rep.Changes {
+		if c.Cause != naming.CauseNewInstance {
+			t.Errorf("%s %s: cause %q, want %q", c.Action, c.Name, c.Cause, naming.CauseNewInstance)
+		}
+	}
 	if rev, _ := e.store.Rev(context.Background()); rev != 0 {
 		t.Errorf("plan wrote to the ledger: rev %d", rev)
 	}
@@ -140,6 +146,9 @@ func TestPlanCommand(t *testing.T) {
 	rep = e.plan(t, true)
 	if got := actions(rep); got != "release web-1, hold web-1, hold web-2" {
 		t.Errorf("after terminate and stop: %q", got)
+	}
+	if c := rep.Changes[0]; c.Cause != naming.CauseReleased || !strings.Contains(c.Reason, "terminated") {
+		t.Errorf("release of web-1: cause %q, reason %q; want %q and a reason naming the termination", c.Cause, c.Reason, naming.CauseReleased)
 	}
 	e.pass(t)
 	e.fleet.Launch(1, map[string]string{controllers.TagService: "web"})
