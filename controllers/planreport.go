@@ -51,7 +51,10 @@ type PlanChange struct {
 	// whole human text, with what freed or held the name.
 	Cause        naming.Cause       `json:"cause"`
 	MovedAliases []naming.AliasMove `json:"movedAliases,omitempty"`
-	Reason       string             `json:"reason"`
+	// Freed is why the previous holder lost the name (naming.Freed:
+	// "gone", "stopped", "absent", "duplicate", "promoted", "change-over").
+	Freed  naming.Freed `json:"freed,omitempty"`
+	Reason string       `json:"reason"`
 }
 
 // PlanHold is one name kept from the instances waiting for one.
@@ -60,7 +63,9 @@ type PlanHold struct {
 	Name     string    `json:"name"`
 	Instance string    `json:"instance,omitempty"` // kept for
 	Until    time.Time `json:"until"`
-	Reason   string    `json:"reason"`
+	// Cause is naming.HoldCause: "stopped" or "released".
+	Cause  naming.HoldCause `json:"cause"`
+	Reason string           `json:"reason"`
 }
 
 // PlanProblem is a planner finding that does not stop the plan.
@@ -87,7 +92,7 @@ func NewPlanReport(sum Summary, only []string) PlanReport {
 			rep.Deferred = append(rep.Deferred, pc)
 		}
 		for _, h := range p.Held {
-			rep.Held = append(rep.Held, PlanHold{Service: svc, Name: h.Hostname, Instance: h.InstanceID, Until: h.Until.UTC(), Reason: h.Reason})
+			rep.Held = append(rep.Held, PlanHold{Service: svc, Name: h.Hostname, Instance: h.InstanceID, Until: h.Until.UTC(), Cause: h.Cause, Reason: h.Reason})
 		}
 		for _, pr := range p.Problems {
 			rep.Problems = append(rep.Problems, PlanProblem{Service: svc, Problem: pr})
@@ -127,7 +132,7 @@ func unnamedOf(svc string, pass Pass) []PlanUnnamed {
 // planChange labels one planned change with the action a reader knows it by.
 func planChange(svc string, c naming.Change) PlanChange {
 	pc := PlanChange{Service: svc, Name: c.Hostname, Instance: c.InstanceID, From: c.ExpectInstanceID, IP: c.IP, Aliases: c.Aliases,
-		Cause: c.Cause, MovedAliases: c.MovedAliases, Reason: c.Reason}
+		Cause: c.Cause, MovedAliases: c.MovedAliases, Freed: c.Freed, Reason: c.Reason}
 	switch c.Type {
 	case naming.Release:
 		pc.Action, pc.IP, pc.Aliases = "release", "", nil

@@ -147,8 +147,11 @@ func TestPlanCommand(t *testing.T) {
 	if got := actions(rep); got != "release web-1, hold web-1, hold web-2" {
 		t.Errorf("after terminate and stop: %q", got)
 	}
-	if c := rep.Changes[0]; c.Cause != naming.CauseReleased || !strings.Contains(c.Reason, "terminated") {
-		t.Errorf("release of web-1: cause %q, reason %q; want %q and a reason naming the termination", c.Cause, c.Reason, naming.CauseReleased)
+	if c := rep.Changes[0]; c.Cause != naming.CauseReleased || c.Freed != naming.FreedGone {
+		t.Errorf("release of web-1: cause %q, freed %q; want %q, %q", c.Cause, c.Freed, naming.CauseReleased, naming.FreedGone)
+	}
+	if h := rep.Held; h[0].Cause != naming.HoldReleased || h[1].Cause != naming.HoldStopped {
+		t.Errorf("holds %+v: want web-1 released, web-2 stopped", h)
 	}
 	e.pass(t)
 	e.fleet.Launch(1, map[string]string{controllers.TagService: "web"})
@@ -156,7 +159,7 @@ func TestPlanCommand(t *testing.T) {
 	if got := actions(rep); got != "bind web-3, hold web-1, hold web-2" {
 		t.Errorf("new node while web-1 is held: %q", got)
 	}
-	if h := rep.Held[0]; h.Instance != web[1] || !strings.Contains(h.Reason, "released from "+web[1]) || h.Until.IsZero() {
+	if h := rep.Held[0]; h.Instance != web[1] || h.Cause != naming.HoldReleased || h.Until.IsZero() {
 		t.Errorf("hold of web-1 = %+v", h)
 	}
 

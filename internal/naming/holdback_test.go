@@ -73,8 +73,11 @@ func TestPlanHoldBack(t *testing.T) {
 		t.Fatalf("held after release = %q, want web-1@i-b", got)
 	}
 	released := w.now
-	if h := res.Held[0]; !h.Until.Equal(released.Add(hold)) || !strings.Contains(h.Reason, "terminated") {
-		t.Errorf("hold = %+v, want until %v and the reason", h, released.Add(hold))
+	if h := res.Held[0]; !h.Until.Equal(released.Add(hold)) || h.Cause != HoldReleased || !strings.Contains(h.Reason, "terminated") {
+		t.Errorf("hold = %+v, want until %v, cause %q and the reason", h, released.Add(hold), HoldReleased)
+	}
+	if c := res.Changes[0]; c.Cause != CauseReleased || c.Freed != FreedGone {
+		t.Errorf("release = %+v, want cause %q, freed %q", c, CauseReleased, FreedGone)
 	}
 	if r := w.recs[1]; !r.ReleasedAt.Equal(released) || r.LastInstanceID != "i-b" {
 		t.Errorf("released record = %+v, want ReleasedAt %v LastInstanceID i-b", r, released)
@@ -87,7 +90,7 @@ func TestPlanHoldBack(t *testing.T) {
 	if got := names(w.recs); got != "web-0=i-a web-2=i-c web-3=i-d" {
 		t.Errorf("at t+δ: %s, want i-d on web-3", got)
 	}
-	if len(res.Held) != 1 || !strings.Contains(res.Held[0].Reason, "released from i-b at") {
+	if len(res.Held) != 1 || res.Held[0].Cause != HoldReleased || !strings.Contains(res.Held[0].Reason, "released from i-b at") {
 		t.Errorf("at t+δ Held = %+v, want web-1 released from i-b", res.Held)
 	}
 	if !res.NextHoldEnd().Equal(released.Add(hold)) {
@@ -136,7 +139,10 @@ func TestPlanHoldBackRules(t *testing.T) {
 		instances []Instance
 		want      string // bound names after applying
 		wantHeld  string
-		wantWhy   string // in the reason of the change binding the last instance listed
+		// wantCause and wantFreed are those of the change binding the last
+		// instance listed (for CauseOldMaster: the old master's).
+		wantCause Cause
+		wantFreed Freed
 	}{
 		"held gap skipped, next number taken": {
 			policy:    web,
@@ -170,14 +176,14 @@ func TestPlanHoldBackRules(t *testing.T) {
 			instances: []Instance{running("i-new", 1), running("i-b", 2)},
 			want:      "web-1=i-b web-2=i-new",
 			wantHeld:  "web-0@i-x",
-			wantWhy:   "previous holder back",
+			wantCause: CausePreviousHolderBack,
 		},
 		"the last holder takes its name back after the hold too, before older instances": {
 			policy:    web,
 			records:   []Record{gap("web-0", "i-b", time.Hour)},
 			instances: []Instance{running("i-old", 0), running("i-b", 2)},
 			want:      "web-0=i-b web-1=i-old",
-			wantWhy:   "previous holder back",
+			wantCause: CausePreviousHolderBack,
 		},
 		"terminated holder: Release, not a hand-over Bind": {
 			policy:    web,
@@ -191,21 +197,21 @@ func TestPlanHoldBackRules(t *testing.T) {
 			records:   []Record{rec("web", "web-0", "i-a")},
 			instances: []Instance{term(running("i-a", 0)), running("i-new", 5)},
 			want:      "web-0=i-new",
-			wantWhy:   "replaces i-a",
+			wantCause: CauseNewInstance, wantFreed: FreedGone,
 		},
 		"master is never held": {
 			policy:    db,
 			records:   []Record{{Hostname: "db-master", Service: "db", Scheme: Masterful, Role: RoleMaster, InstanceID: "i-m", IP: ip("i-m"), Rev: 1}},
 			instances: []Instance{term(running("i-m", 0)), running("i-new", 5)},
 			want:      "db-master=i-new",
-			wantWhy:   "master refilled",
+			wantCause: CauseMasterRefilled, wantFreed: FreedGone,
 		},
 		"master vacant: its last holder first": {
 			policy:    db,
 			records:   []Record{dbGap("db-master", "i-m", time.Minute)},
 			instances: []Instance{running("i-new", 0), running("i-m", 5)},
 			want:      "db-master=i-m db-slave-1=i-new",
-			wantWhy:   "previous holder back",
+			wantCause: CausePreviousHolderBack,
 		},
 		"held slave gap skipped": {
 			policy:    db,
@@ -222,7 +228,7 @@ func TestPlanHoldBackRules(t *testing.T) {
 			},
 			instances: []Instance{running("i-m", 0), running("i-s", 1)},
 			want:      "db-master=i-s db-slave-1=i-m",
-			wantWhy:   "old master after change-over",
+			wantCause: CauseOldMaster, wantFreed: FreedPromoted,
 		},
 	}
 	for name, tc := range tests {
@@ -235,16 +241,16 @@ func TestPlanHoldBackRules(t *testing.T) {
 			if got := held(res); got != tc.wantHeld {
 				t.Errorf("held = %q, want %q", got, tc.wantHeld)
 			}
-			if tc.wantWhy != "" {
+			if tc.wantCause != "" {
 				last := tc.instances[len(tc.instances)-1].ID
 				found := false
 				for _, c := range res.Changes {
-					if c.Type == Bind && (c.InstanceID == last || strings.Contains(tc.wantWhy, "old master")) && strings.Contains(c.Reason, tc.wantWhy) {
+					if c.Type == Bind && (c.InstanceID == last || tc.wantCause == CauseOldMaster) && c.Cause == tc.wantCause && c.Freed == tc.wantFreed {
 						found = true
 					}
 				}
 				if !found {
-					t.Errorf("no Bind with reason %q:\n%s", tc.wantWhy, describeAll(res.Changes))
+					t.Errorf("no Bind with cause %q, freed %q:\n%s", tc.wantCause, tc.wantFreed, describeAll(res.Changes))
 				}
 			}
 		})
@@ -269,7 +275,7 @@ func TestPlanStoppedVersusTerminated(t *testing.T) {
 	if got := held(res); got != "web-0@i-a web-1@i-b" {
 		t.Errorf("held = %q, want web-0@i-a web-1@i-b", got)
 	}
-	if h := res.Held[0]; !h.Until.Equal(start.Add(stoppedGrace)) || !strings.Contains(h.Reason, "stopped since") {
+	if h := res.Held[0]; !h.Until.Equal(start.Add(stoppedGrace)) || h.Cause != HoldStopped || !strings.Contains(h.Reason, "stopped since") {
 		t.Errorf("stopped hold = %+v, want until %v", h, start.Add(stoppedGrace))
 	}
 
@@ -296,7 +302,7 @@ func TestPlanStoppedVersusTerminated(t *testing.T) {
 	stopAgain := w.now
 	w.now = stopAgain.Add(stoppedGrace)
 	res = w.pass()
-	if len(res.Changes) != 1 || res.Changes[0].Type != Release || !strings.Contains(res.Changes[0].Reason, "stopped for 1h0m0s") {
+	if len(res.Changes) != 1 || res.Changes[0].Type != Release || res.Changes[0].Freed != FreedStopped || !strings.Contains(res.Changes[0].Reason, "stopped for 1h0m0s") {
 		t.Fatalf("after the stopped grace: want a Release, got:\n%s", describeAll(res.Changes))
 	}
 	if got := held(res); got != "web-0@i-a" {

@@ -219,7 +219,8 @@ type slot struct {
 
 	holder  string    // holder after reaping and change-over; "" when free
 	in      *Instance // holder as observed; nil when not listed
-	freedBy string    // why the original holder lost it
+	freed   Freed     // why the original holder lost it
+	freedBy string    // the same, in words with its details
 	hold    *Hold     // why the name is kept from others (see holds)
 	cause   Cause     // why holder got it (set when holder changes)
 	aliases []string
@@ -409,7 +410,7 @@ func (pl *planner) resolveDoubles() {
 		}
 		if first, dup := pl.byHolder[s.holder]; dup {
 			pl.problem("instance %s holds %s and %s; keeping %s", s.holder, first.host, s.host, first.host)
-			s.holder, s.freedBy = "", fmt.Sprintf("%s also holds %s", s.rec.InstanceID, first.host)
+			s.holder, s.freed, s.freedBy = "", FreedDuplicate, fmt.Sprintf("%s also holds %s", s.rec.InstanceID, first.host)
 			continue
 		}
 		pl.byHolder[s.holder] = s
@@ -417,9 +418,9 @@ func (pl *planner) resolveDoubles() {
 }
 
 type reapCandidate struct {
-	s      *slot
-	absent bool
-	why    string
+	s     *slot
+	freed Freed
+	why   string
 }
 
 // reap frees the names of instances seen gone, absent past the grace
@@ -448,18 +449,18 @@ func (pl *planner) reapCandidates() (cands []reapCandidate, bound int) {
 			since := pl.missingSince(id)
 			until := since.Add(pl.p.Reap.StoppedGracePeriod)
 			if !pl.in.Now.Before(until) {
-				cands = append(cands, reapCandidate{s: s, why: "instance " + id + " stopped for " + pl.in.Now.Sub(since).String()})
+				cands = append(cands, reapCandidate{s: s, freed: FreedStopped, why: "instance " + id + " stopped for " + pl.in.Now.Sub(since).String()})
 				continue
 			}
-			s.hold = &Hold{Hostname: s.host, InstanceID: id, Until: until,
+			s.hold = &Hold{Hostname: s.host, InstanceID: id, Until: until, Cause: HoldStopped,
 				Reason: "instance " + id + " stopped since " + since.UTC().Format(time.RFC3339) + "; keeps its name until the stopped grace period ends"}
 		case in != nil && gone(in.State):
-			cands = append(cands, reapCandidate{s: s})
+			cands = append(cands, reapCandidate{s: s, freed: FreedGone})
 		case in != nil:
 			// live or stopping: keep
 		case pl.in.Observed.Complete:
 			if pl.in.Now.Sub(pl.missingSince(id)) >= pl.p.Reap.GracePeriod {
-				cands = append(cands, reapCandidate{s: s, absent: true})
+				cands = append(cands, reapCandidate{s: s, freed: FreedAbsent})
 			}
 		default:
 			// Unknown (a partial observation): keep, and keep its clock.
@@ -469,8 +470,8 @@ func (pl *planner) reapCandidates() (cands []reapCandidate, bound int) {
 		}
 	}
 	slices.SortStableFunc(cands, func(a, b reapCandidate) int {
-		if a.absent != b.absent {
-			if b.absent {
+		if aa, ba := a.freed == FreedAbsent, b.freed == FreedAbsent; aa != ba {
+			if ba {
 				return -1
 			}
 			return 1
@@ -509,13 +510,13 @@ func (pl *planner) release(cands []reapCandidate, bound int) {
 		why := c.why
 		switch {
 		case why != "":
-		case c.absent:
+		case c.freed == FreedAbsent:
 			why = "instance " + c.s.holder + " absent for " + pl.in.Now.Sub(pl.res.MissingSince[c.s.holder]).String()
 		default:
 			why = "instance " + c.s.holder + " " + string(pl.inst[c.s.holder].State)
 		}
 		if i >= limit {
-			c.s.freedBy = why + "; deferred by reap cap"
+			c.s.freed, c.s.freedBy = c.freed, why+"; deferred by reap cap"
 			if i < capLimit {
 				c.s.freedBy = why + "; refused by the release budget"
 				pl.res.OverBudget++
@@ -524,7 +525,7 @@ func (pl *planner) release(cands []reapCandidate, bound int) {
 			continue
 		}
 		delete(pl.byHolder, c.s.holder)
-		c.s.holder, c.s.freedBy = "", why
+		c.s.holder, c.s.freed, c.s.freedBy = "", c.freed, why
 		pl.res.Reaped++
 	}
 }
@@ -549,7 +550,7 @@ func (pl *planner) holds() {
 		}
 		switch {
 		case s.rec.InstanceID != "" && !pl.isLive(s.rec.InstanceID):
-			s.hold = &Hold{Hostname: s.host, InstanceID: s.rec.InstanceID, Until: pl.in.Now.Add(hb),
+			s.hold = &Hold{Hostname: s.host, InstanceID: s.rec.InstanceID, Until: pl.in.Now.Add(hb), Cause: HoldReleased,
 				Reason: "released now (" + s.freedBy + "); held back from other instances"}
 		case s.exists && s.rec.InstanceID == "" && !s.rec.ReleasedAt.IsZero():
 			until := s.rec.ReleasedAt.Add(hb)
@@ -560,7 +561,7 @@ func (pl *planner) holds() {
 			if s.rec.LastInstanceID != "" {
 				from = " from " + s.rec.LastInstanceID
 			}
-			s.hold = &Hold{Hostname: s.host, InstanceID: s.rec.LastInstanceID, Until: until,
+			s.hold = &Hold{Hostname: s.host, InstanceID: s.rec.LastInstanceID, Until: until, Cause: HoldReleased,
 				Reason: "released" + from + " at " + s.rec.ReleasedAt.UTC().Format(time.RFC3339) + "; held back from other instances"}
 		}
 	}
@@ -613,12 +614,12 @@ func (pl *planner) changeOver() {
 	pl.promote = target
 	if ts := pl.byHolder[target.ID]; ts != nil {
 		delete(pl.byHolder, target.ID)
-		ts.holder, ts.freedBy = "", target.ID+" promoted to master"
+		ts.holder, ts.freed, ts.freedBy = "", FreedPromoted, target.ID+" promoted to master"
 	}
 	if pl.master != nil && pl.master.holder != "" {
 		old := pl.master.holder
 		delete(pl.byHolder, old)
-		pl.master.holder, pl.master.freedBy = "", "master change-over to "+target.ID
+		pl.master.holder, pl.master.freed, pl.master.freedBy = "", FreedChangeOver, "master change-over to "+target.ID
 		if in := pl.inst[old]; in != nil && live(in.State) {
 			pl.demoted = in
 		}
@@ -946,6 +947,7 @@ func (pl *planner) emit() error {
 			return err
 		}
 		if ok {
+			c.Freed = freed(c, s)
 			c.Reason = reason(c, s)
 			phases[phase] = append(phases[phase], c)
 		}
@@ -961,6 +963,7 @@ func (pl *planner) emit() error {
 		if s.holder == s.rec.InstanceID {
 			c := pl.change(s, Release)
 			c.Cause = CauseReleased
+			c.Freed = freed(c, s)
 			c.Reason = reason(c, s)
 			pl.res.Deferred = append(pl.res.Deferred, c)
 		}
@@ -1053,6 +1056,15 @@ func moves(s *slot) []AliasMove {
 		out = append(out, AliasMove{Alias: a, From: s.moved[a]})
 	}
 	return out
+}
+
+// freed is why the change's name left its holder: for a release, and a
+// bind that replaces the holder.
+func freed(c Change, s *slot) Freed {
+	if c.Cause == CauseReleased || c.Type == Bind && s.rec.InstanceID != "" && s.rec.InstanceID != c.InstanceID {
+		return s.freed
+	}
+	return ""
 }
 
 // reason renders a change's Reason from its cause, the slot's history and

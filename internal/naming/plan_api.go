@@ -66,8 +66,20 @@ type Hold struct {
 	InstanceID string
 	// Until is when the hold ends and the next pass may change the name.
 	Until  time.Time
+	Cause  HoldCause
 	Reason string
 }
+
+// HoldCause is why a name is held.
+type HoldCause string
+
+const (
+	// HoldStopped: its holder is stopped, within the stopped grace period.
+	HoldStopped HoldCause = "stopped"
+	// HoldReleased: released less than HoldBack ago, kept from other
+	// instances while caches drain (its last holder may take it back).
+	HoldReleased HoldCause = "released"
+)
 
 // NextHoldEnd is the earliest Held[].Until (zero when nothing is held): a
 // caller that wants the name handed out promptly plans again then.

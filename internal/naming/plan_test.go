@@ -18,6 +18,9 @@ func TestPlanRules(t *testing.T) {
 		partial   bool
 		want      string // bound names after applying, "host=id" sorted
 		wantFirst string // optional: Describe of the first change must contain this
+		// wantFreed: hostname -> Freed of the change that takes the name
+		// from its holder.
+		wantFreed map[string]Freed
 	}{
 		"iterative from zero, oldest first": {
 			policy:    web,
@@ -109,9 +112,10 @@ func TestPlanRules(t *testing.T) {
 			want:      "web-0=i-a",
 		},
 		"absent from complete listing, no grace: released": {
-			policy:  web,
-			records: []Record{rec("web", "web-0", "i-a")},
-			want:    "",
+			policy:    web,
+			records:   []Record{rec("web", "web-0", "i-a")},
+			want:      "",
+			wantFreed: map[string]Freed{"web-0": FreedAbsent},
 		},
 		"change-over: slave promoted, old master takes its slot": {
 			policy:    withMaster(db, "i-s1"),
@@ -126,12 +130,14 @@ func TestPlanRules(t *testing.T) {
 			instances: []Instance{running("i-m", 0), running("i-s2", 2)},
 			want:      "db-master=i-s2 db-slave-1=i-m",
 			wantFirst: "release db-slave-2 from i-s2",
+			wantFreed: map[string]Freed{"db-slave-2": FreedPromoted, "db-master": FreedChangeOver},
 		},
 		"change-over with dead old master": {
 			policy:    withMaster(db, "i-s1"),
 			records:   []Record{rec("db", "db-master", "i-m"), rec("db", "db-slave-1", "i-s1")},
 			instances: []Instance{stopped(running("i-m", 0), StateTerminated), running("i-s1", 1)},
 			want:      "db-master=i-s1",
+			wantFreed: map[string]Freed{"db-slave-1": FreedPromoted, "db-master": FreedGone},
 		},
 		"desired master already master: nothing": {
 			policy:    withMaster(db, "i-m"),
@@ -144,6 +150,7 @@ func TestPlanRules(t *testing.T) {
 			records:   []Record{rec("db", "db-master", "i-m"), rec("db", "db-slave-1", "i-m")},
 			instances: []Instance{running("i-m", 0), running("i-n", 1)},
 			want:      "db-master=i-m db-slave-1=i-n",
+			wantFreed: map[string]Freed{"db-slave-1": FreedDuplicate},
 		},
 		"duplicate hostname records: live holder wins, no crash": {
 			policy:    web,
@@ -210,6 +217,18 @@ func TestPlanRules(t *testing.T) {
 			if tc.wantFirst != "" {
 				if len(res.Changes) == 0 || !strings.Contains(Describe(res.Changes[0]), tc.wantFirst) {
 					t.Errorf("first change should contain %q; changes:\n%s", tc.wantFirst, describeAll(res.Changes))
+				}
+			}
+			for _, c := range res.Changes {
+				if want, ok := tc.wantFreed[c.Hostname]; ok && c.Freed != want {
+					t.Errorf("%s: freed %q, want %q", Describe(c), c.Freed, want)
+				} else if !ok && c.Freed != "" && len(tc.wantFreed) > 0 {
+					t.Errorf("%s: freed %q, want none", Describe(c), c.Freed)
+				}
+			}
+			for host := range tc.wantFreed {
+				if !slices.ContainsFunc(res.Changes, func(c Change) bool { return c.Hostname == host }) {
+					t.Errorf("no change of %s; changes:\n%s", host, describeAll(res.Changes))
 				}
 			}
 			again, err := Plan(in)

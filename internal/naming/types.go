@@ -171,6 +171,9 @@ type Change struct {
 	// (plus, for a release or a replaced holder, what freed the name).
 	Cause        Cause
 	MovedAliases []AliasMove
+	// Freed is why the previous holder lost the name: on a release, and
+	// on a bind that replaces a holder ("" otherwise).
+	Freed Freed
 	// Reason is a short human explanation ("new instance", "master
 	// change-over", "instance terminated", "alias a moved from web-1", …).
 	Reason string
@@ -193,6 +196,19 @@ const (
 	CauseStaleGap       Cause = "gap still had an ip or aliases"
 	CauseIPChanged      Cause = "ip changed"
 	CauseAliasesChanged Cause = "aliases changed"
+)
+
+// Freed is why a name's holder lost it. Reason adds the details (how
+// long stopped or absent, which name a duplicate keeps, who was promoted).
+type Freed string
+
+const (
+	FreedGone       Freed = "gone"        // its instance seen terminated or shutting down
+	FreedStopped    Freed = "stopped"     // stopped past the stopped grace period
+	FreedAbsent     Freed = "absent"      // missing from complete listings past the grace period
+	FreedDuplicate  Freed = "duplicate"   // its instance holds another name of the service
+	FreedPromoted   Freed = "promoted"    // its instance was promoted to master
+	FreedChangeOver Freed = "change-over" // the master, handed to the promoted instance
 )
 
 // AliasMove is an alias a change takes from another record (a newer claim
