@@ -22,6 +22,7 @@ import (
 
 type adoptFlags struct {
 	storeFlags
+	log                         logFlags
 	ec2Endpoint, region, output string
 	services                    []string
 	noEC2, apply                bool

@@ -21,9 +21,6 @@ import (
 // given instead, the embedded store's files the controller keeps there.
 type storeFlags struct {
 	server, dataDir, database string
-	// log is the command's logging flags (plan, adopt); the controller
-	// builds its own logger.
-	log logFlags
 	// fl tells whether --data-dir or --ledger was given.
 	fl *pflag.FlagSet
 	// createDataDir makes a missing --data-dir (the controller owns its

@@ -26,6 +26,7 @@ const exitPending = 2
 
 type planFlags struct {
 	storeFlags
+	log                         logFlags
 	ec2Endpoint, region, output string
 	services                    []string
 	reap                        reapFlags

@@ -39,6 +39,13 @@ type Options struct {
 	Clock      clock.PassiveClock // the real clock when nil
 }
 
+func (o Options) clock() clock.PassiveClock {
+	if o.Clock == nil {
+		return clock.RealClock{}
+	}
+	return o.Clock
+}
+
 // maxRounds bounds claim-then-read-back rounds lost to writers without
 // compare-and-set (1.x clients).
 const maxRounds = 3
@@ -48,12 +55,8 @@ const maxRounds = 3
 // ErrAlreadyMaster (wrapped) for a refused promote; store errors as
 // ledger.Claim returns them; ErrNoName (wrapped) after maxRounds rounds.
 func Claim(ctx context.Context, c naming.NodeClaim, opts Options) (string, error) {
-	clk := opts.Clock
-	if clk == nil {
-		clk = clock.RealClock{}
-	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("service", c.Info.Service, "instance", c.InstanceID)
-	plan, err := Planner(ctx, c, opts.Store, opts.AliasRules, clk)
+	plan, err := Planner(ctx, c, opts.Store, opts.AliasRules, opts.clock())
 	if err != nil {
 		return "", err
 	}
@@ -143,10 +146,7 @@ func HoldBack(ctx context.Context, store ledger.PolicyStore, service string, def
 // Claim would make now and the name the instance would hold after them
 // ("" if none).
 func Preview(ctx context.Context, c naming.NodeClaim, opts Options) ([]naming.Change, string, error) {
-	clk := opts.Clock
-	if clk == nil {
-		clk = clock.RealClock{}
-	}
+	clk := opts.clock()
 	plan, err := Planner(ctx, c, opts.Store, opts.AliasRules, clk)
 	if err != nil {
 		return nil, "", err
